@@ -1,0 +1,37 @@
+//! # lsnn-core
+//!
+//! The LSNN neuron model of Bellec et al. (NeurIPS 2018) — recurrent LIF and adaptive-threshold
+//! ALIF neurons with synaptic delays, refractoriness and soft reset — as a `no_std`,
+//! allocation-free library: the exact dynamics of the original TensorFlow code, sparse delayed
+//! connectivity driven by spike events, the tutorials' readout, and a compact model format.
+//!
+//! The equations live in [`neuron`] only; [`Cell`] delivers spikes and calls them per neuron.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod cell;
+mod error;
+pub mod neuron;
+mod readout;
+mod real;
+mod state;
+pub mod synapse;
+
+pub use cell::{Cell, CurrentNoise, NoNoise};
+pub use error::CoreError;
+pub use neuron::{
+    neuron_step, neuron_step_backward, pseudo_derivative, CellConfig, Neuron, NeuronBackward,
+    NeuronGrad, NeuronState, NeuronStep, StepConsts,
+};
+pub use readout::{argmax, downsample, exp_convolve, Readout};
+pub use real::Real;
+pub use state::{fixed_state, CellState, FixedCellState};
+pub use synapse::{CsrRef, DenseRef, Synapses};
+#[cfg(feature = "alloc")]
+pub use synapse::Csr;

@@ -1,0 +1,278 @@
+//! The LSNN neuron: the one place where the ALIF equations live.
+//!
+//! Every backend (this crate's event-driven cell, the batched host trainer, the GPU kernels)
+//! calls or mirrors [`neuron_step`] and [`neuron_step_backward`]; the fixtures pin the mirrors.
+//! LIF neurons are ALIF neurons with `beta = 0`: there is no separate LIF code path.
+
+use crate::{CoreError, Real};
+
+/// Global parameters of an LSNN cell, as given to the original `ALIF` constructor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CellConfig<F> {
+    /// Simulation time step `dt` in ms.
+    pub dt: F,
+    /// Adaptation time constant `tau_a` in ms (shared by all neurons).
+    pub tau_adaptation: F,
+    /// Voltage unit `V0`: multiplies the weights and the adaptive part of the threshold.
+    pub v0: F,
+    /// Number of delay slots `D`: synaptic delay indices are `0..D`.
+    pub n_delay: usize,
+    /// Refractory period `R` in steps (0 = none).
+    pub n_refractory: usize,
+    /// Height of the pseudo-derivative of the spike (trainers only).
+    pub dampening_factor: F,
+    /// Standard deviation of the Gaussian current noise (0 = off).
+    pub injected_noise_current: F,
+}
+
+impl<F: Real> CellConfig<F> {
+    /// The original's defaults: dt 1 ms, tau_a 200 ms, V0 1, D 1, R 0, dampening 0.3, no noise.
+    pub fn new() -> Self {
+        CellConfig {
+            dt: F::one(),
+            tau_adaptation: F::of(200.0),
+            v0: F::one(),
+            n_delay: 1,
+            n_refractory: 0,
+            dampening_factor: F::of(0.3),
+            injected_noise_current: F::zero(),
+        }
+    }
+
+    /// Checks that every parameter is usable.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        positive("dt", self.dt)?;
+        positive("tau_adaptation", self.tau_adaptation)?;
+        positive("V0", self.v0)?;
+        finite("dampening_factor", self.dampening_factor)?;
+        finite("injected_noise_current", self.injected_noise_current)?;
+        if self.injected_noise_current < F::zero() {
+            return Err(CoreError::Parameter {
+                what: "injected_noise_current",
+                why: "must be >= 0",
+            });
+        }
+        if self.n_delay == 0 || self.n_delay > usize::from(u8::MAX) + 1 {
+            return Err(CoreError::Size {
+                what: "n_delay",
+                value: self.n_delay,
+                allowed: "1..=256",
+            });
+        }
+        if self.n_refractory > usize::from(u16::MAX) {
+            return Err(CoreError::Size {
+                what: "n_refractory",
+                value: self.n_refractory,
+                allowed: "0..=65535",
+            });
+        }
+        Ok(())
+    }
+
+    /// The constants one step needs, derived once.
+    pub fn step_consts(&self) -> StepConsts<F> {
+        let decay_b = (-self.dt / self.tau_adaptation).exp();
+        StepConsts {
+            dt: self.dt,
+            decay_b,
+            one_minus_decay_b: F::one() - decay_b,
+            v0: self.v0,
+            spike: F::one() / self.dt,
+            dampening_factor: self.dampening_factor,
+        }
+    }
+}
+
+impl<F: Real> Default for CellConfig<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Cell-wide constants of one step, derived from [`CellConfig`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepConsts<F> {
+    /// Time step in ms.
+    pub dt: F,
+    /// Adaptation decay `exp(-dt / tau_a)`.
+    pub decay_b: F,
+    /// `1 - decay_b`.
+    pub one_minus_decay_b: F,
+    /// Voltage unit.
+    pub v0: F,
+    /// Value of a spike, `1 / dt`.
+    pub spike: F,
+    /// Height of the pseudo-derivative.
+    pub dampening_factor: F,
+}
+
+/// Per-neuron constants.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Neuron<F> {
+    /// Membrane decay `exp(-dt / tau)`.
+    pub decay: F,
+    /// `1 - decay`.
+    pub one_minus_decay: F,
+    /// Baseline threshold (in V0 units already, so not scaled by V0).
+    pub thr: F,
+    /// Adaptation strength; 0 makes the neuron an exact LIF neuron.
+    pub beta: F,
+}
+
+impl<F: Real> Neuron<F> {
+    /// Derives the constants of a neuron with membrane time constant `tau` (ms).
+    pub fn new(tau: F, thr: F, beta: F, dt: F) -> Result<Self, CoreError> {
+        positive("tau", tau)?;
+        positive("thr", thr)?;
+        finite("beta", beta)?;
+        let decay = (-dt / tau).exp();
+        Ok(Neuron {
+            decay,
+            one_minus_decay: F::one() - decay,
+            thr,
+            beta,
+        })
+    }
+
+    /// The threshold `A = thr + b * beta * V0` for adaptation variable `b`.
+    #[inline(always)]
+    pub fn threshold(&self, b: F, v0: F) -> F {
+        self.thr + b * self.beta * v0
+    }
+}
+
+/// The state of one neuron between steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NeuronState<F> {
+    /// Membrane voltage.
+    pub v: F,
+    /// Spike output of the last step (0 or 1/dt).
+    pub z: F,
+    /// Threshold adaptation variable.
+    pub b: F,
+}
+
+/// What one step of one neuron produces.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NeuronStep<F> {
+    /// The new state (`v_new`, `z_new`, `b_new`).
+    pub state: NeuronState<F>,
+    /// The threshold `A` used in this step.
+    pub thr: F,
+    /// `(v_prev - A) / A`, the argument of the spike function.
+    pub v_scaled: F,
+}
+
+/// One step of one ALIF neuron (semantics page, steps 2-8).
+///
+/// `i_t` is the current that arrives now (delay slot 0, plus noise); `refractory` is true when
+/// the neuron spiked within the last `R` steps. The spike is decided from the PREVIOUS voltage,
+/// and the soft reset of the previous spike uses THIS step's threshold: both as in the original.
+#[inline(always)]
+pub fn neuron_step<F: Real>(
+    n: &Neuron<F>,
+    k: &StepConsts<F>,
+    prev: NeuronState<F>,
+    i_t: F,
+    refractory: bool,
+) -> NeuronStep<F> {
+    let b = k.decay_b * prev.b + k.one_minus_decay_b * prev.z;
+    let thr = n.threshold(b, k.v0);
+    let v = n.decay * prev.v + n.one_minus_decay * i_t - prev.z * thr * k.dt;
+    let v_scaled = (prev.v - thr) / thr;
+    let z = if v_scaled > F::zero() && !refractory {
+        k.spike
+    } else {
+        F::zero()
+    };
+    NeuronStep {
+        state: NeuronState { v, z, b },
+        thr,
+        v_scaled,
+    }
+}
+
+/// The pseudo-derivative `dz/dv_scaled = dampening * max(0, 1 - |v_scaled|)`.
+#[inline(always)]
+pub fn pseudo_derivative<F: Real>(v_scaled: F, dampening_factor: F) -> F {
+    (F::one() - v_scaled.abs()).max(F::zero()) * dampening_factor
+}
+
+/// Adjoints (dL/d...) of one neuron's quantities.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NeuronGrad<F> {
+    /// dL/dv.
+    pub v: F,
+    /// dL/dz.
+    pub z: F,
+    /// dL/db.
+    pub b: F,
+}
+
+/// Adjoints flowing out of one backward step of one neuron.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NeuronBackward<F> {
+    /// dL/d(previous state) through this step's equations. `z` excludes the recurrent synapses,
+    /// which the caller adds from the input-current adjoints of later steps.
+    pub prev: NeuronGrad<F>,
+    /// dL/d(input current i_t).
+    pub i_t: F,
+}
+
+/// Reverse-mode derivative of [`neuron_step`] with the pseudo-derivative in place of H'.
+///
+/// `prev` is the state the forward step started from, `b_new` the adaptation it produced and
+/// `out` the adjoints of its outputs (`v_new`, `z_new`, `b_new`); `out_thr` is any direct
+/// adjoint of the threshold output `A`. Nothing is stopped: gradients flow through the reset,
+/// through `A` (hence `b`), and through the division by `A` inside `v_scaled`.
+#[inline(always)]
+pub fn neuron_step_backward<F: Real>(
+    n: &Neuron<F>,
+    k: &StepConsts<F>,
+    prev: NeuronState<F>,
+    b_new: F,
+    refractory: bool,
+    out: NeuronGrad<F>,
+    out_thr: F,
+) -> NeuronBackward<F> {
+    let thr = n.threshold(b_new, k.v0);
+    let v_scaled = (prev.v - thr) / thr;
+    let g_v_scaled = if refractory {
+        F::zero()
+    } else {
+        out.z * k.spike * pseudo_derivative(v_scaled, k.dampening_factor)
+    };
+    let g_thr = out_thr - g_v_scaled * prev.v / (thr * thr) - out.v * prev.z * k.dt;
+    let g_b_new = out.b + g_thr * n.beta * k.v0;
+    NeuronBackward {
+        prev: NeuronGrad {
+            v: n.decay * out.v + g_v_scaled / thr,
+            z: k.one_minus_decay_b * g_b_new - out.v * thr * k.dt,
+            b: k.decay_b * g_b_new,
+        },
+        i_t: n.one_minus_decay * out.v,
+    }
+}
+
+fn finite<F: Real>(what: &'static str, x: F) -> Result<(), CoreError> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(CoreError::Parameter {
+            what,
+            why: "must be finite",
+        })
+    }
+}
+
+fn positive<F: Real>(what: &'static str, x: F) -> Result<(), CoreError> {
+    finite(what, x)?;
+    if x > F::zero() {
+        Ok(())
+    } else {
+        Err(CoreError::Parameter {
+            what,
+            why: "must be > 0",
+        })
+    }
+}

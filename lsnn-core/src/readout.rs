@@ -1,0 +1,185 @@
+//! The tutorials' readout: exponentially filtered spikes, a linear layer, windowed means.
+
+use crate::{CoreError, Real};
+
+/// `exp_convolve`: `a_t = a_{t-1} * decay + (1 - decay) * x_t`, `a_{-1} = 0`, over `x` laid out
+/// `[T, C]` row-major; writes `out` `[T, C]`.
+pub fn exp_convolve<F: Real>(
+    x: &[F],
+    n_channels: usize,
+    decay: F,
+    out: &mut [F],
+) -> Result<(), CoreError> {
+    if n_channels == 0 || x.len() % n_channels != 0 {
+        return Err(CoreError::Length {
+            what: "exp_convolve input (T x C)",
+            expected: n_channels.max(1) * (x.len() / n_channels.max(1)),
+            got: x.len(),
+        });
+    }
+    check_len("exp_convolve output (T x C)", x.len(), out.len())?;
+    let one_minus = F::one() - decay;
+    let mut prev_row: Option<usize> = None;
+    for (t, row) in x.chunks_exact(n_channels).enumerate() {
+        for (c, &xc) in row.iter().enumerate() {
+            let a_prev = prev_row.map_or(F::zero(), |p| out[p + c]);
+            out[t * n_channels + c] = a_prev * decay + one_minus * xc;
+        }
+        prev_row = Some(t * n_channels);
+    }
+    Ok(())
+}
+
+/// `downsample`: splits the T rows of `x` (`[T, C]`) into `new_size` equal consecutive chunks
+/// and writes the mean of each into `out` (`[new_size, C]`). T must be a multiple of new_size.
+pub fn downsample<F: Real>(
+    x: &[F],
+    n_channels: usize,
+    new_size: usize,
+    out: &mut [F],
+) -> Result<(), CoreError> {
+    if n_channels == 0 || x.len() % n_channels != 0 {
+        return Err(CoreError::Length {
+            what: "downsample input (T x C)",
+            expected: n_channels.max(1) * (x.len() / n_channels.max(1)),
+            got: x.len(),
+        });
+    }
+    let n_t = x.len() / n_channels;
+    if new_size == 0 || n_t % new_size != 0 {
+        return Err(CoreError::Size {
+            what: "downsample new_size",
+            value: new_size,
+            allowed: "a divisor of the number of time steps",
+        });
+    }
+    check_len("downsample output (new_size x C)", new_size * n_channels, out.len())?;
+    let chunk = n_t / new_size;
+    let scale = F::one() / F::of(chunk as f64);
+    for (k, rows) in x.chunks_exact(chunk * n_channels).enumerate() {
+        let o = &mut out[k * n_channels..(k + 1) * n_channels];
+        o.fill(F::zero());
+        for row in rows.chunks_exact(n_channels) {
+            for (acc, &v) in o.iter_mut().zip(row) {
+                *acc = *acc + v;
+            }
+        }
+        for acc in o.iter_mut() {
+            *acc = *acc * scale;
+        }
+    }
+    Ok(())
+}
+
+/// The linear readout `out = exp_convolve(z) @ w_out + b_out`, run event by event.
+///
+/// Because the filter is linear, filtering `z @ w_out` equals `exp_convolve(z) @ w_out`; doing
+/// it on the O outputs instead of the N neurons makes a step cost O(O + spikes x O).
+#[derive(Clone, Copy, Debug)]
+pub struct Readout<'a, F> {
+    w_out: &'a [F],
+    b_out: Option<&'a [F]>,
+    n_rec: usize,
+    n_out: usize,
+    decay: F,
+}
+
+impl<'a, F: Real> Readout<'a, F> {
+    /// `w_out` is `[N, O]` row-major; `tau_out` in ms (20 in the tutorials).
+    pub fn new(
+        w_out: &'a [F],
+        b_out: Option<&'a [F]>,
+        n_rec: usize,
+        tau_out: F,
+        dt: F,
+    ) -> Result<Self, CoreError> {
+        if n_rec == 0 || w_out.is_empty() || w_out.len() % n_rec != 0 {
+            return Err(CoreError::Length {
+                what: "w_out (n_rec x n_out)",
+                expected: n_rec * (w_out.len() / n_rec.max(1)).max(1),
+                got: w_out.len(),
+            });
+        }
+        let n_out = w_out.len() / n_rec;
+        if let Some(b) = b_out {
+            check_len("b_out (n_out)", n_out, b.len())?;
+        }
+        if !(tau_out.is_finite() && tau_out > F::zero()) {
+            return Err(CoreError::Parameter {
+                what: "tau_out",
+                why: "must be finite and > 0",
+            });
+        }
+        let all_finite = w_out.iter().chain(b_out.unwrap_or(&[])).all(|w| w.is_finite());
+        if !all_finite {
+            return Err(CoreError::Parameter {
+                what: "readout weights",
+                why: "must be finite",
+            });
+        }
+        Ok(Readout {
+            w_out,
+            b_out,
+            n_rec,
+            n_out,
+            decay: (-dt / tau_out).exp(),
+        })
+    }
+
+    /// Number of outputs O.
+    pub fn n_out(&self) -> usize {
+        self.n_out
+    }
+
+    /// The filter decay `exp(-dt / tau_out)`.
+    pub fn decay(&self) -> F {
+        self.decay
+    }
+
+    /// Advances the filtered output `filtered` (length O) by the spikes `z` of one step and
+    /// writes this step's output (with bias) to `out` (length O).
+    pub fn step(&self, z: &[F], filtered: &mut [F], out: &mut [F]) -> Result<(), CoreError> {
+        check_len("readout spikes (n_rec)", self.n_rec, z.len())?;
+        check_len("readout filter state (n_out)", self.n_out, filtered.len())?;
+        check_len("readout output (n_out)", self.n_out, out.len())?;
+        for y in filtered.iter_mut() {
+            *y = *y * self.decay;
+        }
+        let gain = F::one() - self.decay;
+        for (j, &zj) in z.iter().enumerate() {
+            if zj != F::zero() {
+                let row = &self.w_out[j * self.n_out..(j + 1) * self.n_out];
+                for (y, &w) in filtered.iter_mut().zip(row) {
+                    *y = *y + gain * zj * w;
+                }
+            }
+        }
+        for (k, (o, &y)) in out.iter_mut().zip(filtered.iter()).enumerate() {
+            *o = y + self.b_out.map_or(F::zero(), |b| b[k]);
+        }
+        Ok(())
+    }
+}
+
+/// Index of the largest value (first one on ties), the predicted class.
+pub fn argmax<F: Real>(x: &[F]) -> Option<usize> {
+    let mut best: Option<(usize, F)> = None;
+    for (i, &v) in x.iter().enumerate() {
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CoreError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(CoreError::Length {
+            what,
+            expected,
+            got,
+        })
+    }
+}
