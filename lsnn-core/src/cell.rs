@@ -111,7 +111,7 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
         CellState::new(floats, counters, self.n_rec(), self.config.n_delay)
     }
 
-    /// Advances `state` by one step with input `x` (length n_in; zeros cost nothing).
+    /// Advances `state` by one step with the dense input `x` (length n_in; zeros cost nothing).
     ///
     /// Afterwards `state.z()`, `state.v()` are the step's outputs `z_new`, `v_new`, and
     /// [`Cell::threshold`] of `state.b()` gives its threshold `A`.
@@ -127,27 +127,46 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
         Noise: CurrentNoise<F>,
     {
         check_len("input x_t (n_in)", self.n_in(), x.len())?;
+        let events = x
+            .iter()
+            .enumerate()
+            .filter(|(_, &xi)| xi != F::zero())
+            .map(|(i, &xi)| (i, xi));
+        self.step_events(state, events, noise)
+    }
+
+    /// Advances `state` by one step whose input is given as events `(input index, value)`
+    /// (a spike is value 1); inputs not listed are 0.
+    pub fn step_events<S, C, Noise, E>(
+        &self,
+        state: &mut CellState<F, S, C>,
+        events: E,
+        noise: &mut Noise,
+    ) -> Result<(), CoreError>
+    where
+        S: AsRef<[F]> + AsMut<[F]>,
+        C: AsRef<[u16]> + AsMut<[u16]>,
+        Noise: CurrentNoise<F>,
+        E: IntoIterator<Item = (usize, F)>,
+    {
         check_len("state n_rec", self.n_rec(), state.n_rec())?;
         check_len("state n_delay", self.config.n_delay, state.n_delay())?;
-        self.deliver_inputs(state, x);
+        for (i, xi) in events {
+            if i >= self.n_in() {
+                return Err(CoreError::Size {
+                    what: "input event index",
+                    value: i,
+                    allowed: "< n_in",
+                });
+            }
+            self.w_in.for_each_outgoing(i, |target, delay, w| {
+                state.add_future_current(target, delay, xi * w)
+            });
+        }
         self.deliver_recurrent(state);
         self.update_neurons(state, noise);
         state.advance();
         Ok(())
-    }
-
-    fn deliver_inputs<S, C>(&self, state: &mut CellState<F, S, C>, x: &[F])
-    where
-        S: AsRef<[F]> + AsMut<[F]>,
-        C: AsRef<[u16]> + AsMut<[u16]>,
-    {
-        for (i, &xi) in x.iter().enumerate() {
-            if xi != F::zero() {
-                self.w_in.for_each_outgoing(i, |target, delay, w| {
-                    state.add_future_current(target, delay, xi * w)
-                });
-            }
-        }
     }
 
     /// Uses the PREVIOUS spikes, still in `state.z()`.
