@@ -17,6 +17,7 @@ extern crate std;
 
 mod cell;
 mod error;
+pub mod model;
 pub mod neuron;
 mod readout;
 mod real;
@@ -25,13 +26,14 @@ pub mod synapse;
 
 pub use cell::{Cell, CurrentNoise, NoNoise};
 pub use error::CoreError;
+pub use model::{LeF32Slice, Model, ModelParts, ModelSynapses};
 pub use neuron::{
     neuron_step, neuron_step_backward, pseudo_derivative, CellConfig, Neuron, NeuronBackward,
     NeuronGrad, NeuronState, NeuronStep, StepConsts,
 };
-pub use readout::{argmax, downsample, exp_convolve, Readout};
+pub use readout::{argmax, downsample, exp_convolve, Readout, WeightSource};
 pub use real::Real;
 pub use state::{fixed_state, CellState, FixedCellState};
-pub use synapse::{CsrRef, DenseRef, Synapses};
 #[cfg(feature = "alloc")]
 pub use synapse::Csr;
+pub use synapse::{CsrRef, DenseRef, Synapses};

@@ -1,6 +1,7 @@
 //! The tutorials' readout: exponentially filtered spikes, a linear layer, windowed means.
 
 use crate::{CoreError, Real};
+use core::marker::PhantomData;
 
 /// `exp_convolve`: `a_t = a_{t-1} * decay + (1 - decay) * x_t`, `a_{-1} = 0`, over `x` laid out
 /// `[T, C]` row-major; writes `out` `[T, C]`.
@@ -53,7 +54,11 @@ pub fn downsample<F: Real>(
             allowed: "a divisor of the number of time steps",
         });
     }
-    check_len("downsample output (new_size x C)", new_size * n_channels, out.len())?;
+    check_len(
+        "downsample output (new_size x C)",
+        new_size * n_channels,
+        out.len(),
+    )?;
     let chunk = n_t / new_size;
     let scale = F::one() / F::of(chunk as f64);
     for (k, rows) in x.chunks_exact(chunk * n_channels).enumerate() {
@@ -71,17 +76,52 @@ pub fn downsample<F: Real>(
     Ok(())
 }
 
+/// Read access to a flat sequence of weights, so that a [`Readout`] can run from a plain slice
+/// or straight from the little-endian bytes of a model (no copy, no allocation).
+pub trait WeightSource<F> {
+    /// Number of weights.
+    fn len(&self) -> usize;
+
+    /// True when there are no weights.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f(k, w[start + k])` for `k` in `0..n`, stopping early at the end of the source.
+    fn for_each_in(&self, start: usize, n: usize, f: impl FnMut(usize, F));
+}
+
+impl<F: Copy> WeightSource<F> for &[F] {
+    fn len(&self) -> usize {
+        <[F]>::len(self)
+    }
+
+    #[inline(always)]
+    fn for_each_in(&self, start: usize, n: usize, mut f: impl FnMut(usize, F)) {
+        let end = start.saturating_add(n).min(<[F]>::len(self));
+        if let Some(part) = self.get(start..end) {
+            for (k, &w) in part.iter().enumerate() {
+                f(k, w);
+            }
+        }
+    }
+}
+
 /// The linear readout `out = exp_convolve(z) @ w_out + b_out`, run event by event.
 ///
 /// Because the filter is linear, filtering `z @ w_out` equals `exp_convolve(z) @ w_out`; doing
 /// it on the O outputs instead of the N neurons makes a step cost O(O + spikes x O).
+///
+/// The weights are borrowed slices by default; any [`WeightSource`] works (see
+/// [`Readout::from_weights`]), e.g. the weights inside a parsed [`crate::model::Model`].
 #[derive(Clone, Copy, Debug)]
-pub struct Readout<'a, F> {
-    w_out: &'a [F],
-    b_out: Option<&'a [F]>,
+pub struct Readout<'a, F, W = &'a [F]> {
+    w_out: W,
+    b_out: Option<W>,
     n_rec: usize,
     n_out: usize,
     decay: F,
+    _borrow: PhantomData<&'a [F]>,
 }
 
 impl<'a, F: Real> Readout<'a, F> {
@@ -89,6 +129,19 @@ impl<'a, F: Real> Readout<'a, F> {
     pub fn new(
         w_out: &'a [F],
         b_out: Option<&'a [F]>,
+        n_rec: usize,
+        tau_out: F,
+        dt: F,
+    ) -> Result<Self, CoreError> {
+        Self::from_weights(w_out, b_out, n_rec, tau_out, dt)
+    }
+}
+
+impl<F: Real, W: WeightSource<F>> Readout<'_, F, W> {
+    /// As [`Readout::new`], with the weights behind any [`WeightSource`].
+    pub fn from_weights(
+        w_out: W,
+        b_out: Option<W>,
         n_rec: usize,
         tau_out: F,
         dt: F,
@@ -101,7 +154,7 @@ impl<'a, F: Real> Readout<'a, F> {
             });
         }
         let n_out = w_out.len() / n_rec;
-        if let Some(b) = b_out {
+        if let Some(b) = &b_out {
             check_len("b_out (n_out)", n_out, b.len())?;
         }
         if !(tau_out.is_finite() && tau_out > F::zero()) {
@@ -110,7 +163,11 @@ impl<'a, F: Real> Readout<'a, F> {
                 why: "must be finite and > 0",
             });
         }
-        let all_finite = w_out.iter().chain(b_out.unwrap_or(&[])).all(|w| w.is_finite());
+        let mut all_finite = true;
+        w_out.for_each_in(0, w_out.len(), |_, w| all_finite &= w.is_finite());
+        if let Some(b) = &b_out {
+            b.for_each_in(0, b.len(), |_, w| all_finite &= w.is_finite());
+        }
         if !all_finite {
             return Err(CoreError::Parameter {
                 what: "readout weights",
@@ -123,6 +180,7 @@ impl<'a, F: Real> Readout<'a, F> {
             n_rec,
             n_out,
             decay: (-dt / tau_out).exp(),
+            _borrow: PhantomData,
         })
     }
 
@@ -148,14 +206,22 @@ impl<'a, F: Real> Readout<'a, F> {
         let gain = F::one() - self.decay;
         for (j, &zj) in z.iter().enumerate() {
             if zj != F::zero() {
-                let row = &self.w_out[j * self.n_out..(j + 1) * self.n_out];
-                for (y, &w) in filtered.iter_mut().zip(row) {
-                    *y = *y + gain * zj * w;
-                }
+                self.w_out.for_each_in(j * self.n_out, self.n_out, |k, w| {
+                    if let Some(y) = filtered.get_mut(k) {
+                        *y = *y + gain * zj * w;
+                    }
+                });
             }
         }
-        for (k, (o, &y)) in out.iter_mut().zip(filtered.iter()).enumerate() {
-            *o = y + self.b_out.map_or(F::zero(), |b| b[k]);
+        for (o, &y) in out.iter_mut().zip(filtered.iter()) {
+            *o = y + F::zero();
+        }
+        if let Some(b) = &self.b_out {
+            b.for_each_in(0, self.n_out, |k, bk| {
+                if let (Some(o), Some(&y)) = (out.get_mut(k), filtered.get(k)) {
+                    *o = y + bk;
+                }
+            });
         }
         Ok(())
     }

@@ -147,6 +147,11 @@ impl<F: Real, S: AsRef<[F]> + AsMut<[F]>, C: AsRef<[u16]> + AsMut<[u16]>> CellSt
         self.refractory_left.as_mut()[j] = left as u16;
     }
 
+    /// Sets how many refractory steps neuron `j` has left.
+    pub fn set_refractory_left(&mut self, j: usize, left: u16) {
+        self.refractory_left.as_mut()[j] = left;
+    }
+
     #[inline(always)]
     fn slot_offset(&self, delay: usize) -> usize {
         let slot = (self.head + delay) % self.n_delay;

@@ -119,6 +119,26 @@ impl<'a, F: Real> CsrRef<'a, F> {
     pub fn nnz(&self) -> usize {
         self.targets.len()
     }
+
+    /// Row starts, `n_pre + 1` entries.
+    pub fn offsets(&self) -> &'a [u32] {
+        self.offsets
+    }
+
+    /// Postsynaptic neuron of each synapse.
+    pub fn targets(&self) -> &'a [u16] {
+        self.targets
+    }
+
+    /// Delay index of each synapse.
+    pub fn delays(&self) -> &'a [u8] {
+        self.delays
+    }
+
+    /// Effective weight of each synapse.
+    pub fn weights(&self) -> &'a [F] {
+        self.weights
+    }
 }
 
 impl<F: Real> Synapses<F> for CsrRef<'_, F> {
@@ -158,7 +178,10 @@ impl<'a, F: Real> DenseRef<'a, F> {
         weights: &'a [F],
         delays: &'a [u8],
     ) -> Result<Self, CoreError> {
-        for (what, len) in [("dense weights", weights.len()), ("dense delays", delays.len())] {
+        for (what, len) in [
+            ("dense weights", weights.len()),
+            ("dense delays", delays.len()),
+        ] {
             if len != n_pre * n_post {
                 return Err(CoreError::Length {
                     what,
@@ -231,8 +254,10 @@ mod owned {
             v0: F,
             no_autapse: bool,
         ) -> Result<Self, CoreError> {
-            for (what, len) in [("dense weights", weights.len()), ("dense delays", delays.len())]
-            {
+            for (what, len) in [
+                ("dense weights", weights.len()),
+                ("dense delays", delays.len()),
+            ] {
                 if len != n_pre * n_post {
                     return Err(CoreError::Length {
                         what,
