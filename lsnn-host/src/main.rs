@@ -1,1 +1,216 @@
-fn main() {}
+//! The `lsnn-host` command line. Library code returns `Result`s; only this file prints.
+//!
+//! Exit codes: 0 success, 1 a check failed, 2 bad input (malformed or unreadable files, bad
+//! arguments).
+
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use lsnn_host::apps::bench::{bench, BenchTask};
+use lsnn_host::apps::store_recall::{Hooks, Session, StoreRecallFlags};
+use lsnn_host::apps::{config, infer};
+use lsnn_host::fixture::{check_file, expand_paths, select_backends, CheckOptions, Summary};
+use lsnn_host::HostError;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// LSNN on a workstation.
+#[derive(Debug, Parser)]
+#[command(name = "lsnn-host", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a tutorial task.
+    Train {
+        #[command(subcommand)]
+        task: TrainTask,
+    },
+    /// Run an exported model (.lsnn) through lsnn-core on generated task data.
+    Infer(infer::InferArgs),
+    /// Time full training iterations of a tutorial configuration.
+    Bench(BenchArgs),
+    /// Work with fixture files (lsnn-fixture/1).
+    Fixtures {
+        #[command(subcommand)]
+        command: FixturesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TrainTask {
+    /// The store-recall task of tutorial_storerecall_with_LSNN.py (all its flags, kebab case).
+    #[command(args_override_self = true)]
+    StoreRecall {
+        #[command(flatten)]
+        flags: StoreRecallFlags,
+        /// Read flags from a TOML file (keys = flag names); flags given here override it.
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+        /// Continue the run saved in DIR exactly (its flags; --n-iter may raise the total).
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Which tutorial configuration.
+    #[arg(long, value_enum)]
+    task: BenchTask,
+    /// Batch size (default: the tutorial's, 128 or 256).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Timed iterations (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// cpu, or cuda (needs a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum FixturesCommand {
+    /// Check fixture files against every backend that computes their quantities.
+    ///
+    /// Prints one line per (file, backend, quantity): PASS/FAIL, the file, the backend
+    /// ("(f32)" when a float64 fixture is checked in f32, "-" when none computes the quantity),
+    /// the quantity and its largest error. Exits 0 if all passed, 1 if a check failed, 2 if a
+    /// file was malformed or unreadable.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Fixture files, or directories whose *.json files are checked (sorted).
+    #[arg(required = true, value_name = "FILE")]
+    paths: Vec<PathBuf>,
+    /// Only these backends (repeatable; default: all available).
+    #[arg(long = "backend", value_name = "NAME")]
+    backends: Vec<String>,
+    /// Also check float64 fixtures in f32 on backends that compute in f64 (as "(f32)" lines).
+    #[arg(long)]
+    also_f32: bool,
+}
+
+fn main() -> ExitCode {
+    let argv = match config::expand_config_args(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => return fail(&e),
+    };
+    let matches = Cli::command().get_matches_from(argv);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let code = match cli.command {
+        Command::Fixtures {
+            command: FixturesCommand::Check(args),
+        } => fixtures_check(&args),
+        Command::Train { task } => train(task, &matches),
+        Command::Infer(args) => match infer::infer(&args) {
+            Ok(report) => {
+                println!("{}", report.summary_line());
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                0
+            }
+            Err(e) => fail_code(&e),
+        },
+        Command::Bench(args) => run_bench(&args),
+    };
+    ExitCode::from(code)
+}
+
+/// 2 for bad input (flags, files, checkpoints), 1 for a computation that failed.
+fn fail_code(e: &HostError) -> u8 {
+    eprintln!("error: {e}");
+    match e {
+        HostError::Training { .. } | HostError::NonFinite { .. } => 1,
+        _ => 2,
+    }
+}
+
+fn fail(e: &HostError) -> ExitCode {
+    ExitCode::from(fail_code(e))
+}
+
+fn train(task: TrainTask, matches: &ArgMatches) -> u8 {
+    let TrainTask::StoreRecall { flags, resume, .. } = task;
+    let explicit_n_iter = matches
+        .subcommand()
+        .and_then(|(_, m)| m.subcommand())
+        .and_then(|(_, m)| m.value_source("n_iter"))
+        == Some(clap::parser::ValueSource::CommandLine);
+    let session = match resume {
+        Some(dir) => Session::resume(&dir, explicit_n_iter.then_some(flags.n_iter)),
+        None => Session::new(flags),
+    };
+    let mut session = match session {
+        Ok(s) => s,
+        Err(e) => return fail_code(&e),
+    };
+    if let Some(dir) = &session.run_dir {
+        println!("results: {}", dir.display());
+    }
+    match session.run(Hooks::default()) {
+        Ok(outcome) => {
+            println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
+            0
+        }
+        Err(e) => fail_code(&e),
+    }
+}
+
+fn run_bench(args: &BenchArgs) -> u8 {
+    if args.device != "cpu" {
+        return fail_code(&HostError::Flag {
+            flag: "--device".into(),
+            message: format!(
+                "`{}` is not available in this build (only cpu; the cuda backend lands with lsnn-gpu)",
+                args.device
+            ),
+        });
+    }
+    match bench(args.task, args.batch, args.iters, args.threads) {
+        Ok(result) => {
+            println!("{}", serde_json::to_string(&result).unwrap_or_default());
+            0
+        }
+        Err(e) => fail_code(&e),
+    }
+}
+
+fn fixtures_check(args: &CheckArgs) -> u8 {
+    let backends = match select_backends(&args.backends) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let options = CheckOptions {
+        also_f32: args.also_f32,
+    };
+    let mut summary = Summary::default();
+    for item in expand_paths(&args.paths) {
+        match item.and_then(|path| check_file(&path, &backends, &options)) {
+            Ok(lines) => {
+                for line in &lines {
+                    println!("{line}");
+                    summary.record(line);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                summary.record_bad_input();
+            }
+        }
+    }
+    eprintln!("summary: {summary}");
+    summary.exit_code() as u8
+}

@@ -1,0 +1,224 @@
+//! `lsnn-host bench`: full training iterations (forward, backward, optimiser, DEEP R where the
+//! task uses it) of the two tutorial configurations on synthetic input, timed after a warm-up.
+
+use std::time::Instant;
+
+use lsnn_core::CellConfig;
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::run::use_threads;
+use super::store_recall::{build_spec, init_weights, loss_terms, StoreRecallFlags};
+use crate::error::HostError;
+use crate::input::{Event, InputBatch};
+use crate::tasks::store_recall::generate;
+use crate::train::deepr::{neuron_signs, RewiredMatrix};
+use crate::train::optim::Optimizer;
+use crate::train::update::{Rewiring, Weights};
+use crate::train::{run_pass, zero_states, LossTerm, Params, PassOptions, RateRegulariser, Spec};
+
+/// Which configuration to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum BenchTask {
+    /// B 128, T 2400, 100 in, 10 + 10 rec, D 10, R 3 (no DEEP R, as the tutorial).
+    StoreRecall,
+    /// B 256, T 840, 80 in, 120 + 100 rec, D 10, R 5, DEEP R at 12 % with Dale's law.
+    Smnist,
+}
+
+/// The benchmark's result (printed as the last line, one JSON object).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// Configuration.
+    pub task: BenchTask,
+    /// Device.
+    pub device: String,
+    /// Batch size.
+    pub batch: usize,
+    /// Steps per sequence.
+    pub steps: usize,
+    /// Timed iterations.
+    pub iters: usize,
+    /// Median milliseconds per training iteration.
+    pub ms_median: f64,
+    /// Fastest iteration.
+    pub ms_min: f64,
+    /// Worker threads.
+    pub threads: usize,
+    /// Mean firing rate (Hz) during the timed iterations.
+    pub rate_hz: f64,
+    /// Input events per (element, step).
+    pub input_events_per_step: f64,
+}
+
+struct Setup {
+    spec: Spec<f32>,
+    weights: Weights<f32>,
+    input: InputBatch,
+    terms: Vec<Vec<LossTerm<f32>>>,
+    reg: RateRegulariser<f32>,
+    rewiring: Option<Rewiring>,
+}
+
+fn store_recall_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostError> {
+    let flags = StoreRecallFlags {
+        batch_train: batch,
+        ..StoreRecallFlags::defaults()
+    };
+    let spec = build_spec(&flags, rng);
+    let weights = init_weights(&flags, rng)?;
+    let data = generate(rng, batch, &flags.task())?;
+    Ok(Setup {
+        terms: loss_terms(&data),
+        input: data.input,
+        reg: RateRegulariser {
+            coeff: vec![flags.reg as f32; spec.n_rec()],
+            target: 0.01,
+        },
+        spec,
+        weights,
+        rewiring: None,
+    })
+}
+
+fn smnist_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostError> {
+    let (n_in, n_lif, n_alif, steps, n_out) = (80, 120, 100, 840, 10);
+    let n = n_lif + n_alif;
+    let spec = Spec {
+        config: CellConfig {
+            dt: 1.0,
+            tau_adaptation: 700.0,
+            v0: 1.0,
+            n_delay: 10,
+            n_refractory: 5,
+            dampening_factor: 0.3,
+            injected_noise_current: 0.0,
+        },
+        tau: vec![20.0; n],
+        thr: vec![0.01; n],
+        beta: (0..n).map(|j| if j < n_lif { 0.0 } else { 1.8 }).collect(),
+        delay_in: Array2::from_shape_simple_fn((n_in, n), || rng.gen_range(0..10)),
+        delay_rec: Array2::from_shape_simple_fn((n, n), || rng.gen_range(0..10)),
+        tau_out: 20.0,
+    };
+    let in_sign = neuron_signs(rng, n_in, 0.75, true);
+    let rec_sign = neuron_signs(rng, n, 0.75, false);
+    let rewired = vec![
+        RewiredMatrix::init_signed(rng, "w_in", &in_sign, n, 0.12)?,
+        RewiredMatrix::init_signed(rng, "w_rec", &rec_sign, n, 0.12)?,
+        RewiredMatrix::init_signed(rng, "w_out", &rec_sign, n_out, 0.12)?,
+    ];
+    let mut weights = Weights {
+        params: Params {
+            w_in: Array2::zeros((n_in, n)),
+            w_rec: Array2::zeros((n, n)),
+            w_out: Array2::zeros((n, n_out)),
+            b_out: Some(ndarray::Array1::zeros(n_out)),
+        },
+        rewired,
+    };
+    weights.sync_rewired()?;
+    // Synthetic input at the PyTorch peer's density (2 % of the 80 channels per step).
+    let mut input = InputBatch::new(steps, n_in);
+    for _ in 0..batch {
+        let mut events: Vec<Event> = (0..steps as u32)
+            .flat_map(|t| (0..n_in as u16).map(move |c| (t, c)))
+            .filter(|_| rng.gen::<f64>() < 0.02)
+            .map(|(t, channel)| Event {
+                t,
+                channel,
+                value: 1.0,
+            })
+            .collect();
+        input
+            .push_element(&mut events)
+            .map_err(|e| HostError::Network(format!("bad synthetic event {e:?}")))?;
+    }
+    let terms = (0..batch)
+        .map(|_| {
+            vec![LossTerm {
+                start: steps - 28,
+                end: steps,
+                target: rng.gen_range(0..n_out),
+                weight: 1.0 / batch as f32,
+            }]
+        })
+        .collect();
+    Ok(Setup {
+        spec,
+        weights,
+        input,
+        terms,
+        reg: RateRegulariser {
+            coeff: vec![0.1; n],
+            target: 0.01,
+        },
+        rewiring: Some(Rewiring {
+            l1: 1e-2,
+            temperature: 0.0,
+        }),
+    })
+}
+
+/// Times `iters` training iterations after one warm-up.
+pub fn bench(
+    task: BenchTask,
+    batch: Option<usize>,
+    iters: usize,
+    threads: usize,
+) -> Result<BenchResult, HostError> {
+    use_threads(threads);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let batch = batch.unwrap_or(match task {
+        BenchTask::StoreRecall => 128,
+        BenchTask::Smnist => 256,
+    });
+    let mut s = match task {
+        BenchTask::StoreRecall => store_recall_setup(batch, &mut rng)?,
+        BenchTask::Smnist => smnist_setup(batch, &mut rng)?,
+    };
+    let mut states = zero_states(&s.spec, batch);
+    let mut opt = Optimizer::adam();
+    let mut times = Vec::with_capacity(iters);
+    let mut rates = Vec::new();
+    for i in 0..=iters {
+        let t0 = Instant::now();
+        let pass = run_pass(
+            &s.spec,
+            &s.weights.params,
+            &s.input,
+            &mut states,
+            &s.terms,
+            Some(&s.reg),
+            PassOptions {
+                gradients: true,
+                ..PassOptions::default()
+            },
+        )?;
+        let grads = pass.grads.as_ref().expect("asked for gradients");
+        s.weights
+            .apply(grads, &mut opt, 1e-3, s.rewiring, &mut rng)?;
+        if i > 0 {
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            rates.push(
+                pass.rates.iter().map(|&r| f64::from(r)).sum::<f64>() * 1e3
+                    / pass.rates.len() as f64,
+            );
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(BenchResult {
+        task,
+        device: "cpu".into(),
+        batch,
+        steps: s.input.n_steps(),
+        iters,
+        ms_median: times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+        ms_min: times.first().copied().unwrap_or(f64::NAN),
+        threads: rayon::current_num_threads(),
+        rate_hz: rates.iter().sum::<f64>() / rates.len().max(1) as f64,
+        input_events_per_step: s.input.n_events() as f64 / (batch * s.input.n_steps()) as f64,
+    })
+}

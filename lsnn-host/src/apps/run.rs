@@ -1,0 +1,124 @@
+//! What every training application shares: the results folder, seeds, thread pools, progress
+//! display and firing-rate statistics.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::error::HostError;
+
+/// Resolves the original's `seed = -1` (random) convention to a concrete, recorded seed.
+pub fn resolve_seed(seed: i64) -> u64 {
+    if seed >= 0 {
+        seed as u64
+    } else {
+        rand::random::<u32>() as u64 % 1_000_000
+    }
+}
+
+/// Makes the global rayon pool use `threads` threads (0: one per core). Only the first call in
+/// a process takes effect; later calls keep that pool.
+pub fn use_threads(threads: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+}
+
+/// Creates `results_dir/task/<timestamp>_seed<seed>[_comment]/` and returns it.
+pub fn new_run_dir(
+    results_dir: &Path,
+    task: &str,
+    seed: u64,
+    comment: &str,
+) -> Result<PathBuf, HostError> {
+    let stamp = chrono::Local::now().format("%Y_%m_%d_%H_%M_%S");
+    let mut name = format!("{stamp}_seed{seed}");
+    if !comment.is_empty() {
+        let clean: String = comment
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        name.push('_');
+        name.push_str(&clean);
+    }
+    let mut dir = results_dir.join(task).join(&name);
+    let mut k = 1;
+    while dir.exists() {
+        dir = results_dir.join(task).join(format!("{name}_{k}"));
+        k += 1;
+    }
+    std::fs::create_dir_all(dir.join("plots")).map_err(|source| HostError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+/// Writes `value` as pretty JSON to `path` atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), HostError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| HostError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes bytes to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
+    let io = |source| HostError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// A progress bar for `n` iterations starting at `start` (hidden when `quiet`).
+pub fn progress_bar(n: usize, start: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar =
+        ProgressBar::with_draw_target(Some(n as u64), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} it  {per_sec}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(start as u64);
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
+}
+
+/// min, max, mean, std and how many neurons sit at the min and the max, like the original's
+/// `get_stats`.
+pub fn stats(values: &[f64]) -> (f64, f64, f64, f64, usize, usize) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN, f64::NAN, 0, 0);
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    let at_min = values.iter().filter(|&&v| v == min).count();
+    let at_max = values.iter().filter(|&&v| v == max).count();
+    (min, max, mean, var.sqrt(), at_min, at_max)
+}
+
+/// Mean of the last `k` entries.
+pub fn mean_last(values: &[f64], k: usize) -> f64 {
+    let tail = &values[values.len().saturating_sub(k)..];
+    tail.iter().sum::<f64>() / tail.len().max(1) as f64
+}

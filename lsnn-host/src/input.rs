@@ -1,0 +1,160 @@
+//! Batches of input sequences stored as events, since input spikes are a few percent dense.
+
+use ndarray::{Array2, ArrayView3};
+
+/// Input of a batch: for element `b` and step `t`, the `(channel, value)` pairs whose value is
+/// not 0 (a spike has value 1; analog inputs keep their value), channels ascending.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InputBatch {
+    n_batch: usize,
+    n_steps: usize,
+    n_in: usize,
+    /// `offsets[b * n_steps + t]..offsets[b * n_steps + t + 1]` indexes `channels` / `values`.
+    offsets: Vec<u32>,
+    channels: Vec<u16>,
+    values: Vec<f32>,
+}
+
+/// One input event of an element: at step `t`, `channel` takes `value`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Event {
+    /// Time step.
+    pub t: u32,
+    /// Input channel.
+    pub channel: u16,
+    /// Value (1 for a spike).
+    pub value: f32,
+}
+
+impl InputBatch {
+    /// An empty batch to which elements are added with [`InputBatch::push_element`].
+    pub fn new(n_steps: usize, n_in: usize) -> Self {
+        InputBatch {
+            n_batch: 0,
+            n_steps,
+            n_in,
+            offsets: vec![0],
+            channels: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends one element given its events in any order (sorted here; zero values dropped).
+    /// An event outside `n_steps` x `n_in` is rejected: `Err` carries it.
+    pub fn push_element(&mut self, events: &mut [Event]) -> Result<(), Event> {
+        if let Some(bad) = events
+            .iter()
+            .find(|e| e.t as usize >= self.n_steps || e.channel as usize >= self.n_in)
+        {
+            return Err(*bad);
+        }
+        events.sort_by_key(|e| (e.t, e.channel));
+        let mut next = events.iter().filter(|e| e.value != 0.0).peekable();
+        for t in 0..self.n_steps as u32 {
+            while let Some(e) = next.next_if(|e| e.t == t) {
+                self.channels.push(e.channel);
+                self.values.push(e.value);
+            }
+            self.offsets.push(self.channels.len() as u32);
+        }
+        self.n_batch += 1;
+        Ok(())
+    }
+
+    /// Builds a batch from a dense `[B, T, I]` array.
+    pub fn from_dense(x: ArrayView3<f32>) -> Self {
+        let (n_batch, n_steps, n_in) = x.dim();
+        let mut batch = InputBatch::new(n_steps, n_in);
+        for b in 0..n_batch {
+            let mut events: Vec<Event> = x
+                .index_axis(ndarray::Axis(0), b)
+                .indexed_iter()
+                .filter(|(_, &v)| v != 0.0)
+                .map(|((t, i), &v)| Event {
+                    t: t as u32,
+                    channel: i as u16,
+                    value: v,
+                })
+                .collect();
+            batch
+                .push_element(&mut events)
+                .expect("indices come from the array's own shape");
+        }
+        batch
+    }
+
+    /// Number of elements B.
+    pub fn n_batch(&self) -> usize {
+        self.n_batch
+    }
+
+    /// Number of steps T.
+    pub fn n_steps(&self) -> usize {
+        self.n_steps
+    }
+
+    /// Number of input channels I.
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+
+    /// The events of element `b` at step `t` as `(channel, value)`.
+    pub fn events(&self, b: usize, t: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let k = b * self.n_steps + t;
+        let range = self.offsets[k] as usize..self.offsets[k + 1] as usize;
+        self.channels[range.clone()]
+            .iter()
+            .zip(&self.values[range])
+            .map(|(&c, &v)| (usize::from(c), v))
+    }
+
+    /// Total number of events in the batch.
+    pub fn n_events(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// The dense `[T, I]` input of element `b` (for plots and tests).
+    pub fn dense_element(&self, b: usize) -> Array2<f32> {
+        let mut x = Array2::zeros((self.n_steps, self.n_in));
+        for t in 0..self.n_steps {
+            for (c, v) in self.events(b, t) {
+                x[[t, c]] = v;
+            }
+        }
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn dense_round_trip_keeps_every_value() {
+        let mut x = Array3::<f32>::zeros((2, 5, 3));
+        x[[0, 1, 2]] = 1.0;
+        x[[0, 1, 0]] = 1.0;
+        x[[1, 4, 1]] = 0.25;
+        let batch = InputBatch::from_dense(x.view());
+        assert_eq!(batch.n_events(), 3);
+        assert_eq!(
+            batch.events(0, 1).collect::<Vec<_>>(),
+            vec![(0, 1.0), (2, 1.0)]
+        );
+        for b in 0..2 {
+            assert_eq!(batch.dense_element(b), x.index_axis(ndarray::Axis(0), b));
+        }
+    }
+
+    #[test]
+    fn out_of_range_events_are_rejected() {
+        let mut batch = InputBatch::new(4, 2);
+        let bad = Event {
+            t: 4,
+            channel: 0,
+            value: 1.0,
+        };
+        assert_eq!(batch.push_element(&mut [bad]), Err(bad));
+    }
+}

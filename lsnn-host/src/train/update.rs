@@ -1,0 +1,114 @@
+//! One parameter update: non-finite check, optimiser step, and DEEP R where matrices are rewired.
+
+use lsnn_core::Real;
+use ndarray::Array2;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::deepr::{guard_and_regularise, reconnect, RewiredMatrix};
+use super::network::Params;
+use super::optim::Optimizer;
+use crate::error::HostError;
+
+/// DEEP R's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rewiring {
+    /// l1 shrinkage of connected magnitudes per step (times the learning rate).
+    pub l1: f64,
+    /// Temperature of the exploration noise (0 in the tutorials).
+    pub temperature: f64,
+}
+
+/// The trained arrays plus, for rewired matrices, their DEEP R parameterisation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights<F> {
+    /// The dense arrays the network runs with (kept equal to `sign * theta` where rewired).
+    pub params: Params<F>,
+    /// Rewired matrices (empty: no DEEP R).
+    pub rewired: Vec<RewiredMatrix<F>>,
+}
+
+impl<F: Real> Weights<F> {
+    /// Writes `sign * theta` of every rewired matrix into the dense arrays.
+    pub fn sync_rewired(&mut self) -> Result<(), HostError> {
+        for m in &self.rewired {
+            *dense_mut(&mut self.params, &m.name)? = m.weights();
+        }
+        Ok(())
+    }
+
+    /// Checks every gradient for NaN/Inf (naming the first offending array), then applies the
+    /// optimiser and, for rewired matrices, DEEP R in the original's order.
+    pub fn apply<R: Rng>(
+        &mut self,
+        grads: &Params<F>,
+        optimizer: &mut Optimizer,
+        lr: f64,
+        rewiring: Option<Rewiring>,
+        rng: &mut R,
+    ) -> Result<(), HostError> {
+        for (name, g) in grads.named() {
+            if let Some(k) = g.iter().position(|x| !x.is_finite()) {
+                return Err(HostError::NonFinite {
+                    what: format!("gradient of {name} (entry {k})"),
+                });
+            }
+        }
+        let mut var_grads: Vec<Vec<F>> = Vec::new();
+        for (name, g) in grads.named() {
+            match self.rewired.iter().find(|m| m.name == name) {
+                Some(m) => var_grads.push(g.iter().zip(&m.sign).map(|(&g, &s)| g * s).collect()),
+                None => var_grads.push(g.to_vec()),
+            }
+        }
+        let was_connected: Vec<Array2<bool>> = self
+            .rewired
+            .iter()
+            .map(|m| m.theta.mapv(|t| t > F::zero()))
+            .collect();
+        {
+            let mut thetas: Vec<(String, &mut [F])> = self
+                .rewired
+                .iter_mut()
+                .map(|m| {
+                    (
+                        m.name.clone(),
+                        m.theta.as_slice_mut().expect("standard layout"),
+                    )
+                })
+                .collect();
+            let mut vars: Vec<(&str, &mut [F])> = Vec::new();
+            for (name, values) in self.params.named_mut() {
+                match thetas.iter().position(|(n, _)| n == name) {
+                    Some(at) => vars.push((name, thetas.swap_remove(at).1)),
+                    None => vars.push((name, values)),
+                }
+            }
+            let refs: Vec<&[F]> = var_grads.iter().map(|g| g.as_slice()).collect();
+            optimizer.apply(lr, &mut vars, &refs);
+        }
+        if !self.rewired.is_empty() {
+            let r = rewiring.unwrap_or(Rewiring {
+                l1: 0.0,
+                temperature: 0.0,
+            });
+            for (m, was) in self.rewired.iter_mut().zip(&was_connected) {
+                guard_and_regularise(&mut m.theta, was, lr, r.l1, r.temperature, rng);
+            }
+            reconnect(&mut self.rewired, rng)?;
+            self.sync_rewired()?;
+        }
+        Ok(())
+    }
+}
+
+fn dense_mut<'a, F>(params: &'a mut Params<F>, name: &str) -> Result<&'a mut Array2<F>, HostError> {
+    match name {
+        "w_in" => Ok(&mut params.w_in),
+        "w_rec" => Ok(&mut params.w_rec),
+        "w_out" => Ok(&mut params.w_out),
+        other => Err(HostError::Network(format!(
+            "cannot rewire unknown matrix {other}"
+        ))),
+    }
+}
