@@ -45,7 +45,7 @@ enum TrainTask {
     #[command(args_override_self = true)]
     StoreRecall {
         #[command(flatten)]
-        flags: StoreRecallFlags,
+        flags: Box<StoreRecallFlags>,
         /// Read flags from a TOML file (keys = flag names); flags given here override it.
         #[arg(long, value_name = "FILE.toml")]
         config: Option<PathBuf>,
@@ -148,7 +148,7 @@ fn train(task: TrainTask, matches: &ArgMatches) -> u8 {
         == Some(clap::parser::ValueSource::CommandLine);
     let session = match resume {
         Some(dir) => Session::resume(&dir, explicit_n_iter.then_some(flags.n_iter)),
-        None => Session::new(flags),
+        None => Session::new(*flags),
     };
     let mut session = match session {
         Ok(s) => s,

@@ -183,7 +183,10 @@ pub fn run_pass<F: Real>(
             .collect();
         let total = partial
             .iter()
-            .fold(ElementGrads::zeros(n_in, n, n_out), |a, b| a.add(b));
+            .fold(ElementGrads::zeros(n_in, n, n_out), |mut a, b| {
+                a.accumulate(b);
+                a
+            });
         Some(to_param_grads(spec, params, total))
     } else {
         None

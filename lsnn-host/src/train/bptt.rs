@@ -302,14 +302,13 @@ impl<F: Real> ElementGrads<F> {
     }
 
     /// `self += other`.
-    pub fn add(mut self, other: &ElementGrads<F>) -> Self {
+    pub fn accumulate(&mut self, other: &ElementGrads<F>) {
         self.w_in.zip_mut_with(&other.w_in, |a, &b| *a = *a + b);
         self.w_rec.zip_mut_with(&other.w_rec, |a, &b| *a = *a + b);
         self.w_out.zip_mut_with(&other.w_out, |a, &b| *a = *a + b);
         for (a, &b) in self.b_out.iter_mut().zip(&other.b_out) {
             *a = *a + b;
         }
-        self
     }
 }
 
@@ -332,10 +331,12 @@ pub fn backward_element<F: Real>(
     let mut term_psp_grads = Vec::with_capacity(seeds.term_grads.len());
     for ((term, dlogits), sum) in seeds.term_grads.iter().zip(&readout_pass.psp_sums) {
         let len = F::of((term.end - term.start) as f64);
-        for o in 0..n_out {
-            grads.b_out[o] = grads.b_out[o] + dlogits[o];
-            for j in 0..n {
-                grads.w_out[[j, o]] = grads.w_out[[j, o]] + sum[j] * dlogits[o] / len;
+        for (g, &dl) in grads.b_out.iter_mut().zip(dlogits) {
+            *g = *g + dl;
+        }
+        for (mut row, &s) in grads.w_out.rows_mut().into_iter().zip(sum) {
+            for (g, &dl) in row.iter_mut().zip(dlogits) {
+                *g = *g + s * dl / len;
             }
         }
         let g_psp: Vec<F> = (0..n)

@@ -119,7 +119,7 @@ mod tests {
         }
         // The first step moves every coordinate by about lr whatever the gradient scale (TF adds
         // epsilon to sqrt(v), so with a tiny gradient the step is 3e-4 relative short of lr).
-        let mut y = vec![0.0f64];
+        let mut y = [0.0f64];
         Optimizer::adam().apply(0.01, &mut [("y", &mut y[..])], &[&[1e-3][..]]);
         assert!((y[0] + 0.01).abs() < 1e-5);
     }
