@@ -102,6 +102,10 @@ pub enum HostError {
         /// What happened.
         message: String,
     },
+    /// A data set (MNIST-format folder, IDX file) is missing or malformed, or a split cannot
+    /// give what was asked (the message names the file and how to fix it).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
 }
 
 impl HostError {

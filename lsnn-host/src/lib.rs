@@ -12,3 +12,4 @@ pub mod train;
 
 pub use error::HostError;
 pub mod apps;
+pub mod data;

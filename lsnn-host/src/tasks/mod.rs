@@ -1,7 +1,9 @@
 //! The tutorial tasks: data generators and their error measures.
 //!
 //! - [`store_recall`]: the store-recall task of `tutorial_storerecall_with_LSNN.py`.
+//! - [`smnist`]: the sequential-MNIST input encoding of `tutorial_sequential_mnist_with_LSNN.py`.
 
+pub mod smnist;
 pub mod store_recall;
 
 /// What can go wrong when generating task data or scoring a network's answers.

@@ -214,7 +214,11 @@ impl SmnistEncoding {
         let t = self.n_steps();
         if self.crs_thr {
             let chunks = READOUT_CHUNKS * self.ext_time;
-            debug_assert_eq!(t % chunks, 0, "840 * ext_time splits into 30 * ext_time chunks");
+            debug_assert_eq!(
+                t % chunks,
+                0,
+                "840 * ext_time splits into 30 * ext_time chunks"
+            );
             (t - t / chunks, t)
         } else {
             (t - 1, t)
@@ -330,6 +334,26 @@ mod tests {
         assert!(t[26] < f64::from(pixel_value(170)));
     }
 
+    /// `numpy.linspace(0, 1, 40)` as printed by NumPy 2.4.6 (`.view(uint64)`).
+    #[test]
+    fn thresholds_are_bit_identical_to_numpy() {
+        #[rustfmt::skip]
+        const NUMPY: [u64; 40] = [
+            0x0000000000000000, 0x3f9a41a41a41a41a, 0x3faa41a41a41a41a, 0x3fb3b13b13b13b14,
+            0x3fba41a41a41a41a, 0x3fc0690690690690, 0x3fc3b13b13b13b14, 0x3fc6f96f96f96f97,
+            0x3fca41a41a41a41a, 0x3fcd89d89d89d89d, 0x3fd0690690690690, 0x3fd20d20d20d20d2,
+            0x3fd3b13b13b13b14, 0x3fd5555555555555, 0x3fd6f96f96f96f97, 0x3fd89d89d89d89d8,
+            0x3fda41a41a41a41a, 0x3fdbe5be5be5be5c, 0x3fdd89d89d89d89d, 0x3fdf2df2df2df2df,
+            0x3fe0690690690690, 0x3fe13b13b13b13b1, 0x3fe20d20d20d20d2, 0x3fe2df2df2df2df3,
+            0x3fe3b13b13b13b14, 0x3fe4834834834834, 0x3fe5555555555555, 0x3fe6276276276276,
+            0x3fe6f96f96f96f97, 0x3fe7cb7cb7cb7cb8, 0x3fe89d89d89d89d8, 0x3fe96f96f96f96f9,
+            0x3fea41a41a41a41a, 0x3feb13b13b13b13b, 0x3febe5be5be5be5c, 0x3fecb7cb7cb7cb7c,
+            0x3fed89d89d89d89d, 0x3fee5be5be5be5be, 0x3fef2df2df2df2df, 0x3ff0000000000000,
+        ];
+        let got: Vec<u64> = thresholds(40).iter().map(|t| t.to_bits()).collect();
+        assert_eq!(got, NUMPY);
+    }
+
     #[test]
     fn layout_of_80_channels() {
         let chans = channel_layout(80).unwrap();
@@ -347,16 +371,16 @@ mod tests {
     fn windows() {
         let e = SmnistEncoding::default();
         assert_eq!((e.n_steps(), e.loss_window()), (840, (812, 840)));
-        let e3 = SmnistEncoding {
-            ext_time: 3,
-            ..e
-        };
+        let e3 = SmnistEncoding { ext_time: 3, ..e };
         assert_eq!((e3.n_steps(), e3.loss_window()), (2520, (2492, 2520)));
         let a = SmnistEncoding {
             crs_thr: false,
             ext_time: 2,
             ..e
         };
-        assert_eq!((a.n_channels(), a.n_steps(), a.loss_window()), (1, 1568, (1567, 1568)));
+        assert_eq!(
+            (a.n_channels(), a.n_steps(), a.loss_window()),
+            (1, 1568, (1567, 1568))
+        );
     }
 }
