@@ -358,8 +358,10 @@ pub fn backward_element<F: Real>(
     let mut g_b = vec![F::zero(); n];
     // dL/dz from the recurrent synapses, for the z that the next-processed step produced.
     let mut g_z_rec = vec![F::zero(); n];
-    // Ring of dL/di_t for the last D steps processed: slot t % D holds step t.
-    let mut g_i = vec![F::zero(); d_slots * n];
+    // Ring of dL/di_t for the last D steps processed: slot t % D holds step t; one more row of
+    // zeros stands for steps past the end.
+    let mut g_i = vec![F::zero(); (d_slots + 1) * n];
+    let mut arrival = vec![0usize; d_slots];
     let mut z_prev = vec![F::zero(); n];
 
     for t in (0..steps).rev() {
@@ -419,28 +421,32 @@ pub fn backward_element<F: Real>(
             g_i[slot * n + j] = back.i_t;
         }
 
-        // 3. Synapses: what was delivered at step t arrives at step t + d.
-        let arrival = |d: u8, j: usize| {
-            let d = usize::from(d);
-            if t + d < steps {
-                g_i[((t + d) % d_slots) * n + j]
+        // 3. Synapses: what was delivered at step t arrives at step t + d, whose dL/di sits
+        // at `arrival[d] + j` (a row of zeros past the end of the sequence).
+        for (d, at) in arrival.iter_mut().enumerate() {
+            *at = if t + d < steps {
+                ((t + d) % d_slots) * n
             } else {
-                F::zero()
-            }
-        };
+                d_slots * n
+            };
+        }
         for (i, x) in input.events(b, t) {
             let x = F::of(f64::from(x));
             let delays = ctx.delay_in.row(i);
-            let mut row = grads.w_in.row_mut(i);
-            for j in 0..n {
-                row[j] = row[j] + x * arrival(delays[j], j);
+            let row = grads.w_in.row_mut(i).into_slice().expect("standard layout");
+            for ((g, &d), j) in row.iter_mut().zip(delays).zip(0..) {
+                *g = *g + x * g_i[arrival[usize::from(d)] + j];
             }
         }
         for (k, zk) in trace.spikes(t) {
             let delays = ctx.delay_rec.row(k);
-            let mut row = grads.w_rec.row_mut(k);
-            for j in 0..n {
-                row[j] = row[j] + zk * arrival(delays[j], j);
+            let row = grads
+                .w_rec
+                .row_mut(k)
+                .into_slice()
+                .expect("standard layout");
+            for ((g, &d), j) in row.iter_mut().zip(delays).zip(0..) {
+                *g = *g + zk * g_i[arrival[usize::from(d)] + j];
             }
         }
         // dL/dz_{t-1} through the recurrent synapses, only where it can matter: z_{t-1} only
@@ -459,7 +465,7 @@ pub fn backward_element<F: Real>(
                 }
                 let mut acc = F::zero();
                 ctx.w_rec.for_each_outgoing(k, |j, d, w| {
-                    acc = acc + w * arrival(d as u8, j);
+                    acc = acc + w * g_i[arrival[d] + j];
                 });
                 g_z_rec[k] = acc;
             }
