@@ -5,6 +5,7 @@
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use lsnn_host::apps::bench::{bench, BenchTask};
+use lsnn_host::apps::smnist::{SmnistFlags, SmnistSession};
 use lsnn_host::apps::store_recall::{Hooks, Session, StoreRecallFlags};
 use lsnn_host::apps::{config, infer};
 use lsnn_host::fixture::{check_file, expand_paths, select_backends, CheckOptions, Summary};
@@ -28,8 +29,10 @@ enum Command {
         #[command(subcommand)]
         task: TrainTask,
     },
-    /// Run an exported model (.lsnn) through lsnn-core on generated task data.
+    /// Run an exported model (.lsnn) through lsnn-core on task data.
     Infer(infer::InferArgs),
+    /// Test accuracy of a trained sMNIST run (host forward over the test set).
+    Eval(EvalArgs),
     /// Time full training iterations of a tutorial configuration.
     Bench(BenchArgs),
     /// Work with fixture files (lsnn-fixture/1).
@@ -53,6 +56,35 @@ enum TrainTask {
         #[arg(long, value_name = "DIR")]
         resume: Option<PathBuf>,
     },
+    /// Sequential MNIST of tutorial_sequential_mnist_with_LSNN.py (all its flags, kebab case).
+    #[command(args_override_self = true)]
+    Smnist {
+        #[command(flatten)]
+        flags: Box<SmnistFlags>,
+        /// Read flags from a TOML file (keys = flag names); flags given here override it.
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+        /// Continue the run saved in DIR exactly (its flags; --n-iter may raise the total,
+        /// --data-dir must name the same data).
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// A run folder of `train smnist` (its checkpoint.safetensors and flags.json).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// The MNIST-format folder whose test set to evaluate.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Evaluate only the first N test images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +154,7 @@ fn main() -> ExitCode {
             Err(e) => fail_code(&e),
         },
         Command::Bench(args) => run_bench(&args),
+        Command::Eval(args) => eval(&args),
     };
     ExitCode::from(code)
 }
@@ -140,26 +173,65 @@ fn fail(e: &HostError) -> ExitCode {
 }
 
 fn train(task: TrainTask, matches: &ArgMatches) -> u8 {
-    let TrainTask::StoreRecall { flags, resume, .. } = task;
     let explicit_n_iter = matches
         .subcommand()
         .and_then(|(_, m)| m.subcommand())
         .and_then(|(_, m)| m.value_source("n_iter"))
         == Some(clap::parser::ValueSource::CommandLine);
-    let session = match resume {
-        Some(dir) => Session::resume(&dir, explicit_n_iter.then_some(flags.n_iter)),
-        None => Session::new(*flags),
+    let result = match task {
+        TrainTask::StoreRecall { flags, resume, .. } => {
+            let session = match resume {
+                Some(dir) => Session::resume(&dir, explicit_n_iter.then_some(flags.n_iter)),
+                None => Session::new(*flags),
+            };
+            session.and_then(|mut s| {
+                announce(s.run_dir.as_deref());
+                s.run(Hooks::default()).map(|o| serde_json::to_string(&o))
+            })
+        }
+        TrainTask::Smnist { flags, resume, .. } => {
+            let session = match resume {
+                Some(dir) => SmnistSession::resume(
+                    &dir,
+                    Some(&flags.data_dir),
+                    explicit_n_iter.then_some(flags.n_iter),
+                ),
+                None => SmnistSession::new(*flags),
+            };
+            session.and_then(|mut s| {
+                announce(s.run_dir.as_deref());
+                s.run(Hooks::default()).map(|o| serde_json::to_string(&o))
+            })
+        }
     };
-    let mut session = match session {
-        Ok(s) => s,
-        Err(e) => return fail_code(&e),
-    };
-    if let Some(dir) = &session.run_dir {
+    match result {
+        Ok(json) => {
+            println!("{}", json.unwrap_or_default());
+            0
+        }
+        Err(e) => fail_code(&e),
+    }
+}
+
+fn announce(run_dir: Option<&std::path::Path>) {
+    if let Some(dir) = run_dir {
         println!("results: {}", dir.display());
     }
-    match session.run(Hooks::default()) {
-        Ok(outcome) => {
-            println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
+}
+
+fn eval(args: &EvalArgs) -> u8 {
+    lsnn_host::apps::run::use_threads(args.threads);
+    let session = SmnistSession::resume(&args.checkpoint, Some(&args.data_dir), None);
+    match session.and_then(|s| s.predict_split(&s.data.test, args.limit)) {
+        Ok((predictions, accuracy)) => {
+            println!(
+                "test accuracy {accuracy:.4} over {} images",
+                predictions.len()
+            );
+            println!(
+                "{}",
+                serde_json::json!({"test_accuracy": accuracy, "n": predictions.len()})
+            );
             0
         }
         Err(e) => fail_code(&e),

@@ -13,6 +13,8 @@ use safetensors::SafeTensors;
 
 use crate::error::HostError;
 use crate::train::bptt::HostState;
+use crate::train::update::Weights;
+use crate::train::Spec;
 
 const FORMAT: &str = "lsnn-rs-checkpoint/1";
 const STATE_KEY: &str = "lsnn_state";
@@ -287,4 +289,66 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 fn le_bytes<T: Copy, const K: usize>(data: &[T], f: impl Fn(T) -> [u8; K]) -> Vec<u8> {
     data.iter().flat_map(|&x| f(x)).collect()
+}
+
+/// Stores the network's fixed and trained arrays.
+pub fn store_network(ckpt: &mut Checkpoint, spec: &Spec<f32>, weights: &Weights<f32>) {
+    ckpt.put_vector("tau", &spec.tau);
+    ckpt.put_vector("thr", &spec.thr);
+    ckpt.put_vector("beta", &spec.beta);
+    ckpt.put_bytes("delay_in", &spec.delay_in);
+    ckpt.put_bytes("delay_rec", &spec.delay_rec);
+    ckpt.put_matrix("w_in", &weights.params.w_in);
+    ckpt.put_matrix("w_rec", &weights.params.w_rec);
+    ckpt.put_matrix("w_out", &weights.params.w_out);
+    if let Some(b) = &weights.params.b_out {
+        ckpt.put_vector("b_out", b.as_slice().expect("standard"));
+    }
+    for m in &weights.rewired {
+        ckpt.put_matrix(&format!("theta.{}", m.name), &m.theta);
+        ckpt.put_matrix(&format!("sign.{}", m.name), &m.sign);
+    }
+}
+
+/// Restores what [`store_network`] stored into a network of the same shape.
+pub fn restore_network(
+    ckpt: &Checkpoint,
+    spec: &mut Spec<f32>,
+    weights: &mut Weights<f32>,
+) -> Result<(), String> {
+    let (n_in, n) = (spec.n_in(), spec.n_rec());
+    let n_out = weights.params.n_out();
+    spec.tau = ckpt.vector("tau", n)?.to_vec();
+    spec.thr = ckpt.vector("thr", n)?.to_vec();
+    spec.beta = ckpt.vector("beta", n)?.to_vec();
+    spec.delay_in = ckpt.bytes("delay_in", n_in, n)?;
+    spec.delay_rec = ckpt.bytes("delay_rec", n, n)?;
+    if spec
+        .delay_in
+        .iter()
+        .chain(spec.delay_rec.iter())
+        .any(|&d| usize::from(d) >= spec.config.n_delay)
+    {
+        return Err("a delay index is >= n_delay".into());
+    }
+    weights.params.w_in = ckpt.matrix("w_in", n_in, n)?;
+    weights.params.w_rec = ckpt.matrix("w_rec", n, n)?;
+    weights.params.w_out = ckpt.matrix("w_out", n, n_out)?;
+    if weights.params.b_out.is_some() {
+        weights.params.b_out = Some(ckpt.vector("b_out", n_out)?);
+    }
+    for m in &mut weights.rewired {
+        let (r, c) = m.theta.dim();
+        m.theta = ckpt.matrix(&format!("theta.{}", m.name), r, c)?;
+        m.sign = ckpt.matrix(&format!("sign.{}", m.name), r, c)?;
+    }
+    let finite = weights
+        .params
+        .named()
+        .iter()
+        .all(|(_, a)| a.iter().all(|x| x.is_finite()));
+    if !finite {
+        return Err("a weight is NaN or infinite".into());
+    }
+    Ok(())
 }

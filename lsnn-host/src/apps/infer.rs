@@ -7,7 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::export::{predictions, run_model};
+use crate::data::Dataset;
 use crate::error::HostError;
+use crate::tasks::smnist::SmnistEncoding;
 use crate::tasks::store_recall::{generate, StoreRecallParams};
 
 /// Arguments of `lsnn-host infer`.
@@ -37,6 +39,15 @@ pub struct InferArgs {
     /// Duration of a character (ms).
     #[arg(long, default_value_t = 200)]
     pub tau_char: usize,
+    /// MNIST-format folder whose test set `--task smnist` runs.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Only the first N test images (smnist).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Time extension of the sMNIST encoding (as in training).
+    #[arg(long, default_value_t = 1)]
+    pub ext_time: usize,
 }
 
 /// What `infer` measured.
@@ -46,10 +57,13 @@ pub struct InferReport {
     pub task: String,
     /// Sequences run.
     pub sequences: usize,
-    /// Recall characters among them.
+    /// Recall characters among them (store-recall) or images (smnist): the scored answers.
     pub recalls: usize,
-    /// Fraction of recalls answered wrongly.
+    /// Fraction of answers that are wrong.
     pub error: f64,
+    /// Predicted class of every scored answer, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub predictions: Vec<usize>,
     /// Total number of spikes of the recurrent neurons.
     pub spikes: u64,
     /// Mean firing rate (Hz).
@@ -66,14 +80,9 @@ impl InferReport {
     }
 }
 
-/// Runs the model on `args.batch` generated sequences and scores the recalls.
+/// Runs the model on task data: `args.batch` generated store-recall sequences (scoring the
+/// recalls) or the sMNIST test set of `--data-dir` (scoring every image).
 pub fn infer(args: &InferArgs) -> Result<InferReport, HostError> {
-    if args.task != "store-recall" {
-        return Err(HostError::Flag {
-            flag: "--task".into(),
-            message: format!("`{}` is not supported (store-recall)", args.task),
-        });
-    }
     let bytes = std::fs::read(&args.model).map_err(|source| HostError::Io {
         path: args.model.clone(),
         source,
@@ -82,6 +91,16 @@ pub fn infer(args: &InferArgs) -> Result<InferReport, HostError> {
         flag: format!("--model {}", args.model.display()),
         message: format!("not a valid lsnn model: {e}"),
     })?;
+    match args.task.as_str() {
+        "store-recall" => {}
+        "smnist" => return infer_smnist(args, &bytes, &model),
+        other => {
+            return Err(HostError::Flag {
+                flag: "--task".into(),
+                message: format!("`{other}` is not supported (store-recall or smnist)"),
+            })
+        }
+    }
     let params = StoreRecallParams {
         n_charac: model.n_out(),
         n_in: model.n_in(),
@@ -95,8 +114,10 @@ pub fn infer(args: &InferArgs) -> Result<InferReport, HostError> {
     let run = run_model(&bytes, &batch.input, params.seq_len)?;
     let predicted = predictions(&run.window_logits);
     let (mut recalls, mut wrong) = (0usize, 0usize);
+    let mut answers = Vec::new();
     for ((b, c), _) in batch.recall_mask.indexed_iter().filter(|(_, &r)| r) {
         recalls += 1;
+        answers.push(predicted[b][c]);
         wrong += usize::from(predicted[b][c] != usize::from(batch.target_nums[[b, c]]));
     }
     let spikes: u64 = run.spikes.iter().map(|&s| u64::from(s)).sum();
@@ -106,8 +127,54 @@ pub fn infer(args: &InferArgs) -> Result<InferReport, HostError> {
         sequences: n_batch,
         recalls,
         error: wrong as f64 / recalls.max(1) as f64,
+        predictions: answers,
         spikes,
         rate_hz: spikes as f64 / (n_batch * steps * n) as f64 / f64::from(model.config().dt)
             * 1000.0,
+    })
+}
+
+/// The sMNIST test set through the core: the prediction is the argmax of the mean readout over
+/// the training loss window (the last 28 steps, or the last step for analog input).
+fn infer_smnist(
+    args: &InferArgs,
+    bytes: &[u8],
+    model: &lsnn_core::model::Model<'_>,
+) -> Result<InferReport, HostError> {
+    let data_dir = args.data_dir.as_ref().ok_or_else(|| HostError::Flag {
+        flag: "--data-dir".into(),
+        message: "--task smnist needs the MNIST-format folder holding the test set".into(),
+    })?;
+    let encoding = SmnistEncoding {
+        n_in: model.n_in(),
+        crs_thr: model.n_in() > 1,
+        ext_time: args.ext_time,
+    };
+    let data = Dataset::open(data_dir, 0)?;
+    let n = args.limit.unwrap_or(data.test.len()).min(data.test.len());
+    let (start, end) = encoding.loss_window();
+    let window = end - start;
+    let n_windows = encoding.n_steps() / window;
+    let (mut answers, mut wrong, mut spikes) = (Vec::with_capacity(n), 0usize, 0u64);
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(args.batch.max(1)) {
+        let batch = encoding.encode(&data.test.batch(chunk))?;
+        let run = run_model(bytes, &batch.input, n_windows)?;
+        for (windows, &label) in predictions(&run.window_logits).iter().zip(&batch.labels) {
+            let predicted = windows[n_windows - 1];
+            wrong += usize::from(predicted != label);
+            answers.push(predicted);
+        }
+        spikes += run.spikes.iter().map(|&s| u64::from(s)).sum::<u64>();
+    }
+    let steps = (n * encoding.n_steps() * model.n_rec()).max(1);
+    Ok(InferReport {
+        task: args.task.clone(),
+        sequences: n,
+        recalls: n,
+        error: wrong as f64 / n.max(1) as f64,
+        predictions: answers,
+        spikes,
+        rate_hz: spikes as f64 / steps as f64 / f64::from(model.config().dt) * 1000.0,
     })
 }

@@ -6,4 +6,5 @@ pub mod config;
 pub mod export;
 pub mod infer;
 pub mod run;
+pub mod smnist;
 pub mod store_recall;

@@ -5,9 +5,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
 use serde::Serialize;
 
 use crate::error::HostError;
+use crate::input::InputBatch;
+use crate::train::optim::Optimizer;
+use crate::train::update::{Rewiring, Weights};
+use crate::train::{
+    run_pass, HostState, LossTerm, Params, PassOptions, PassResult, RateRegulariser, Spec, Trace,
+};
 
 /// Resolves the original's `seed = -1` (random) convention to a concrete, recorded seed.
 pub fn resolve_seed(seed: i64) -> u64 {
@@ -121,4 +128,135 @@ pub fn stats(values: &[f64]) -> (f64, f64, f64, f64, usize, usize) {
 pub fn mean_last(values: &[f64], k: usize) -> f64 {
     let tail = &values[values.len().saturating_sub(k)..];
     tail.iter().sum::<f64>() / tail.len().max(1) as f64
+}
+
+/// Test-only faults, to prove the NaN guard, and quiet runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hooks {
+    /// Poison the gradient of w_rec with NaN at this iteration.
+    pub nan_gradient_at: Option<usize>,
+    /// No progress bar and no prints.
+    pub quiet: bool,
+}
+
+/// Prints above the progress bar (or plainly when there is no terminal), unless quiet.
+pub struct Printer {
+    /// The bar.
+    pub bar: ProgressBar,
+    quiet: bool,
+}
+
+impl Printer {
+    /// A bar for `n` iterations starting at `start`.
+    pub fn new(n: usize, start: usize, quiet: bool) -> Printer {
+        Printer {
+            bar: progress_bar(n, start, quiet),
+            quiet,
+        }
+    }
+
+    /// Prints one block of text.
+    pub fn say(&self, text: String) {
+        if self.quiet {
+        } else if self.bar.is_hidden() {
+            println!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+}
+
+/// The error that stops training at `iteration`.
+pub fn training_error(iteration: usize, e: HostError) -> HostError {
+    HostError::Training {
+        iteration,
+        message: e.to_string(),
+    }
+}
+
+/// One training iteration on a batch: forward, backward, non-finite guard, optimiser and DEEP R.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step<R: rand::Rng>(
+    spec: &Spec<f32>,
+    weights: &mut Weights<f32>,
+    optimizer: &mut Optimizer,
+    lr: f64,
+    rewiring: Option<Rewiring>,
+    rng: &mut R,
+    batch: (&InputBatch, &[Vec<LossTerm<f32>>], &RateRegulariser<f32>),
+    states: &mut [HostState<f32>],
+    iteration: usize,
+    hooks: &Hooks,
+) -> Result<PassResult<f32>, HostError> {
+    let (input, terms, reg) = batch;
+    let mut result = run_pass(
+        spec,
+        &weights.params,
+        input,
+        states,
+        terms,
+        Some(reg),
+        PassOptions {
+            gradients: true,
+            ..PassOptions::default()
+        },
+    )?;
+    if !result.loss.is_finite() {
+        let what = "the training loss".to_string();
+        return Err(training_error(iteration, HostError::NonFinite { what }));
+    }
+    let mut grads = result.grads.take().expect("gradients were asked for");
+    if hooks.nan_gradient_at == Some(iteration) {
+        grads.w_rec[[0, 1]] = f32::NAN;
+    }
+    weights
+        .apply(&grads, optimizer, lr, rewiring, rng)
+        .map_err(|e| training_error(iteration, e))?;
+    Ok(result)
+}
+
+/// What the figures show of one element: spikes, thresholds and the readout's softmax.
+pub struct ElementTraces {
+    /// Spikes `[T, N]`.
+    pub z: Array2<f32>,
+    /// Thresholds `[T, N]`.
+    pub thr: Array2<f32>,
+    /// Softmax of the readout at every step `[T, O]`.
+    pub out_softmax: Array2<f32>,
+}
+
+impl ElementTraces {
+    /// Recomputes the readout of a trace with the core's `exp_convolve`.
+    pub fn new(
+        spec: &Spec<f32>,
+        params: &Params<f32>,
+        trace: &Trace<f32>,
+    ) -> Result<Self, HostError> {
+        let z = trace.z_dense();
+        let (steps, n) = z.dim();
+        let neurons = spec.neurons()?;
+        let thr = Array2::from_shape_fn((steps, n), |(t, j)| {
+            neurons[j].threshold(trace.b(t + 1)[j], spec.config.v0)
+        });
+        let decay = (-spec.config.dt / spec.tau_out).exp();
+        let mut psp = vec![0.0f32; steps * n];
+        lsnn_core::exp_convolve(z.as_slice().expect("standard"), n, decay, &mut psp)
+            .map_err(|e| HostError::Network(e.to_string()))?;
+        let psp = Array2::from_shape_vec((steps, n), psp).expect("sized");
+        let mut out = psp.dot(&params.w_out);
+        if let Some(b) = &params.b_out {
+            out += b;
+        }
+        for mut row in out.rows_mut() {
+            let max = row.fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            row.mapv_inplace(|x| (x - max).exp());
+            let sum = row.sum();
+            row.mapv_inplace(|x| x / sum);
+        }
+        Ok(ElementTraces {
+            z,
+            thr,
+            out_softmax: out,
+        })
+    }
 }

@@ -9,15 +9,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lsnn_core::CellConfig;
-use ndarray::{Array1, Array2, Array3, Axis};
+use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{checkpoint_error, Checkpoint};
+use super::checkpoint::{checkpoint_error, restore_network, store_network, Checkpoint};
+pub use super::run::Hooks;
 use super::run::{
-    mean_last, new_run_dir, progress_bar, resolve_seed, stats, use_threads, write_json,
+    mean_last, new_run_dir, resolve_seed, stats, train_step, use_threads, write_json,
+    ElementTraces, Printer,
 };
 use crate::error::HostError;
 use crate::plot::{plot_learning_curve, plot_store_recall, StoreRecallMonitor};
@@ -453,15 +455,6 @@ pub struct Session {
     pub run_dir: Option<PathBuf>,
 }
 
-/// Test-only faults, to prove the NaN guard.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Hooks {
-    /// Poison the gradient of w_rec with NaN at this iteration.
-    pub nan_gradient_at: Option<usize>,
-    /// No progress bar and no prints.
-    pub quiet: bool,
-}
-
 /// How a run ended.
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
@@ -617,15 +610,8 @@ impl Session {
         use_threads(self.flags.threads);
         let started = Instant::now();
         let task = self.flags.task();
-        let bar = progress_bar(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let say = |text: String| {
-            if hooks.quiet {
-            } else if bar.is_hidden() {
-                println!("{text}");
-            } else {
-                bar.println(text);
-            }
-        };
+        let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
+        let (bar, say) = (&printer.bar, |text: String| printer.say(text));
         let elapsed_before = self.progress.elapsed_s;
         while self.progress.iteration < self.flags.n_iter && self.progress.solved_at.is_none() {
             let k = self.progress.iteration;
@@ -701,32 +687,21 @@ impl Session {
 
             // Training step.
             let train_batch = generate(&mut self.progress.rng, self.flags.batch_train, &task)?;
-            let mut train_state = std::mem::take(&mut self.train_state);
+            let terms = loss_terms(&train_batch);
+            let reg = self.regulariser();
             let t0 = Instant::now();
-            let result = self.pass(&train_batch, &mut train_state, true, false)?;
-            self.train_state = train_state;
-            if !result.loss.is_finite() {
-                return Err(training_error(
-                    k,
-                    HostError::NonFinite {
-                        what: "the training loss".into(),
-                    },
-                ));
-            }
-            let mut grads = result.grads.expect("gradients were asked for");
-            if hooks.nan_gradient_at == Some(k) {
-                grads.w_rec[[0, 1]] = f32::NAN;
-            }
-            let lr = self.progress.learning_rate;
-            self.weights
-                .apply(
-                    &grads,
-                    &mut self.progress.optimizer,
-                    lr,
-                    self.flags.rewiring(),
-                    &mut self.progress.rng,
-                )
-                .map_err(|e| training_error(k, e))?;
+            train_step(
+                &self.spec,
+                &mut self.weights,
+                &mut self.progress.optimizer,
+                self.progress.learning_rate,
+                self.flags.rewiring(),
+                &mut self.progress.rng,
+                (&train_batch.input, &terms, &reg),
+                &mut self.train_state,
+                k,
+                &hooks,
+            )?;
             self.progress.last_train_s = t0.elapsed().as_secs_f64();
             self.progress.iteration = k + 1;
             bar.set_position(self.progress.iteration as u64);
@@ -856,115 +831,26 @@ fn monitor_data(
     batch: &StoreRecallBatch,
     n_thr_curves: usize,
 ) -> Result<StoreRecallMonitor, HostError> {
-    let z = trace.z_dense();
-    let (steps, n) = z.dim();
-    let thr = Array2::from_shape_fn((steps, n), |(t, j)| {
-        spec.thr[j] + trace.b(t + 1)[j] * spec.beta[j] * spec.config.v0
-    });
-    let decay = (-spec.config.dt / spec.tau_out).exp();
-    let mut psp = vec![0.0f32; steps * n];
-    lsnn_core::exp_convolve(z.as_slice().expect("standard"), n, decay, &mut psp)
-        .map_err(|e| HostError::Network(e.to_string()))?;
-    let psp = Array2::from_shape_vec((steps, n), psp).expect("sized");
-    let mut out = psp.dot(&params.w_out);
-    if let Some(b) = &params.b_out {
-        out += b;
-    }
-    let softmax = out.map_axis(Axis(1), |row| {
-        let max = row.fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let e: Array1<f32> = row.mapv(|x| (x - max).exp());
-        let s = e.sum();
-        e / s
-    });
-    let out_softmax = Array2::from_shape_fn((steps, params.n_out()), |(t, o)| softmax[t][o]);
+    let traces = ElementTraces::new(spec, params, trace)?;
     let seq_len = batch.params.seq_len;
-    let mut char_softmax = vec![0.0f32; seq_len * params.n_out()];
+    let n_out = params.n_out();
+    let mut char_softmax = vec![0.0f32; seq_len * n_out];
     lsnn_core::downsample(
-        out_softmax.as_slice().expect("standard"),
-        params.n_out(),
+        traces.out_softmax.as_slice().expect("standard"),
+        n_out,
         seq_len,
         &mut char_softmax,
     )
     .map_err(|e| HostError::Network(e.to_string()))?;
     Ok(StoreRecallMonitor {
         input: batch.input.dense_element(0),
-        z,
-        thr,
-        out_softmax,
-        char_softmax: Array2::from_shape_vec((seq_len, params.n_out()), char_softmax)
-            .expect("sized"),
+        z: traces.z,
+        thr: traces.thr,
+        out_softmax: traces.out_softmax,
+        char_softmax: Array2::from_shape_vec((seq_len, n_out), char_softmax).expect("sized"),
         target_nums: batch.target_nums.row(0).to_vec(),
         recall_mask: batch.recall_mask.row(0).to_vec(),
         tau_char: batch.params.tau_char,
         n_thr_curves,
     })
-}
-
-fn training_error(iteration: usize, e: HostError) -> HostError {
-    HostError::Training {
-        iteration,
-        message: e.to_string(),
-    }
-}
-
-/// Stores the network's fixed and trained arrays.
-pub fn store_network(ckpt: &mut Checkpoint, spec: &Spec<f32>, weights: &Weights<f32>) {
-    ckpt.put_vector("tau", &spec.tau);
-    ckpt.put_vector("thr", &spec.thr);
-    ckpt.put_vector("beta", &spec.beta);
-    ckpt.put_bytes("delay_in", &spec.delay_in);
-    ckpt.put_bytes("delay_rec", &spec.delay_rec);
-    ckpt.put_matrix("w_in", &weights.params.w_in);
-    ckpt.put_matrix("w_rec", &weights.params.w_rec);
-    ckpt.put_matrix("w_out", &weights.params.w_out);
-    if let Some(b) = &weights.params.b_out {
-        ckpt.put_vector("b_out", b.as_slice().expect("standard"));
-    }
-    for m in &weights.rewired {
-        ckpt.put_matrix(&format!("theta.{}", m.name), &m.theta);
-        ckpt.put_matrix(&format!("sign.{}", m.name), &m.sign);
-    }
-}
-
-/// Restores what [`store_network`] stored into a network of the same shape.
-pub fn restore_network(
-    ckpt: &Checkpoint,
-    spec: &mut Spec<f32>,
-    weights: &mut Weights<f32>,
-) -> Result<(), String> {
-    let (n_in, n) = (spec.n_in(), spec.n_rec());
-    let n_out = weights.params.n_out();
-    spec.tau = ckpt.vector("tau", n)?.to_vec();
-    spec.thr = ckpt.vector("thr", n)?.to_vec();
-    spec.beta = ckpt.vector("beta", n)?.to_vec();
-    spec.delay_in = ckpt.bytes("delay_in", n_in, n)?;
-    spec.delay_rec = ckpt.bytes("delay_rec", n, n)?;
-    if spec
-        .delay_in
-        .iter()
-        .chain(spec.delay_rec.iter())
-        .any(|&d| usize::from(d) >= spec.config.n_delay)
-    {
-        return Err("a delay index is >= n_delay".into());
-    }
-    weights.params.w_in = ckpt.matrix("w_in", n_in, n)?;
-    weights.params.w_rec = ckpt.matrix("w_rec", n, n)?;
-    weights.params.w_out = ckpt.matrix("w_out", n, n_out)?;
-    if weights.params.b_out.is_some() {
-        weights.params.b_out = Some(ckpt.vector("b_out", n_out)?);
-    }
-    for m in &mut weights.rewired {
-        let (r, c) = m.theta.dim();
-        m.theta = ckpt.matrix(&format!("theta.{}", m.name), r, c)?;
-        m.sign = ckpt.matrix(&format!("sign.{}", m.name), r, c)?;
-    }
-    let finite = weights
-        .params
-        .named()
-        .iter()
-        .all(|(_, a)| a.iter().all(|x| x.is_finite()));
-    if !finite {
-        return Err("a weight is NaN or infinite".into());
-    }
-    Ok(())
 }

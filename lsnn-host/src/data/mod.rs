@@ -220,6 +220,15 @@ pub enum DataError {
         /// The split's name.
         split: &'static str,
     },
+    /// A saved position does not fit the split (another dataset than the run's).
+    #[error(
+        "the saved position of the {split} split does not match this dataset: resume with the \
+         same --data-dir as the original run"
+    )]
+    Position {
+        /// The split's name.
+        split: &'static str,
+    },
 }
 
 fn kind_of(magic: u32) -> &'static str {
@@ -474,6 +483,17 @@ impl Batch {
     }
 }
 
+/// Where a split stands in its epochs: enough to continue a run exactly after a resume.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SplitPosition {
+    /// The current epoch's order of the images.
+    pub order: Vec<usize>,
+    /// Images already handed out in this epoch.
+    pub index_in_epoch: usize,
+    /// Completed epochs.
+    pub epochs_completed: usize,
+}
+
 /// One split (train, validation or test) with its position in the current epoch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Split {
@@ -535,6 +555,32 @@ impl Split {
     /// Position in the current epoch (images already handed out in it).
     pub fn index_in_epoch(&self) -> usize {
         self.index_in_epoch
+    }
+
+    /// The position in the epochs (for checkpoints).
+    pub fn position(&self) -> SplitPosition {
+        SplitPosition {
+            order: self.order.clone(),
+            index_in_epoch: self.index_in_epoch,
+            epochs_completed: self.epochs_completed,
+        }
+    }
+
+    /// Continues from a saved position; it must be a permutation of this split's images.
+    pub fn restore(&mut self, position: SplitPosition) -> Result<(), DataError> {
+        let mut seen = vec![false; self.len()];
+        let permutation = position.order.len() == self.len()
+            && position
+                .order
+                .iter()
+                .all(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true));
+        if !permutation || position.index_in_epoch > self.len() {
+            return Err(DataError::Position { split: self.name });
+        }
+        self.order = position.order;
+        self.index_in_epoch = position.index_in_epoch;
+        self.epochs_completed = position.epochs_completed;
+        Ok(())
     }
 
     /// Back to the start of epoch 0, file order.

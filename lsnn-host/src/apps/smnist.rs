@@ -1,0 +1,811 @@
+//! `lsnn-host train smnist`: the original `tutorial_sequential_mnist_with_LSNN.py`, end to end.
+//!
+//! As in the tutorial: 120 LIF + 100 ALIF neurons, threshold-crossing input (80 channels), the
+//! loss on the mean readout of the last 28 steps, DEEP R on w_in, w_rec and w_out (12 %) with
+//! Dale's-law signs, validation every `print_every` iterations, learning-rate decay every
+//! `lr_decay_every` iterations once the first epoch is complete, and the test set at the end.
+//! Every batch starts from the zero state (the tutorial does not carry state).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use lsnn_core::CellConfig;
+use ndarray::{Array1, Array2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{checkpoint_error, restore_network, store_network, Checkpoint};
+use super::run::{
+    new_run_dir, resolve_seed, stats, train_step, use_threads, write_json, ElementTraces, Hooks,
+    Printer,
+};
+use crate::data::{Dataset, Split, SplitPosition, N_CLASSES};
+use crate::error::HostError;
+use crate::plot::{plot_learning_curve, plot_smnist, SmnistMonitor};
+use crate::tasks::smnist::{SmnistBatch, SmnistEncoding};
+use crate::train::deepr::{neuron_signs, RewiredMatrix};
+use crate::train::optim::Optimizer;
+use crate::train::update::{Rewiring, Weights};
+use crate::train::{
+    run_pass, zero_states, LossTerm, Params, PassOptions, PassResult, RateRegulariser, Spec,
+};
+
+/// The tutorial's flags (same names in kebab case, same defaults), plus lsnn-rs's own.
+#[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SmnistFlags {
+    /// MNIST-format folder (train-images-idx3-ubyte[.gz], ...): MNIST or Fashion-MNIST.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Comment appended to the run folder's name.
+    #[arg(long, default_value = "")]
+    pub comment: String,
+    /// Network model: LSNN (n_regular LIF + n_adaptive ALIF) or LIF (no adaptation).
+    #[arg(long, default_value = "LSNN")]
+    pub model: String,
+    /// Save results, checkpoint and the exported model.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub save_data: bool,
+    /// Not supported (the original's 14x14 pooling of analog input); must stay false.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub downsampled: bool,
+    /// Training batch size.
+    #[arg(long, default_value_t = 256)]
+    pub n_batch_train: usize,
+    /// Validation (and test) batch size.
+    #[arg(long, default_value_t = 256)]
+    pub n_batch_validation: usize,
+    /// Number of input channels of the threshold-crossing encoding (even; the last is the cue).
+    #[arg(long, default_value_t = 80)]
+    pub n_in: usize,
+    /// Number of LIF neurons.
+    #[arg(long, default_value_t = 120)]
+    pub n_regular: usize,
+    /// Number of ALIF neurons.
+    #[arg(long, default_value_t = 100)]
+    pub n_adaptive: usize,
+    /// Target rate of the regulariser (Hz).
+    #[arg(long, default_value_t = 10.0)]
+    pub reg_rate: f64,
+    /// Number of iterations.
+    #[arg(long, default_value_t = 36000)]
+    pub n_iter: usize,
+    /// Number of synaptic delay slots.
+    #[arg(long, default_value_t = 10)]
+    pub n_delay: usize,
+    /// Refractory steps.
+    #[arg(long, default_value_t = 5)]
+    pub n_ref: usize,
+    /// Decay the learning rate every this many iterations (after the first epoch).
+    #[arg(long, default_value_t = 2500)]
+    pub lr_decay_every: usize,
+    /// Validate, print, plot and checkpoint every this many iterations.
+    #[arg(long, default_value_t = 400)]
+    pub print_every: usize,
+    /// Repeat factor of every pixel (time extension).
+    #[arg(long, default_value_t = 1)]
+    pub ext_time: usize,
+    /// Adaptation strength of the ALIF neurons.
+    #[arg(long, default_value_t = 1.8)]
+    pub beta: f64,
+    /// Adaptation time constant (ms).
+    #[arg(long, default_value_t = 700.0)]
+    pub tau_a: f64,
+    /// Membrane and readout time constant (ms).
+    #[arg(long, default_value_t = 20.0)]
+    pub tau_v: f64,
+    /// Baseline threshold.
+    #[arg(long, default_value_t = 0.01)]
+    pub thr: f64,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 1e-2)]
+    pub learning_rate: f64,
+    /// Learning-rate decay factor.
+    #[arg(long, default_value_t = 0.8)]
+    pub lr_decay: f64,
+    /// Firing-rate regularisation coefficient.
+    #[arg(long, default_value_t = 1e-1)]
+    pub reg: f64,
+    /// DEEP R temperature.
+    #[arg(long, default_value_t = 0.0)]
+    pub rewiring_temperature: f64,
+    /// Proportion of excitatory neurons (Dale's law signs).
+    #[arg(long, default_value_t = 0.75)]
+    pub proportion_excitatory: f64,
+    /// Voltage unit.
+    #[arg(long = "V0", alias = "v0", default_value_t = 1.0)]
+    pub v0: f64,
+    /// Accepted for compatibility; figures are written as PNG files.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub interactive_plot: bool,
+    /// Print the statistics block at every validation.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub verbose: bool,
+    /// Fix the signs of input and recurrent neurons (with rewiring).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub neuron_sign: bool,
+    /// Threshold-crossing input (false: the analog pixel on one input, n_in = 1).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub crs_thr: bool,
+    /// DEEP R connectivity of w_in, w_rec and w_out (<= 0: dense, no rewiring).
+    #[arg(long, default_value_t = 0.12, allow_negative_numbers = true)]
+    pub rewiring_connectivity: f64,
+    /// DEEP R l1 shrinkage.
+    #[arg(long, default_value_t = 1e-2)]
+    pub l1: f64,
+    /// Height of the pseudo-derivative.
+    #[arg(long, default_value_t = 0.3)]
+    pub dampening_factor: f64,
+    /// Training images held out for validation (TensorFlow's loader: 5000).
+    #[arg(long, default_value_t = 5000)]
+    pub validation_size: usize,
+    /// Draw the figures (PNG).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub do_plot: bool,
+    /// Random seed (-1: draw one and record it).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub seed: i64,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Folder receiving one sub-folder per run.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+}
+
+impl SmnistFlags {
+    /// Every default, reading data from `data_dir`.
+    pub fn defaults(data_dir: &Path) -> Self {
+        use clap::FromArgMatches;
+        let cmd = <Self as clap::Args>::augment_args(clap::Command::new("defaults"));
+        let dir = data_dir.to_string_lossy().into_owned();
+        Self::from_arg_matches(&cmd.get_matches_from(["defaults", "--data-dir", &dir]))
+            .expect("defaults parse")
+    }
+
+    /// The input encoding.
+    pub fn encoding(&self) -> SmnistEncoding {
+        SmnistEncoding {
+            n_in: if self.crs_thr { self.n_in } else { 1 },
+            crs_thr: self.crs_thr,
+            ext_time: self.ext_time,
+        }
+    }
+
+    fn n_neurons(&self) -> usize {
+        self.n_regular + self.n_adaptive
+    }
+
+    fn rewired(&self) -> bool {
+        self.rewiring_connectivity > 0.0
+    }
+
+    /// Checks every flag; the message names the flag and how to fix it.
+    pub fn validate(&self) -> Result<(), HostError> {
+        let bad = |flag: &str, why: String| {
+            Err(HostError::Flag {
+                flag: flag.to_string(),
+                message: why,
+            })
+        };
+        for (flag, value) in [
+            ("--n-batch-train", self.n_batch_train),
+            ("--n-batch-validation", self.n_batch_validation),
+            ("--n-iter", self.n_iter),
+            ("--n-delay", self.n_delay),
+            ("--lr-decay-every", self.lr_decay_every),
+            ("--print-every", self.print_every),
+            ("--ext-time", self.ext_time),
+        ] {
+            if value == 0 {
+                return bad(flag, "must be >= 1".into());
+            }
+        }
+        if self.n_delay > 256 {
+            return bad("--n-delay", format!("{} must be <= 256", self.n_delay));
+        }
+        if self.n_neurons() == 0 {
+            return bad(
+                "--n-regular/--n-adaptive",
+                "the network needs at least one neuron".into(),
+            );
+        }
+        if !matches!(self.model.as_str(), "LSNN" | "LIF") {
+            return bad("--model", format!("`{}` is not LSNN or LIF", self.model));
+        }
+        if self.downsampled {
+            return bad(
+                "--downsampled",
+                "the 14x14 pooled variant is not supported".into(),
+            );
+        }
+        let p = self.rewiring_connectivity;
+        if p > 1.0 || p.is_nan() {
+            return bad(
+                "--rewiring-connectivity",
+                format!("{p} must be in (0, 1], or <= 0 for no rewiring"),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.proportion_excitatory) {
+            return bad("--proportion-excitatory", "must be in [0, 1]".into());
+        }
+        for (flag, x) in [
+            ("--thr", self.thr),
+            ("--tau-a", self.tau_a),
+            ("--tau-v", self.tau_v),
+            ("--learning-rate", self.learning_rate),
+            ("--V0", self.v0),
+        ] {
+            if !(x.is_finite() && x > 0.0) {
+                return bad(flag, format!("{x} must be a finite number > 0"));
+            }
+        }
+        for (flag, x) in [
+            ("--lr-decay", self.lr_decay),
+            ("--reg", self.reg),
+            ("--reg-rate", self.reg_rate),
+            ("--beta", self.beta),
+            ("--l1", self.l1),
+            ("--rewiring-temperature", self.rewiring_temperature),
+            ("--dampening-factor", self.dampening_factor),
+        ] {
+            if !(x.is_finite() && x >= 0.0) {
+                return bad(flag, format!("{x} must be a finite number >= 0"));
+            }
+        }
+        self.encoding().validate().map_err(|e| HostError::Flag {
+            flag: "--n-in/--ext-time/--crs-thr".into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The tutorial's network: `n_regular` LIF then `n_adaptive` ALIF neurons, tau = tau_v.
+pub fn build_spec<R: Rng>(flags: &SmnistFlags, rng: &mut R) -> Spec<f32> {
+    let n = flags.n_neurons();
+    let n_in = flags.encoding().n_channels();
+    let beta = if flags.model == "LIF" {
+        0.0
+    } else {
+        flags.beta as f32
+    };
+    let d = flags.n_delay as u8;
+    let mut delays = |rows: usize| Array2::from_shape_simple_fn((rows, n), || rng.gen_range(0..d));
+    let (delay_in, delay_rec) = (delays(n_in), delays(n));
+    Spec {
+        config: CellConfig {
+            dt: 1.0,
+            tau_adaptation: flags.tau_a as f32,
+            v0: flags.v0 as f32,
+            n_delay: flags.n_delay,
+            n_refractory: flags.n_ref,
+            dampening_factor: flags.dampening_factor as f32,
+            injected_noise_current: 0.0,
+        },
+        tau: vec![flags.tau_v as f32; n],
+        thr: vec![flags.thr as f32; n],
+        beta: (0..n)
+            .map(|j| if j < flags.n_regular { 0.0 } else { beta })
+            .collect(),
+        delay_in,
+        delay_rec,
+        tau_out: flags.tau_v as f32,
+    }
+}
+
+/// Initial weights as the tutorial: with rewiring, DEEP R matrices for w_in, w_rec and w_out
+/// (signed by neuron when `--neuron-sign`), else `randn / sqrt(fan_in)` and Glorot-uniform
+/// w_out; b_out = 0.
+pub fn init_weights<R: Rng>(flags: &SmnistFlags, rng: &mut R) -> Result<Weights<f32>, HostError> {
+    let (n_in, n) = (flags.encoding().n_channels(), flags.n_neurons());
+    let mut weights = Weights {
+        params: Params {
+            w_in: Array2::zeros((n_in, n)),
+            w_rec: Array2::zeros((n, n)),
+            w_out: Array2::zeros((n, N_CLASSES)),
+            b_out: Some(Array1::zeros(N_CLASSES)),
+        },
+        rewired: Vec::new(),
+    };
+    if flags.rewired() {
+        let p = flags.rewiring_connectivity;
+        if flags.neuron_sign {
+            let pe = flags.proportion_excitatory;
+            let in_sign = neuron_signs(rng, n_in, pe, true);
+            let rec_sign = neuron_signs(rng, n, pe, false);
+            weights.rewired = vec![
+                RewiredMatrix::init_signed(rng, "w_in", &in_sign, n, p)?,
+                RewiredMatrix::init_signed(rng, "w_rec", &rec_sign, n, p)?,
+                RewiredMatrix::init_signed(rng, "w_out", &rec_sign, N_CLASSES, p)?,
+            ];
+        } else {
+            weights.rewired = vec![
+                RewiredMatrix::init_unsigned(rng, "w_in", n_in, n, p),
+                RewiredMatrix::init_unsigned(rng, "w_rec", n, n, p),
+                RewiredMatrix::init_unsigned(rng, "w_out", n, N_CLASSES, p),
+            ];
+        }
+        weights.sync_rewired()?;
+    } else {
+        let mut randn = |rows: usize, cols: usize| {
+            let scale = (rows as f64).sqrt();
+            Array2::from_shape_simple_fn((rows, cols), || {
+                (Distribution::<f64>::sample(&StandardNormal, rng) / scale) as f32
+            })
+        };
+        weights.params.w_in = randn(n_in, n);
+        weights.params.w_rec = randn(n, n);
+        let limit = (6.0 / (n + N_CLASSES) as f64).sqrt();
+        weights.params.w_out =
+            Array2::from_shape_simple_fn((n, N_CLASSES), || rng.gen_range(-limit..limit) as f32);
+    }
+    Ok(weights)
+}
+
+/// The loss of a batch: cross-entropy of the mean readout over the last window, batch mean.
+pub fn loss_terms(encoding: &SmnistEncoding, labels: &[usize]) -> Vec<Vec<LossTerm<f32>>> {
+    let (start, end) = encoding.loss_window();
+    let weight = 1.0 / labels.len().max(1) as f32;
+    labels
+        .iter()
+        .map(|&target| {
+            vec![LossTerm {
+                start,
+                end,
+                target,
+                weight,
+            }]
+        })
+        .collect()
+}
+
+/// Result lists of a run (one entry per validation).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SmnistLists {
+    /// Iteration of each validation.
+    pub iteration_list: Vec<usize>,
+    /// Validation accuracy (the original stores it as `error_list`).
+    pub accuracy_list: Vec<f64>,
+    /// Validation classification loss.
+    pub loss_list: Vec<f64>,
+    /// Validation regularisation loss.
+    pub loss_reg_list: Vec<f64>,
+    /// Validation total loss.
+    pub loss_with_reg_list: Vec<f64>,
+    /// Mean firing rate (Hz).
+    pub rate_list: Vec<f64>,
+    /// Connectivity of all rewired matrices together.
+    pub connectivity_list: Vec<f64>,
+    /// Seconds of the last training step before each validation.
+    pub training_time: Vec<f64>,
+    /// Seconds since the start of training.
+    pub time_to_ref: Vec<f64>,
+}
+
+/// Everything a checkpoint holds besides the arrays.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SmnistProgress {
+    /// Next iteration to run.
+    pub iteration: usize,
+    /// Current learning rate.
+    pub learning_rate: f64,
+    /// Optimiser state.
+    pub optimizer: Optimizer,
+    /// The random generator.
+    pub rng: ChaCha8Rng,
+    /// Result lists so far.
+    pub lists: SmnistLists,
+    /// Position of the training split.
+    pub train_position: SplitPosition,
+    /// Position of the validation split.
+    pub validation_position: SplitPosition,
+    /// Seconds of training before this checkpoint.
+    pub elapsed_s: f64,
+    /// Seconds of the last training step.
+    pub last_train_s: f64,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct SmnistOutcome {
+    /// The run folder.
+    pub run_dir: Option<PathBuf>,
+    /// Iterations run in total.
+    pub iterations: usize,
+    /// Last validation accuracy.
+    pub validation_accuracy: f64,
+    /// Accuracy over the whole test set.
+    pub test_accuracy: f64,
+    /// Test images.
+    pub n_test: usize,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+}
+
+/// A run in memory.
+pub struct SmnistSession {
+    /// The flags (seed resolved).
+    pub flags: SmnistFlags,
+    /// The fixed part of the network.
+    pub spec: Spec<f32>,
+    /// The trained arrays.
+    pub weights: Weights<f32>,
+    /// The data.
+    pub data: Dataset,
+    /// Loop state.
+    pub progress: SmnistProgress,
+    /// The run folder (when saving).
+    pub run_dir: Option<PathBuf>,
+}
+
+fn load_data(flags: &SmnistFlags) -> Result<Dataset, HostError> {
+    Ok(Dataset::open(&flags.data_dir, flags.validation_size)?)
+}
+
+impl SmnistSession {
+    /// A fresh run.
+    pub fn new(mut flags: SmnistFlags) -> Result<SmnistSession, HostError> {
+        flags.validate()?;
+        let data = load_data(&flags)?;
+        let seed = resolve_seed(flags.seed);
+        flags.seed = seed as i64;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let spec = build_spec(&flags, &mut rng);
+        let weights = init_weights(&flags, &mut rng)?;
+        let run_dir = if flags.save_data {
+            let dir = new_run_dir(&flags.results_dir, "smnist", seed, &flags.comment)?;
+            write_json(&dir.join("flags.json"), &flags)?;
+            Some(dir)
+        } else {
+            None
+        };
+        Ok(SmnistSession {
+            progress: SmnistProgress {
+                iteration: 0,
+                learning_rate: flags.learning_rate,
+                optimizer: Optimizer::adam(),
+                rng,
+                lists: SmnistLists::default(),
+                train_position: data.train.position(),
+                validation_position: data.validation.position(),
+                elapsed_s: 0.0,
+                last_train_s: 0.0,
+            },
+            spec,
+            weights,
+            data,
+            flags,
+            run_dir,
+        })
+    }
+
+    /// Loads the run saved in `dir`; `data_dir` replaces the recorded data folder (the data
+    /// must be the same), `n_iter` may raise the number of iterations.
+    pub fn resume(
+        dir: &Path,
+        data_dir: Option<&Path>,
+        n_iter: Option<usize>,
+    ) -> Result<SmnistSession, HostError> {
+        let flags_path = dir.join("flags.json");
+        let text = std::fs::read_to_string(&flags_path).map_err(|source| HostError::Io {
+            path: flags_path.clone(),
+            source,
+        })?;
+        let mut flags: SmnistFlags = serde_json::from_str(&text).map_err(|e| HostError::Json {
+            path: flags_path.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(d) = data_dir {
+            flags.data_dir = d.to_path_buf();
+        }
+        if let Some(n) = n_iter {
+            flags.n_iter = n;
+        }
+        flags.validate()?;
+        let mut data = load_data(&flags)?;
+        let path = dir.join("checkpoint.safetensors");
+        let ckpt = Checkpoint::load(&path)?;
+        let bad = |m: String| checkpoint_error(&path, m);
+        let progress: SmnistProgress = serde_json::from_str(&ckpt.state_json)
+            .map_err(|e| bad(format!("training state: {e}")))?;
+        data.train.restore(progress.train_position.clone())?;
+        data.validation
+            .restore(progress.validation_position.clone())?;
+        let mut rng = ChaCha8Rng::seed_from_u64(flags.seed as u64);
+        let mut spec = build_spec(&flags, &mut rng);
+        let mut weights = init_weights(&flags, &mut rng)?;
+        restore_network(&ckpt, &mut spec, &mut weights).map_err(bad)?;
+        Ok(SmnistSession {
+            flags,
+            spec,
+            weights,
+            data,
+            progress,
+            run_dir: Some(dir.to_path_buf()),
+        })
+    }
+
+    fn save_checkpoint(&mut self) -> Result<(), HostError> {
+        let Some(dir) = &self.run_dir else {
+            return Ok(());
+        };
+        self.progress.train_position = self.data.train.position();
+        self.progress.validation_position = self.data.validation.position();
+        let mut ckpt = Checkpoint::default();
+        store_network(&mut ckpt, &self.spec, &self.weights);
+        ckpt.state_json = serde_json::to_string(&self.progress).map_err(|e| HostError::Json {
+            path: PathBuf::from("checkpoint state"),
+            message: e.to_string(),
+        })?;
+        ckpt.save(&dir.join("checkpoint.safetensors"))
+    }
+
+    fn regulariser(&self) -> RateRegulariser<f32> {
+        RateRegulariser {
+            coeff: vec![self.flags.reg as f32; self.flags.n_neurons()],
+            target: (self.flags.reg_rate / 1000.0) as f32,
+        }
+    }
+
+    fn encode(&self, batch: &crate::data::Batch) -> Result<SmnistBatch, HostError> {
+        Ok(self.flags.encoding().encode(batch)?)
+    }
+
+    /// Forward pass (zero initial state) over an encoded batch.
+    pub fn evaluate(
+        &self,
+        batch: &SmnistBatch,
+        keep_traces: bool,
+    ) -> Result<PassResult<f32>, HostError> {
+        let terms = loss_terms(&self.flags.encoding(), &batch.labels);
+        let mut states = zero_states(&self.spec, batch.labels.len());
+        run_pass(
+            &self.spec,
+            &self.weights.params,
+            &batch.input,
+            &mut states,
+            &terms,
+            Some(&self.regulariser()),
+            PassOptions {
+                keep_traces,
+                ..PassOptions::default()
+            },
+        )
+    }
+
+    /// Predicted digit of every image of a split (in file order) and the accuracy.
+    pub fn predict_split(
+        &self,
+        split: &Split,
+        limit: Option<usize>,
+    ) -> Result<(Vec<usize>, f64), HostError> {
+        let n = limit.unwrap_or(split.len()).min(split.len());
+        let mut predictions = Vec::with_capacity(n);
+        let mut correct = 0usize;
+        let indices: Vec<usize> = (0..n).collect();
+        for chunk in indices.chunks(self.flags.n_batch_validation) {
+            let batch = self.encode(&split.batch(chunk))?;
+            let pass = self.evaluate(&batch, false)?;
+            for (logits, &label) in pass.logits.iter().zip(&batch.labels) {
+                let predicted = lsnn_core::argmax(&logits[0]).unwrap_or(0);
+                correct += usize::from(predicted == label);
+                predictions.push(predicted);
+            }
+        }
+        Ok((predictions, correct as f64 / n.max(1) as f64))
+    }
+
+    /// Trains to `n_iter`, then evaluates the whole test set.
+    pub fn run(&mut self, hooks: Hooks) -> Result<SmnistOutcome, HostError> {
+        use_threads(self.flags.threads);
+        let started = Instant::now();
+        let elapsed_before = self.progress.elapsed_s;
+        let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
+        let encoding = self.flags.encoding();
+        while self.progress.iteration < self.flags.n_iter {
+            let k = self.progress.iteration;
+            if k > 0 && k % self.flags.lr_decay_every == 0 && self.data.train.epochs_completed() > 0
+            {
+                let old = self.progress.learning_rate;
+                self.progress.learning_rate *= self.flags.lr_decay;
+                printer.say(format!(
+                    "Decaying learning rate: {old:.2} -> {:.2}",
+                    self.progress.learning_rate
+                ));
+            }
+            if k % self.flags.print_every == 0 {
+                self.validate(
+                    k,
+                    &printer,
+                    elapsed_before + started.elapsed().as_secs_f64(),
+                )?;
+            }
+            let images = self
+                .data
+                .train
+                .next_batch(&mut self.progress.rng, self.flags.n_batch_train)?;
+            let batch = encoding.encode(&images)?;
+            let terms = loss_terms(&encoding, &batch.labels);
+            let reg = self.regulariser();
+            let mut states = zero_states(&self.spec, batch.labels.len());
+            let t0 = Instant::now();
+            let result = train_step(
+                &self.spec,
+                &mut self.weights,
+                &mut self.progress.optimizer,
+                self.progress.learning_rate,
+                self.flags.rewired().then_some(Rewiring {
+                    l1: self.flags.l1,
+                    temperature: self.flags.rewiring_temperature,
+                }),
+                &mut self.progress.rng,
+                (&batch.input, &terms, &reg),
+                &mut states,
+                k,
+                &hooks,
+            )?;
+            self.progress.last_train_s = t0.elapsed().as_secs_f64();
+            self.progress.iteration = k + 1;
+            printer.bar.set_position(self.progress.iteration as u64);
+            printer.bar.set_message(format!(
+                "loss {:.3}  rate {:.1} Hz",
+                result.loss,
+                mean_hz(&result.rates)
+            ));
+            if self.progress.iteration % self.flags.print_every == 0 {
+                self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+                self.save_checkpoint()?;
+            }
+        }
+        printer.bar.finish_and_clear();
+        self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        self.save_checkpoint()?;
+        let (_, test_accuracy) = self.predict_split(&self.data.test, None)?;
+        printer.say(format!(
+            "Statistics on the test set: accuracy {test_accuracy:.4} over {} images",
+            self.data.test.len()
+        ));
+        let outcome = SmnistOutcome {
+            run_dir: self.run_dir.clone(),
+            iterations: self.progress.iteration,
+            validation_accuracy: self
+                .progress
+                .lists
+                .accuracy_list
+                .last()
+                .copied()
+                .unwrap_or(f64::NAN),
+            test_accuracy,
+            n_test: self.data.test.len(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        self.write_results(Some(&outcome))?;
+        if let Some(dir) = &self.run_dir {
+            super::export::export_model(&dir.join("model.lsnn"), &self.spec, &self.weights.params)?;
+        }
+        Ok(outcome)
+    }
+
+    fn validate(&mut self, k: usize, printer: &Printer, elapsed: f64) -> Result<(), HostError> {
+        let images = self
+            .data
+            .validation
+            .next_batch(&mut self.progress.rng, self.flags.n_batch_validation)?;
+        let batch = self.encode(&images)?;
+        let pass = self.evaluate(&batch, self.flags.do_plot)?;
+        let correct = pass
+            .logits
+            .iter()
+            .zip(&batch.labels)
+            .filter(|(l, &y)| lsnn_core::argmax(&l[0]) == Some(y))
+            .count();
+        let accuracy = correct as f64 / batch.labels.len() as f64;
+        let rates_hz: Vec<f64> = pass.rates.iter().map(|&r| f64::from(r) * 1000.0).collect();
+        let (connected, sizes): (Vec<usize>, Vec<usize>) = [
+            &self.weights.params.w_in,
+            &self.weights.params.w_rec,
+            &self.weights.params.w_out,
+        ]
+        .iter()
+        .map(|w| (w.iter().filter(|&&x| x != 0.0).count(), w.len()))
+        .unzip();
+        let connectivity =
+            connected.iter().sum::<usize>() as f64 / sizes.iter().sum::<usize>() as f64;
+        let lists = &mut self.progress.lists;
+        lists.iteration_list.push(k);
+        lists.accuracy_list.push(accuracy);
+        lists.loss_list.push(f64::from(pass.loss_ce));
+        lists.loss_reg_list.push(f64::from(pass.loss_reg));
+        lists.loss_with_reg_list.push(f64::from(pass.loss));
+        lists.rate_list.push(mean_hz(&pass.rates));
+        lists.connectivity_list.push(connectivity);
+        lists.training_time.push(self.progress.last_train_s);
+        lists.time_to_ref.push(elapsed);
+        printer.say(format!(
+            "Iteration {k}, epoch {} validation accuracy {accuracy:.3}",
+            self.data.train.epochs_completed()
+        ));
+        if self.flags.verbose {
+            let (mn, mx, mean, sd, kmin, kmax) = stats(&rates_hz);
+            let ratio = |i: usize| connected[i] as f64 / sizes[i] as f64;
+            printer.say(format!(
+                "    firing rate (Hz)  min {mn:.0} ({kmin})  max {mx:.0} ({kmax})  average {mean:.0} +- std {sd:.0} (over neurons)\n    connectivity (total {connectivity:.3})  W_in {:.3}  W_rec {:.2}  w_out {:.2}\n    number of non zero weights  W_in {}/{}  W_rec {}/{}  w_out {}/{}\n    classification loss {:.3}  regularization loss {:.3}\n    learning rate {:.3}  training op. time {:.3}s",
+                ratio(0), ratio(1), ratio(2),
+                connected[0], sizes[0], connected[1], sizes[1], connected[2], sizes[2],
+                pass.loss_ce, pass.loss_reg, self.progress.learning_rate, self.progress.last_train_s
+            ));
+        }
+        if self.flags.do_plot {
+            self.plot(&pass, &batch, &format!("smnist_iter{k:05}.png"))?;
+        }
+        self.write_results(None)
+    }
+
+    fn plot(
+        &self,
+        pass: &PassResult<f32>,
+        batch: &SmnistBatch,
+        name: &str,
+    ) -> Result<(), HostError> {
+        let (Some(dir), Some(trace)) =
+            (&self.run_dir, pass.traces.as_ref().and_then(|t| t.first()))
+        else {
+            return Ok(());
+        };
+        let traces = ElementTraces::new(&self.spec, &self.weights.params, trace)?;
+        let n_lif = self.flags.n_regular;
+        let n_inhibitory = if self.flags.neuron_sign && self.flags.rewired() {
+            self.flags.n_neurons()
+                - ((self.flags.proportion_excitatory * self.flags.n_neurons() as f64) as usize + 1)
+                    .min(self.flags.n_neurons())
+        } else {
+            0
+        };
+        let monitor = SmnistMonitor {
+            input: batch.input.dense_element(0),
+            z_lif: traces.z.slice_axis(Axis(1), (0..n_lif).into()).to_owned(),
+            z_alif: traces.z.slice_axis(Axis(1), (n_lif..).into()).to_owned(),
+            thr_alif: traces.thr.slice_axis(Axis(1), (n_lif..).into()).to_owned(),
+            out_softmax: traces.out_softmax,
+            target: batch.labels[0] as u8,
+            n_inhibitory_lif: n_inhibitory.min(n_lif),
+            max_raster: 300,
+        };
+        plot_smnist(&dir.join("plots").join(name), &monitor)?;
+        let lists = &self.progress.lists;
+        let curve: Vec<(f64, f64)> = lists
+            .iteration_list
+            .iter()
+            .zip(&lists.accuracy_list)
+            .map(|(&k, &a)| (k as f64, a))
+            .collect();
+        plot_learning_curve(
+            &dir.join("plots").join("learning_curve.png"),
+            "sMNIST: validation accuracy",
+            "iteration",
+            &[("accuracy", &curve)],
+        )?;
+        Ok(())
+    }
+
+    fn write_results(&self, outcome: Option<&SmnistOutcome>) -> Result<(), HostError> {
+        let Some(dir) = &self.run_dir else {
+            return Ok(());
+        };
+        write_json(
+            &dir.join("results.json"),
+            &serde_json::json!({
+                "accuracy": self.progress.lists.accuracy_list.last(),
+                "lists": self.progress.lists,
+                "iterations": self.progress.iteration,
+                "flags": self.flags,
+                "test": outcome,
+            }),
+        )
+    }
+}
+
+fn mean_hz(rates: &[f32]) -> f64 {
+    rates.iter().map(|&r| f64::from(r) * 1000.0).sum::<f64>() / rates.len().max(1) as f64
+}
