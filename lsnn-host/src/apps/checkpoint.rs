@@ -352,3 +352,45 @@ pub fn restore_network(
     }
     Ok(())
 }
+
+/// The checkpoint's file name in a run folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// The flags a run folder recorded (`flags.json`).
+pub fn read_flags<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T, HostError> {
+    let path = dir.join("flags.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| HostError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| HostError::Json {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// A run folder's checkpoint and its decoded training state.
+pub fn load_run<P: serde::de::DeserializeOwned>(dir: &Path) -> Result<(Checkpoint, P), HostError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let ckpt = Checkpoint::load(&path)?;
+    let progress = serde_json::from_str(&ckpt.state_json)
+        .map_err(|e| checkpoint_error(&path, format!("training state: {e}")))?;
+    Ok((ckpt, progress))
+}
+
+/// Writes the network, the training state and any `extra` arrays to the run folder.
+pub fn save_run<P: serde::Serialize>(
+    dir: &Path,
+    spec: &Spec<f32>,
+    weights: &Weights<f32>,
+    progress: &P,
+    extra: impl FnOnce(&mut Checkpoint),
+) -> Result<(), HostError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let mut ckpt = Checkpoint::default();
+    store_network(&mut ckpt, spec, weights);
+    extra(&mut ckpt);
+    ckpt.state_json = serde_json::to_string(progress)
+        .map_err(|e| checkpoint_error(&path, format!("training state: {e}")))?;
+    ckpt.save(&path)
+}

@@ -16,7 +16,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{checkpoint_error, restore_network, store_network, Checkpoint};
+use super::checkpoint::{
+    checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
+};
 use super::run::{
     new_run_dir, resolve_seed, stats, train_step, use_threads, write_json, ElementTraces, Hooks,
     Printer,
@@ -487,15 +489,7 @@ impl SmnistSession {
         data_dir: Option<&Path>,
         n_iter: Option<usize>,
     ) -> Result<SmnistSession, HostError> {
-        let flags_path = dir.join("flags.json");
-        let text = std::fs::read_to_string(&flags_path).map_err(|source| HostError::Io {
-            path: flags_path.clone(),
-            source,
-        })?;
-        let mut flags: SmnistFlags = serde_json::from_str(&text).map_err(|e| HostError::Json {
-            path: flags_path.clone(),
-            message: e.to_string(),
-        })?;
+        let mut flags: SmnistFlags = read_flags(dir)?;
         if let Some(d) = data_dir {
             flags.data_dir = d.to_path_buf();
         }
@@ -504,11 +498,8 @@ impl SmnistSession {
         }
         flags.validate()?;
         let mut data = load_data(&flags)?;
-        let path = dir.join("checkpoint.safetensors");
-        let ckpt = Checkpoint::load(&path)?;
-        let bad = |m: String| checkpoint_error(&path, m);
-        let progress: SmnistProgress = serde_json::from_str(&ckpt.state_json)
-            .map_err(|e| bad(format!("training state: {e}")))?;
+        let (ckpt, progress) = load_run::<SmnistProgress>(dir)?;
+        let bad = |m: String| checkpoint_error(&dir.join(CHECKPOINT_FILE), m);
         data.train.restore(progress.train_position.clone())?;
         data.validation
             .restore(progress.validation_position.clone())?;
@@ -527,25 +518,16 @@ impl SmnistSession {
     }
 
     fn save_checkpoint(&mut self) -> Result<(), HostError> {
-        let Some(dir) = &self.run_dir else {
-            return Ok(());
-        };
         self.progress.train_position = self.data.train.position();
         self.progress.validation_position = self.data.validation.position();
-        let mut ckpt = Checkpoint::default();
-        store_network(&mut ckpt, &self.spec, &self.weights);
-        ckpt.state_json = serde_json::to_string(&self.progress).map_err(|e| HostError::Json {
-            path: PathBuf::from("checkpoint state"),
-            message: e.to_string(),
-        })?;
-        ckpt.save(&dir.join("checkpoint.safetensors"))
+        match &self.run_dir {
+            Some(dir) => save_run(dir, &self.spec, &self.weights, &self.progress, |_| {}),
+            None => Ok(()),
+        }
     }
 
     fn regulariser(&self) -> RateRegulariser<f32> {
-        RateRegulariser {
-            coeff: vec![self.flags.reg as f32; self.flags.n_neurons()],
-            target: (self.flags.reg_rate / 1000.0) as f32,
-        }
+        RateRegulariser::uniform(self.flags.n_neurons(), self.flags.reg, self.flags.reg_rate)
     }
 
     fn encode(&self, batch: &crate::data::Batch) -> Result<SmnistBatch, HostError> {

@@ -15,7 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{checkpoint_error, restore_network, store_network, Checkpoint};
+use super::checkpoint::{
+    checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
+};
 pub use super::run::Hooks;
 use super::run::{
     mean_last, new_run_dir, resolve_seed, stats, train_step, use_threads, write_json,
@@ -512,25 +514,13 @@ impl Session {
     /// Continues the run saved in `dir` (its flags.json and checkpoint.safetensors); `n_iter`
     /// may raise the number of iterations.
     pub fn resume(dir: &Path, n_iter: Option<usize>) -> Result<Session, HostError> {
-        let flags_path = dir.join("flags.json");
-        let text = std::fs::read_to_string(&flags_path).map_err(|source| HostError::Io {
-            path: flags_path.clone(),
-            source,
-        })?;
-        let mut flags: StoreRecallFlags =
-            serde_json::from_str(&text).map_err(|e| HostError::Json {
-                path: flags_path.clone(),
-                message: e.to_string(),
-            })?;
+        let mut flags: StoreRecallFlags = read_flags(dir)?;
         if let Some(n) = n_iter {
             flags.n_iter = n;
         }
         flags.validate()?;
-        let path = dir.join("checkpoint.safetensors");
-        let ckpt = Checkpoint::load(&path)?;
-        let bad = |m: String| checkpoint_error(&path, m);
-        let progress: Progress = serde_json::from_str(&ckpt.state_json)
-            .map_err(|e| bad(format!("training state: {e}")))?;
+        let (ckpt, progress) = load_run::<Progress>(dir)?;
+        let bad = |m: String| checkpoint_error(&dir.join(CHECKPOINT_FILE), m);
         let mut rng = ChaCha8Rng::seed_from_u64(flags.seed as u64);
         let mut spec = build_spec(&flags, &mut rng);
         let mut weights = init_weights(&flags, &mut rng)?;
@@ -554,31 +544,19 @@ impl Session {
         Ok(session)
     }
 
-    fn checkpoint(&self) -> Result<Checkpoint, HostError> {
-        let mut ckpt = Checkpoint::default();
-        store_network(&mut ckpt, &self.spec, &self.weights);
-        ckpt.put_states("train_state", &self.train_state);
-        ckpt.put_states("val_state", &self.val_state);
-        ckpt.put_states("test_state", &self.test_state);
-        ckpt.state_json = serde_json::to_string(&self.progress).map_err(|e| HostError::Json {
-            path: PathBuf::from("checkpoint state"),
-            message: e.to_string(),
-        })?;
-        Ok(ckpt)
-    }
-
     fn save_checkpoint(&self) -> Result<(), HostError> {
-        match &self.run_dir {
-            Some(dir) => self.checkpoint()?.save(&dir.join("checkpoint.safetensors")),
-            None => Ok(()),
-        }
+        let Some(dir) = &self.run_dir else {
+            return Ok(());
+        };
+        save_run(dir, &self.spec, &self.weights, &self.progress, |ckpt| {
+            ckpt.put_states("train_state", &self.train_state);
+            ckpt.put_states("val_state", &self.val_state);
+            ckpt.put_states("test_state", &self.test_state);
+        })
     }
 
     fn regulariser(&self) -> RateRegulariser<f32> {
-        RateRegulariser {
-            coeff: vec![self.flags.reg as f32; self.flags.n_neurons()],
-            target: (self.flags.reg_rate / 1000.0) as f32,
-        }
+        RateRegulariser::uniform(self.flags.n_neurons(), self.flags.reg, self.flags.reg_rate)
     }
 
     fn pass(

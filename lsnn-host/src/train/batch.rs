@@ -27,6 +27,16 @@ pub struct RateRegulariser<F> {
     pub target: F,
 }
 
+impl<F: Real> RateRegulariser<F> {
+    /// The tutorials' regulariser: coefficient `reg` for each of `n` neurons, target `rate_hz`.
+    pub fn uniform(n: usize, reg: f64, rate_hz: f64) -> Self {
+        RateRegulariser {
+            coeff: vec![F::of(reg); n],
+            target: F::of(rate_hz / 1000.0),
+        }
+    }
+}
+
 /// What to compute besides the loss.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PassOptions<'a, F> {
