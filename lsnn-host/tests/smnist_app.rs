@@ -51,12 +51,20 @@ fn resume_continues_exactly_like_an_uninterrupted_run() {
     assert_eq!(resumed.progress.iteration, 4);
     let resumed_outcome = resumed.run(quiet()).unwrap();
 
-    assert_eq!(whole.progress.lists.accuracy_list, resumed.progress.lists.accuracy_list);
-    assert_eq!(whole.progress.lists.loss_list, resumed.progress.lists.loss_list);
+    assert_eq!(
+        whole.progress.lists.accuracy_list,
+        resumed.progress.lists.accuracy_list
+    );
+    assert_eq!(
+        whole.progress.lists.loss_list,
+        resumed.progress.lists.loss_list
+    );
     assert_eq!(whole.progress.learning_rate, resumed.progress.learning_rate);
     assert_eq!(outcome.test_accuracy, resumed_outcome.test_accuracy);
     let load = |d: &Path| {
-        let mut t = Checkpoint::load(&d.join("checkpoint.safetensors")).unwrap().tensors;
+        let mut t = Checkpoint::load(&d.join("checkpoint.safetensors"))
+            .unwrap()
+            .tensors;
         t.sort_by(|a, b| a.0.cmp(&b.0));
         t
     };
@@ -71,7 +79,9 @@ fn eval_and_core_inference_of_the_exported_model_agree() {
     let dir = session.run_dir.clone().unwrap();
 
     let evaluated = SmnistSession::resume(&dir, None, None).unwrap();
-    let (host, accuracy) = evaluated.predict_split(&evaluated.data.test, Some(60)).unwrap();
+    let (host, accuracy) = evaluated
+        .predict_split(&evaluated.data.test, Some(60))
+        .unwrap();
     let report = infer(&InferArgs {
         model: dir.join("model.lsnn"),
         task: "smnist".into(),
@@ -84,6 +94,7 @@ fn eval_and_core_inference_of_the_exported_model_agree() {
         data_dir: Some(subset()),
         limit: Some(60),
         ext_time: 1,
+        inputs: None,
     })
     .unwrap();
     assert_eq!(report.predictions, host);
@@ -111,18 +122,30 @@ fn bad_data_and_flags_are_clear_errors_with_exit_code_2() {
     let data = subset();
     let data = data.to_str().unwrap();
     for (args, needle) in [
-        (vec!["--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist"),
+        (
+            vec!["--data-dir", "/nonexistent/mnist"],
+            "/nonexistent/mnist",
+        ),
         (vec!["--data-dir", results], "train-images-idx3-ubyte"),
         (vec!["--data-dir", data], "5000"),
         (vec!["--data-dir", data, "--n-in", "7"], "n_in"),
-        (vec!["--data-dir", data, "--rewiring-connectivity", "2"], "--rewiring-connectivity"),
-        (vec!["--data-dir", data, "--n-batch-train", "0"], "--n-batch-train"),
+        (
+            vec!["--data-dir", data, "--rewiring-connectivity", "2"],
+            "--rewiring-connectivity",
+        ),
+        (
+            vec!["--data-dir", data, "--n-batch-train", "0"],
+            "--n-batch-train",
+        ),
     ] {
         let mut all = vec!["train", "smnist", "--results-dir", results];
         all.extend(args.iter());
         let (code, text) = run_cli(&all);
         assert_eq!(code, 2, "{args:?}: {text}");
-        assert!(text.contains(needle), "{args:?} should mention {needle}: {text}");
+        assert!(
+            text.contains(needle),
+            "{args:?} should mention {needle}: {text}"
+        );
         assert!(!text.contains("panicked"), "{text}");
     }
     let (code, text) = run_cli(&["eval", "--checkpoint", results, "--data-dir", data]);
