@@ -1,7 +1,10 @@
 //! The LSNN cell: event-driven delivery into the delay ring, then one [`neuron_step`] per neuron.
 
+use core::marker::PhantomData;
+
+use crate::state::{Accumulator, RingStore, StepView};
 use crate::synapse::{self, Synapses};
-use crate::{neuron_step, CellConfig, CellState, CoreError, Neuron, Real, StepConsts};
+use crate::{neuron_step, CellConfig, CellState, CoreError, Neuron, NeuronState, Real, StepConsts};
 
 /// A source of standard-normal samples for the injected current noise; the caller supplies it
 /// (an RNG on the host, a hardware RNG or a small PRNG on a device).
@@ -21,36 +24,33 @@ impl<F: Real> CurrentNoise<F> for NoNoise {
 }
 
 /// An LSNN cell (recurrent ALIF population with delayed input and recurrent synapses).
+///
+/// `A` is the element type of the delay ring (see [`Accumulator`]): `F` for float weights
+/// ([`Cell::new`]), `i32` for integer weights ([`Cell::new_integer`]). The neuron equations are
+/// the same [`neuron_step`] either way; only the delivery arithmetic and the conversion of a
+/// ring entry into the current `i_t` differ.
 #[derive(Clone, Debug)]
-pub struct Cell<'a, F, In, Rec> {
+pub struct Cell<'a, F, In, Rec, A = F> {
     config: CellConfig<F>,
     consts: StepConsts<F>,
     neurons: &'a [Neuron<F>],
     w_in: In,
     w_rec: Rec,
+    /// Current of one ring unit (1 for float rings).
+    unit: F,
+    _acc: PhantomData<A>,
 }
 
 impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
-    /// Assembles a cell after validating every size, delay and weight (once, so that
-    /// [`Cell::step`] only has to check the input length).
+    /// Assembles a cell with float weights after validating every size, delay and weight
+    /// (once, so that [`Cell::step`] only has to check the input length).
     pub fn new(
         config: CellConfig<F>,
         neurons: &'a [Neuron<F>],
         w_in: In,
         w_rec: Rec,
     ) -> Result<Self, CoreError> {
-        config.validate()?;
-        let n = neurons.len();
-        if n == 0 || n > usize::from(u16::MAX) + 1 {
-            return Err(CoreError::Size {
-                what: "n_rec",
-                value: n,
-                allowed: "1..=65536",
-            });
-        }
-        check_len("w_in columns (n_rec)", n, w_in.n_post())?;
-        check_len("w_rec rows (n_rec)", n, w_rec.n_pre())?;
-        check_len("w_rec columns (n_rec)", n, w_rec.n_post())?;
+        check_shapes(&config, neurons, &w_in, &w_rec)?;
         synapse::validate(&w_in, "w_in", config.n_delay, false)?;
         synapse::validate(&w_rec, "w_rec", config.n_delay, true)?;
         Ok(Cell {
@@ -59,9 +59,100 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
             neurons,
             w_in,
             w_rec,
+            unit: F::one(),
+            _acc: PhantomData,
         })
     }
+}
 
+impl<'a, F: Real, In: Synapses<i32>, Rec: Synapses<i32>> Cell<'a, F, In, Rec, i32> {
+    /// Assembles a cell with integer weights: an input spike through synapse `w` adds `w` to the
+    /// i32 ring, a recurrent spike too (the spike value `1/dt` must be folded into the
+    /// recurrent weights), and a ring entry `acc` arrives as the current `acc as F * unit`.
+    ///
+    /// Besides what [`Cell::new`] checks, the sum of `|w|` over all synapses of both matrices
+    /// must fit in an `i32`: every synapse adds to a given ring entry at most once (one arrival
+    /// step per synapse and step, inputs are spikes), so no entry can overflow.
+    pub fn new_integer(
+        config: CellConfig<F>,
+        neurons: &'a [Neuron<F>],
+        w_in: In,
+        w_rec: Rec,
+        unit: F,
+    ) -> Result<Self, CoreError> {
+        check_shapes(&config, neurons, &w_in, &w_rec)?;
+        synapse::validate_with(&w_in, "w_in", config.n_delay, false, |_| true)?;
+        synapse::validate_with(&w_rec, "w_rec", config.n_delay, true, |_| true)?;
+        if !(unit.is_finite() && unit > F::zero()) {
+            return Err(CoreError::Parameter {
+                what: "integer ring unit",
+                why: "must be finite and > 0",
+            });
+        }
+        let total = synapse::abs_sum(&w_in).saturating_add(synapse::abs_sum(&w_rec));
+        if total > i32::MAX as u64 {
+            return Err(CoreError::Parameter {
+                what: "integer weights",
+                why: "the sum of |w| over all synapses exceeds i32::MAX (the ring could overflow)",
+            });
+        }
+        Ok(Cell {
+            consts: config.step_consts(),
+            config,
+            neurons,
+            w_in,
+            w_rec,
+            unit,
+            _acc: PhantomData,
+        })
+    }
+}
+
+impl<'a, F: Real, A, In: Synapses<A>, Rec: Synapses<A>> Cell<'a, F, In, Rec, A> {
+    /// A cell whose synapses were validated elsewhere (a parsed model's, whose parser checked
+    /// targets, delays, autapses, finiteness and, for integer weights, the i32 bound): only the
+    /// shapes are checked here, which keeps a second validation pass out of device builds.
+    pub(crate) fn from_validated(
+        config: CellConfig<F>,
+        neurons: &'a [Neuron<F>],
+        w_in: In,
+        w_rec: Rec,
+        unit: F,
+    ) -> Result<Self, CoreError> {
+        check_shapes(&config, neurons, &w_in, &w_rec)?;
+        Ok(Cell {
+            consts: config.step_consts(),
+            config,
+            neurons,
+            w_in,
+            w_rec,
+            unit,
+            _acc: PhantomData,
+        })
+    }
+}
+
+fn check_shapes<F: Real, W, In: Synapses<W>, Rec: Synapses<W>>(
+    config: &CellConfig<F>,
+    neurons: &[Neuron<F>],
+    w_in: &In,
+    w_rec: &Rec,
+) -> Result<(), CoreError> {
+    config.validate()?;
+    let n = neurons.len();
+    if n == 0 || n > usize::from(u16::MAX) + 1 {
+        return Err(CoreError::Size {
+            what: "n_rec",
+            value: n,
+            allowed: "1..=65536",
+        });
+    }
+    check_len("w_in columns (n_rec)", n, w_in.n_post())?;
+    check_len("w_rec rows (n_rec)", n, w_rec.n_pre())?;
+    check_len("w_rec columns (n_rec)", n, w_rec.n_post())
+}
+
+impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a, F, In, Rec, A> {
     /// The cell's parameters.
     pub fn config(&self) -> &CellConfig<F> {
         &self.config
@@ -97,12 +188,18 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
         &self.w_rec
     }
 
+    /// The current one ring unit stands for (1 for float weights).
+    pub fn unit(&self) -> F {
+        self.unit
+    }
+
     /// The threshold neuron `j` used in the last step, from its adaptation `b` (state after step).
     pub fn threshold(&self, j: usize, b: F) -> F {
         self.neurons[j].threshold(b, self.consts.v0)
     }
 
-    /// A zeroed state sized for this cell in caller-provided storage.
+    /// A zeroed state sized for this cell in caller-provided storage (float ring; see
+    /// [`CellState::with_ring`] for others).
     pub fn state_in<S, C>(&self, floats: S, counters: C) -> Result<CellState<F, S, C>, CoreError>
     where
         S: AsRef<[F]> + AsMut<[F]>,
@@ -115,15 +212,16 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
     ///
     /// Afterwards `state.z()`, `state.v()` are the step's outputs `z_new`, `v_new`, and
     /// [`Cell::threshold`] of `state.b()` gives its threshold `A`.
-    pub fn step<S, C, Noise>(
+    pub fn step<S, C, R, Noise>(
         &self,
-        state: &mut CellState<F, S, C>,
+        state: &mut CellState<F, S, C, R>,
         x: &[F],
         noise: &mut Noise,
     ) -> Result<(), CoreError>
     where
         S: AsRef<[F]> + AsMut<[F]>,
         C: AsRef<[u16]> + AsMut<[u16]>,
+        R: RingStore<F, Acc = A>,
         Noise: CurrentNoise<F>,
     {
         check_len("input x_t (n_in)", self.n_in(), x.len())?;
@@ -136,21 +234,32 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
     }
 
     /// Advances `state` by one step whose input is given as events `(input index, value)`
-    /// (a spike is value 1); inputs not listed are 0.
-    pub fn step_events<S, C, Noise, E>(
+    /// (a spike is value 1); inputs not listed are 0. Cells with integer weights take spike
+    /// events only (value exactly 1).
+    pub fn step_events<S, C, R, Noise, E>(
         &self,
-        state: &mut CellState<F, S, C>,
+        state: &mut CellState<F, S, C, R>,
         events: E,
         noise: &mut Noise,
     ) -> Result<(), CoreError>
     where
         S: AsRef<[F]> + AsMut<[F]>,
         C: AsRef<[u16]> + AsMut<[u16]>,
+        R: RingStore<F, Acc = A>,
         Noise: CurrentNoise<F>,
         E: IntoIterator<Item = (usize, F)>,
     {
         check_len("state n_rec", self.n_rec(), state.n_rec())?;
         check_len("state n_delay", self.config.n_delay, state.n_delay())?;
+        let view = state.step_view();
+        let n = view.v.len();
+        let mut ring = Ring {
+            slots: view.ring,
+            head: view.head,
+            n_delay: view.n_delay,
+            n,
+            _f: PhantomData,
+        };
         for (i, xi) in events {
             if i >= self.n_in() {
                 return Err(CoreError::Size {
@@ -159,62 +268,121 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
                     allowed: "< n_in",
                 });
             }
-            self.w_in.for_each_outgoing(i, |target, delay, w| {
-                state.add_future_current(target, delay, xi * w)
-            });
+            if !A::takes_input(xi) {
+                return Err(CoreError::Parameter {
+                    what: "input event value",
+                    why: "cells with integer weights take spike events (value 1) only",
+                });
+            }
+            deliver(&self.w_in, i, &mut ring, |w| A::input(xi, w));
         }
-        self.deliver_recurrent(state);
-        self.update_neurons(state, noise);
+        self.deliver_recurrent(&mut ring, view.z, *view.spike_groups, view.group_shift);
+        let view = StepView {
+            ring: ring.slots,
+            ..view
+        };
+        if self.config.injected_noise_current > F::zero() {
+            self.update_neurons::<true, Noise>(view, noise);
+        } else {
+            self.update_neurons::<false, Noise>(view, noise);
+        }
         state.advance();
         Ok(())
     }
 
-    /// Uses the PREVIOUS spikes, still in `state.z()`.
-    fn deliver_recurrent<S, C>(&self, state: &mut CellState<F, S, C>)
-    where
-        S: AsRef<[F]> + AsMut<[F]>,
-        C: AsRef<[u16]> + AsMut<[u16]>,
-    {
-        for k in 0..self.n_rec() {
-            let zk = state.z()[k];
-            if zk != F::zero() {
-                self.w_rec.for_each_outgoing(k, |target, delay, w| {
-                    state.add_future_current(target, delay, zk * w)
-                });
-            }
+    /// Uses the PREVIOUS spikes `z`, still in the state, visiting only the groups of neurons
+    /// that the spike summary marks (neurons ascending, as a scan of `z` would).
+    #[inline(always)]
+    fn deliver_recurrent(&self, ring: &mut Ring<'_, F, A>, z: &[F], groups: u64, shift: u32) {
+        for (k, zk) in crate::state::spikes_in(z, groups, shift) {
+            deliver(&self.w_rec, k, ring, |w| A::spike(zk, w));
         }
     }
 
-    fn update_neurons<S, C, Noise>(&self, state: &mut CellState<F, S, C>, noise: &mut Noise)
-    where
-        S: AsRef<[F]> + AsMut<[F]>,
-        C: AsRef<[u16]> + AsMut<[u16]>,
-        Noise: CurrentNoise<F>,
-    {
+    /// Out of line: one call per step, and a function of its own keeps the loop's values in
+    /// registers on a Cortex-M4.
+    #[inline(never)]
+    fn update_neurons<const NOISY: bool, Noise: CurrentNoise<F>>(
+        &self,
+        view: StepView<'_, F, A>,
+        noise: &mut Noise,
+    ) {
         let noise_std = self.config.injected_noise_current;
         let n_refractory = self.config.n_refractory as u16;
-        let view = state.step_view();
-        for (j, neuron) in self.neurons.iter().enumerate() {
-            let mut i_t = view.i_now[j];
-            if noise_std > F::zero() {
+        let n = view.v.len();
+        let start = view.head * n;
+        let Some(i_now) = view.ring.get_mut(start..start + n) else {
+            return;
+        };
+        let unit = self.unit;
+        let consts = &self.consts;
+        // One index over equally long slices: the bounds checks fold away and the loop keeps
+        // one counter (a six-way zip costs a dozen instructions per neuron on a Cortex-M4).
+        let neurons = &self.neurons[..n.min(self.neurons.len())];
+        let n = neurons.len();
+        let (v, z, b) = (&mut view.v[..n], &mut view.z[..n], &mut view.b[..n]);
+        let (i_now, refractory_left) = (&mut i_now[..n], &mut view.refractory_left[..n]);
+        let shift = view.group_shift;
+        let mut groups = 0u64;
+        for j in 0..n {
+            let mut i_t = i_now[j].current(unit);
+            if NOISY {
                 i_t = i_t + noise_std * noise.standard_normal();
             }
-            let prev = crate::NeuronState {
-                v: view.v[j],
-                z: view.z[j],
-                b: view.b[j],
+            let prev = NeuronState {
+                v: v[j],
+                z: z[j],
+                b: b[j],
             };
-            let left = view.refractory_left[j];
-            let out = neuron_step(neuron, &self.consts, prev, i_t, left > 0);
-            view.v[j] = out.state.v;
-            view.z[j] = out.state.z;
-            view.b[j] = out.state.b;
-            view.refractory_left[j] = if out.state.z > F::zero() {
-                n_refractory
-            } else {
-                left.saturating_sub(1)
-            };
-            view.i_now[j] = F::zero();
+            let left = refractory_left[j];
+            let out = neuron_step(&neurons[j], consts, prev, i_t, left > 0);
+            v[j] = out.state.v;
+            z[j] = out.state.z;
+            b[j] = out.state.b;
+            if out.spiked {
+                refractory_left[j] = n_refractory;
+                groups |= 1 << ((j >> shift) & 63);
+            } else if left > 0 {
+                refractory_left[j] = left - 1;
+            }
+            i_now[j] = A::default();
+        }
+        *view.spike_groups = groups;
+    }
+}
+
+/// Delivers the outgoing synapses of `pre` into the ring, each weight mapped by `value`. Out of
+/// line (one call per spike) so that the per-synapse loop keeps its values in registers.
+#[inline(never)]
+fn deliver<F, A: Accumulator<F>, S: Synapses<A>>(
+    syn: &S,
+    pre: usize,
+    ring: &mut Ring<'_, F, A>,
+    value: impl Fn(A) -> A,
+) {
+    syn.for_each_outgoing(pre, |target, delay, w| ring.add(target, delay, value(w)));
+}
+
+/// The delay ring during delivery.
+struct Ring<'s, F, A> {
+    slots: &'s mut [A],
+    head: usize,
+    n_delay: usize,
+    n: usize,
+    _f: PhantomData<F>,
+}
+
+impl<F, A: Accumulator<F>> Ring<'_, F, A> {
+    /// Adds `x` to what arrives at `target` in `delay` steps. Targets and delays were validated
+    /// when the cell was built; `get_mut` keeps this total anyway.
+    #[inline(always)]
+    fn add(&mut self, target: usize, delay: usize, x: A) {
+        let mut slot = self.head + delay;
+        if slot >= self.n_delay {
+            slot -= self.n_delay;
+        }
+        if let Some(e) = self.slots.get_mut(slot * self.n + target) {
+            *e = e.add(x);
         }
     }
 }

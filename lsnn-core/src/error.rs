@@ -82,7 +82,7 @@ pub enum CoreError {
     #[error("model section {id} is required but not supported by this version")]
     UnsupportedSection { id: u16 },
     /// Model bytes: a weight matrix uses a weight kind this version cannot decode.
-    #[error("{matrix}: weight kind {kind} is not supported (only 0 = f32; 1 = i16, 2 = i8 are reserved)")]
+    #[error("{matrix}: weight kind {kind} is not supported (0 = f32, 1 = i16, 2 = i8)")]
     UnsupportedWeightKind { matrix: &'static str, kind: u8 },
     /// Model bytes: the framing of a weight matrix (kind, scale, padding) is invalid.
     #[error("{matrix}: {why}")]

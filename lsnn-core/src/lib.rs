@@ -6,6 +6,9 @@
 //! connectivity driven by spike events, the tutorials' readout, and a compact model format.
 //!
 //! The equations live in [`neuron`] only; [`Cell`] delivers spikes and calls them per neuron.
+//! Models with i16/i8 weights run on the same cell with an `i32` delay ring
+//! ([`Model::integer_cell`], see [`model`]); [`sequence`] holds the input format and the
+//! per-sequence driver that a device and the host share.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,19 +24,26 @@ pub mod model;
 pub mod neuron;
 mod readout;
 mod real;
+pub mod sequence;
 mod state;
 pub mod synapse;
 
 pub use cell::{Cell, CurrentNoise, NoNoise};
 pub use error::CoreError;
-pub use model::{LeF32Slice, Model, ModelParts, ModelSynapses};
+pub use model::{
+    IntegerScales, IntegerSynapses, LeF32Slice, LeWeights, Model, ModelParts, ModelSynapses,
+    WeightKind,
+};
 pub use neuron::{
     neuron_step, neuron_step_backward, pseudo_derivative, CellConfig, Neuron, NeuronBackward,
     NeuronGrad, NeuronState, NeuronStep, StepConsts,
 };
 pub use readout::{argmax, downsample, exp_convolve, Readout, WeightSource};
 pub use real::Real;
-pub use state::{fixed_state, CellState, FixedCellState};
+pub use state::{
+    fixed_state, Accumulator, CellState, FixedCellState, FixedI32CellState, I32Ring, Inline,
+    RingStore,
+};
 #[cfg(feature = "alloc")]
 pub use synapse::Csr;
 pub use synapse::{CsrRef, DenseRef, Synapses};

@@ -161,6 +161,8 @@ pub struct NeuronStep<F> {
     pub thr: F,
     /// `(v_prev - A) / A`, the argument of the spike function.
     pub v_scaled: F,
+    /// Whether the neuron spiked (`z_new != 0`).
+    pub spiked: bool,
 }
 
 /// One step of one ALIF neuron (semantics page, steps 2-8).
@@ -180,16 +182,31 @@ pub fn neuron_step<F: Real>(
     let thr = n.threshold(b, k.v0);
     let v = n.decay * prev.v + n.one_minus_decay * i_t - prev.z * thr * k.dt;
     let v_scaled = (prev.v - thr) / thr;
-    let z = if v_scaled > F::zero() && !refractory {
-        k.spike
+    // H(v_scaled) = H((v - A) / A) is `v > A` when A > 0 (always, unless beta < 0): v > A > 0
+    // makes v - A at least one ulp of A, so the quotient is at least 2^-24 and cannot round
+    // to 0; v <= A makes it <= 0; NaN fails both tests. Callers that do not read `v_scaled`
+    // (the cell) thus never divide on the common path.
+    let above = if thr > F::zero() {
+        prev.v > thr
     } else {
-        F::zero()
+        spike_test_by_division(prev.v, thr)
     };
+    let spiked = above && !refractory;
+    let z = if spiked { k.spike } else { F::zero() };
     NeuronStep {
         state: NeuronState { v, z, b },
         thr,
         v_scaled,
+        spiked,
     }
+}
+
+/// The original's spike test `(v - A) / A > 0`, for thresholds that are not positive (a
+/// negative `beta`); out of line so that the common path stays a comparison.
+#[cold]
+#[inline(never)]
+fn spike_test_by_division<F: Real>(v: F, thr: F) -> bool {
+    (v - thr) / thr > F::zero()
 }
 
 /// The pseudo-derivative `dz/dv_scaled = dampening * max(0, 1 - |v_scaled|)`.

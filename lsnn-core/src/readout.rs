@@ -195,23 +195,48 @@ impl<F: Real, W: WeightSource<F>> Readout<'_, F, W> {
     }
 
     /// Advances the filtered output `filtered` (length O) by the spikes `z` of one step and
-    /// writes this step's output (with bias) to `out` (length O).
-    pub fn step(&self, z: &[F], filtered: &mut [F], out: &mut [F]) -> Result<(), CoreError> {
+    /// writes this step's output (with bias) to `out` (length O). Returns the number of
+    /// spikes (non-zero entries of `z`).
+    pub fn step(&self, z: &[F], filtered: &mut [F], out: &mut [F]) -> Result<usize, CoreError> {
         check_len("readout spikes (n_rec)", self.n_rec, z.len())?;
+        let spikes = z
+            .iter()
+            .enumerate()
+            .filter(|(_, &zj)| zj != F::zero())
+            .map(|(j, &zj)| (j, zj));
+        self.step_spikes(spikes, filtered, out)
+    }
+
+    /// [`Readout::step`] with the spikes given as `(neuron, z)` in ascending neuron order (e.g.
+    /// [`crate::CellState::spikes`]); the same arithmetic in the same order, without a scan
+    /// of all N neurons.
+    pub fn step_spikes(
+        &self,
+        spikes: impl IntoIterator<Item = (usize, F)>,
+        filtered: &mut [F],
+        out: &mut [F],
+    ) -> Result<usize, CoreError> {
         check_len("readout filter state (n_out)", self.n_out, filtered.len())?;
         check_len("readout output (n_out)", self.n_out, out.len())?;
         for y in filtered.iter_mut() {
             *y = *y * self.decay;
         }
         let gain = F::one() - self.decay;
-        for (j, &zj) in z.iter().enumerate() {
-            if zj != F::zero() {
-                self.w_out.for_each_in(j * self.n_out, self.n_out, |k, w| {
-                    if let Some(y) = filtered.get_mut(k) {
-                        *y = *y + gain * zj * w;
-                    }
+        let mut count = 0;
+        for (j, zj) in spikes {
+            if j >= self.n_rec {
+                return Err(CoreError::Size {
+                    what: "readout spike index",
+                    value: j,
+                    allowed: "< n_rec",
                 });
             }
+            count += 1;
+            self.w_out.for_each_in(j * self.n_out, self.n_out, |k, w| {
+                if let Some(y) = filtered.get_mut(k) {
+                    *y = *y + gain * zj * w;
+                }
+            });
         }
         for (o, &y) in out.iter_mut().zip(filtered.iter()) {
             *o = y + F::zero();
@@ -223,7 +248,7 @@ impl<F: Real, W: WeightSource<F>> Readout<'_, F, W> {
                 }
             });
         }
-        Ok(())
+        Ok(count)
     }
 }
 

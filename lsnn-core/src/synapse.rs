@@ -23,6 +23,18 @@ pub fn validate<F: Real, S: Synapses<F>>(
     n_delay: usize,
     no_autapse: bool,
 ) -> Result<(), CoreError> {
+    validate_with(syn, matrix, n_delay, no_autapse, |w: F| w.is_finite())
+}
+
+/// [`validate`] with any weight type: `usable(w)` says whether a weight is acceptable
+/// (finite, for floats).
+pub fn validate_with<W, S: Synapses<W>>(
+    syn: &S,
+    matrix: &'static str,
+    n_delay: usize,
+    no_autapse: bool,
+    usable: impl Fn(W) -> bool,
+) -> Result<(), CoreError> {
     for pre in 0..syn.n_pre() {
         let mut err = None;
         let mut index = 0;
@@ -31,7 +43,7 @@ pub fn validate<F: Real, S: Synapses<F>>(
                 Some("target neuron out of range")
             } else if delay >= n_delay {
                 Some("delay index >= n_delay")
-            } else if !w.is_finite() {
+            } else if !usable(w) {
                 Some("weight is not finite")
             } else if no_autapse && target == pre {
                 Some("autapse (self-connection) in a recurrent matrix")
@@ -53,6 +65,18 @@ pub fn validate<F: Real, S: Synapses<F>>(
         }
     }
     Ok(())
+}
+
+/// The sum of `|w|` over every synapse of an integer matrix (saturating; at most
+/// `nnz * 2^31`, so it cannot saturate for any matrix that fits in memory).
+pub fn abs_sum<S: Synapses<i32>>(syn: &S) -> u64 {
+    let mut total = 0u64;
+    for pre in 0..syn.n_pre() {
+        syn.for_each_outgoing(pre, |_, _, w| {
+            total = total.saturating_add(u64::from(w.unsigned_abs()))
+        });
+    }
+    total
 }
 
 /// Compressed sparse rows over borrowed slices: the synapses of presynaptic neuron `i` are

@@ -339,3 +339,65 @@ fn random_networks_spike_enough_to_exercise_the_equivalence() {
     let spikes = SPIKES.load(Ordering::Relaxed);
     assert!(spikes > 200, "only {spikes} spikes over all cases");
 }
+
+/// The spike test `v > A` (used when A > 0) decides exactly as the original `(v - A) / A > 0`,
+/// at the edges too: equal and adjacent floats, subnormals, infinities, NaN, A <= 0.
+#[test]
+fn spike_test_equals_the_division_at_the_edges() {
+    let k = CellConfig::<f32>::new().step_consts();
+    let thresholds = [
+        0.01f32,
+        1.0,
+        f32::MIN_POSITIVE,
+        1.0e-40,
+        f32::from_bits(1),
+        3.0e38,
+        f32::INFINITY,
+        0.0,
+        -0.0,
+        -0.01,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    for &a in &thresholds {
+        let n = Neuron {
+            decay: 0.9,
+            one_minus_decay: 0.1,
+            thr: a,
+            beta: 0.0,
+        };
+        let mut voltages = vec![
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::from_bits(1),
+            f32::MAX,
+        ];
+        if a.is_finite() {
+            voltages.extend([a, a * 2.0, a * 0.5, -a]);
+            voltages.extend([
+                f32::from_bits(a.to_bits() + 1),
+                f32::from_bits(a.to_bits().wrapping_sub(1)),
+            ]);
+        }
+        for &v in &voltages {
+            let prev = NeuronState { v, z: 0.0, b: 0.0 };
+            let out = neuron_step(&n, &k, prev, 0.0, false);
+            let a_used = out.thr;
+            let expected = if (v - a_used) / a_used > 0.0 {
+                k.spike
+            } else {
+                0.0
+            };
+            assert_eq!(
+                out.state.z.to_bits(),
+                expected.to_bits(),
+                "v {v:e} A {a_used:e}"
+            );
+        }
+    }
+}

@@ -3,7 +3,8 @@
 
 use lsnn_core::model::{self, section, HEADER_LEN, SECTION_ENTRY_LEN};
 use lsnn_core::{
-    CellConfig, CellState, CoreError, CsrRef, Model, ModelParts, Neuron, NoNoise, Readout, Synapses,
+    CellConfig, CellState, CoreError, CsrRef, Model, ModelParts, Neuron, NoNoise, Readout,
+    Synapses, WeightKind,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -86,11 +87,19 @@ impl Net {
             w_out: &self.w_out,
             b_out: self.b_out.as_deref(),
             tau_out: self.tau_out,
+            weights: WeightKind::F32,
         }
     }
 
     fn encode(&self) -> Vec<u8> {
-        let parts = self.parts();
+        self.encode_as(WeightKind::F32)
+    }
+
+    fn encode_as(&self, weights: WeightKind) -> Vec<u8> {
+        let parts = ModelParts {
+            weights,
+            ..self.parts()
+        };
         let mut out = vec![0u8; parts.encoded_len().unwrap()];
         let n = parts.encode(&mut out).unwrap();
         assert_eq!(n, out.len());
@@ -205,8 +214,29 @@ fn net_strategy() -> impl Strategy<Value = Net> {
     )
 }
 
+fn kind_strategy() -> impl Strategy<Value = WeightKind> {
+    prop_oneof![
+        Just(WeightKind::F32),
+        Just(WeightKind::I16),
+        Just(WeightKind::I8)
+    ]
+}
+
+/// Networks whose spike value 1/dt is a power of two (integer weights need it).
+fn integer_net_strategy() -> impl Strategy<Value = Net> {
+    (
+        net_strategy(),
+        prop_oneof![Just(1.0f32), Just(0.5), Just(2.0)],
+    )
+        .prop_map(|(mut net, dt)| {
+            net.config.dt = dt;
+            net
+        })
+}
+
+/// Encodings of all three weight kinds.
 fn encoded_net() -> impl Strategy<Value = Vec<u8>> {
-    net_strategy().prop_map(|net| net.encode())
+    (integer_net_strategy(), kind_strategy()).prop_map(|(net, kind)| net.encode_as(kind))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,6 +291,22 @@ fn exercise(model: &Model<'_>) {
     for _ in 0..4 {
         cell.step(&mut state, &x, &mut NoNoise).unwrap();
         readout.step(state.z(), &mut filtered, &mut out).unwrap();
+    }
+    if model.is_integer() {
+        if let Ok(cell) = model.integer_cell(&neurons) {
+            let mut state = CellState::with_i32_ring(
+                vec![0.0f32; 3 * n],
+                vec![0u16; n],
+                vec![0i32; n * d],
+                n,
+                d,
+            )
+            .unwrap();
+            for _ in 0..4 {
+                cell.step(&mut state, &x, &mut NoNoise).unwrap();
+                readout.step(state.z(), &mut filtered, &mut out).unwrap();
+            }
+        }
     }
 }
 
@@ -431,6 +477,213 @@ proptest! {
         inputs in prop::collection::vec(prop::collection::vec(prop::bool::weighted(0.4), 5), 1..40),
     ) {
         check_round_trip(&net, &inputs);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integer weights
+
+/// The integer cell, recomputed naively: one i64 ring per neuron indexed by arrival delay,
+/// `q * m` per synapse, `i_t = (acc as f32) * unit`, then the core's `neuron_step`.
+fn integer_reference(
+    model: &Model<'_>,
+    inputs: &[Vec<f32>],
+) -> Vec<(Vec<u32>, Vec<u32>, Vec<u32>)> {
+    let scales = model.integer_scales().unwrap();
+    let n = model.n_rec();
+    let d = model.config().n_delay;
+    let k = model.config().step_consts();
+    let mut neurons = vec![Neuron::default(); n];
+    model.neurons_into(&mut neurons).unwrap();
+    let mut ring = vec![vec![0i64; d]; n];
+    let mut st = vec![lsnn_core::NeuronState::<f32>::default(); n];
+    let mut left = vec![0usize; n];
+    let deliver =
+        |ring: &mut Vec<Vec<i64>>, syn: &lsnn_core::ModelSynapses<'_>, pre: usize, m: i32| {
+            for idx in syn.row(pre).unwrap() {
+                let (t, delay, _) = syn.synapse(idx).unwrap();
+                ring[t][delay] += i64::from(syn.raw_weight(idx).unwrap()) * i64::from(m);
+            }
+        };
+    let mut out = vec![];
+    for x in inputs {
+        for (i, &xi) in x.iter().enumerate() {
+            if xi != 0.0 {
+                deliver(&mut ring, &model.w_in(), i, scales.m_in);
+            }
+        }
+        for (pre, s) in st.clone().iter().enumerate() {
+            if s.z != 0.0 {
+                deliver(&mut ring, &model.w_rec(), pre, scales.m_rec);
+            }
+        }
+        for j in 0..n {
+            let i_t = (ring[j][0] as f32) * scales.unit;
+            let o = lsnn_core::neuron_step(&neurons[j], &k, st[j], i_t, left[j] > 0);
+            st[j] = o.state;
+            left[j] = if o.state.z > 0.0 {
+                model.config().n_refractory
+            } else {
+                left[j].saturating_sub(1)
+            };
+            ring[j].rotate_left(1);
+            ring[j][d - 1] = 0;
+        }
+        out.push((
+            st.iter().map(|s| s.v.to_bits()).collect(),
+            st.iter().map(|s| s.z.to_bits()).collect(),
+            st.iter().map(|s| s.b.to_bits()).collect(),
+        ));
+    }
+    out
+}
+
+fn check_integer_round_trip(net: &Net, kind: WeightKind, inputs: &[Vec<bool>]) {
+    let bytes = net.encode_as(kind);
+    let model = Model::parse(&bytes).unwrap();
+    assert!(model.is_integer());
+    let sc = model.integer_scales().unwrap();
+    let spike = f64::from(model.config().step_consts().spike);
+    for (syn, orig, per_spike) in [
+        (model.w_in(), &net.w_in, 1.0),
+        (model.w_rec(), &net.w_rec, spike),
+    ] {
+        assert_eq!(syn.kind(), kind);
+        assert_eq!(outgoing_structure(&syn), outgoing_structure(&orig.view()));
+        let max = orig.weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+        let s = f64::from(syn.scale());
+        for (idx, &w) in orig.weights.iter().enumerate() {
+            let q = syn.raw_weight(idx).unwrap();
+            assert!(q.abs() <= kind.q_max());
+            // round to nearest: the error is at most half a step
+            let err = (f64::from(w) - s * f64::from(q)).abs();
+            assert!(err <= s * 0.5 * (1.0 + 1e-9), "w {w} q {q} scale {s}");
+        }
+        if max > 0.0 {
+            // the natural scale, rounded up to a multiple of the ring unit
+            let natural = f64::from(max) / f64::from(kind.q_max()) * per_spike;
+            let stored = s * per_spike;
+            let unit = f64::from(sc.unit);
+            assert!(
+                stored >= natural && stored < natural + unit,
+                "{stored} vs {natural}"
+            );
+        }
+    }
+    let w_out = model.w_out();
+    let s_out = w_out.scale();
+    for (k, &w) in net.w_out.iter().enumerate() {
+        let q = w_out.raw(k).unwrap();
+        assert!(
+            (f64::from(w) - f64::from(s_out) * f64::from(q)).abs() <= f64::from(s_out) * 0.5001
+        );
+    }
+    // The unit and multipliers are exact.
+    assert_eq!(
+        f64::from(model.w_in().scale()),
+        f64::from(sc.m_in) * f64::from(sc.unit)
+    );
+    assert_eq!(
+        f64::from(model.w_rec().scale()) * spike,
+        f64::from(sc.m_rec) * f64::from(sc.unit)
+    );
+    // The integer cell runs exactly like the naive integer reference.
+    let n = model.n_rec();
+    let d = model.config().n_delay;
+    let mut neurons = vec![Neuron::default(); n];
+    model.neurons_into(&mut neurons).unwrap();
+    let cell = model.integer_cell(&neurons).unwrap();
+    let mut state =
+        CellState::with_i32_ring(vec![0.0f32; 3 * n], vec![0u16; n], vec![0i32; d * n], n, d)
+            .unwrap();
+    let xs: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|x| {
+            x.iter()
+                .take(net.n_in())
+                .map(|&s| if s { 1.0 } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let expected = integer_reference(&model, &xs);
+    for (x, (v, z, b)) in xs.iter().zip(&expected) {
+        cell.step(&mut state, x, &mut NoNoise).unwrap();
+        assert_eq!(&bits(state.v()), v);
+        assert_eq!(&bits(state.z()), z);
+        assert_eq!(&bits(state.b()), b);
+    }
+    // Integer cells take spikes only.
+    if net.n_in() > 0 {
+        let mut x = vec![0.0f32; net.n_in()];
+        x[0] = 0.5;
+        assert!(matches!(
+            cell.step(&mut state, &x, &mut NoNoise),
+            Err(CoreError::Parameter {
+                what: "input event value",
+                ..
+            })
+        ));
+    }
+}
+
+fn outgoing_structure<S: Synapses<f32>>(syn: &S) -> Vec<Vec<(usize, usize)>> {
+    (0..syn.n_pre())
+        .map(|pre| {
+            let mut row = vec![];
+            syn.for_each_outgoing(pre, |t, d, _| row.push((t, d)));
+            row
+        })
+        .collect()
+}
+
+#[test]
+fn small_net_integer_round_trips() {
+    for kind in [WeightKind::I16, WeightKind::I8] {
+        check_integer_round_trip(&small_net(), kind, &vec![vec![true, true]; 30]);
+        let mut sparse = small_net();
+        sparse.w_in = OwnedCsr::from_dense(0, 3, &[], false);
+        check_integer_round_trip(&sparse, kind, &vec![vec![]; 5]);
+    }
+}
+
+#[test]
+fn integer_weights_need_a_power_of_two_spike_value() {
+    let mut net = small_net();
+    net.config.dt = 0.3;
+    let parts = ModelParts {
+        weights: WeightKind::I8,
+        ..net.parts()
+    };
+    assert!(matches!(
+        parts
+            .encoded_len()
+            .and_then(|len| parts.encode(&mut vec![0u8; len])),
+        Err(CoreError::Parameter { what: "dt", .. })
+    ));
+}
+
+#[test]
+fn integer_scales_are_exact_or_rejected() {
+    let s = lsnn_core::IntegerScales::from_scales(0.75, 0.125, 1.0).unwrap();
+    assert_eq!((s.unit, s.m_in, s.m_rec), (0.125, 6, 1));
+    let s = lsnn_core::IntegerScales::from_scales(3.0, 0.25, 2.0).unwrap();
+    assert_eq!((s.unit, s.m_in, s.m_rec), (0.5, 6, 1));
+    // 2^30 apart with a 24-bit mantissa: the multiplier does not fit in i32.
+    assert!(lsnn_core::IntegerScales::from_scales(1.0 + f32::EPSILON, 1.0e-9, 1.0).is_err());
+    assert!(lsnn_core::IntegerScales::from_scales(0.0, 1.0, 1.0).is_err());
+    assert!(lsnn_core::IntegerScales::from_scales(f32::NAN, 1.0, 1.0).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn integer_round_trip(
+        net in integer_net_strategy(),
+        kind in prop_oneof![Just(WeightKind::I16), Just(WeightKind::I8)],
+        inputs in prop::collection::vec(prop::collection::vec(prop::bool::weighted(0.4), 5), 1..40),
+    ) {
+        check_integer_round_trip(&net, kind, &inputs);
     }
 }
 
@@ -771,7 +1024,7 @@ fn rejects_header_sizes_inconsistent_with_sections() {
 
 #[test]
 fn rejects_unsupported_weight_kinds() {
-    for kind in [model::WEIGHT_KIND_I16, model::WEIGHT_KIND_I8, 9] {
+    for kind in [3u8, 9, 255] {
         let err = patched(|b| {
             let (_, sec) = find_section(b, section::W_REC);
             b[sec] = kind;
@@ -786,13 +1039,13 @@ fn rejects_unsupported_weight_kinds() {
     }
     let err = patched(|b| {
         let (_, sec) = find_section(b, section::W_OUT);
-        b[sec] = model::WEIGHT_KIND_I8;
+        b[sec] = 7;
     });
     assert_eq!(
         err,
         CoreError::UnsupportedWeightKind {
             matrix: "w_out",
-            kind: 2
+            kind: 7
         }
     );
     let err = patched(|b| {
@@ -800,6 +1053,59 @@ fn rejects_unsupported_weight_kinds() {
         b[sec + 4..sec + 8].copy_from_slice(&2.0f32.to_le_bytes());
     });
     assert!(matches!(err, CoreError::Matrix { matrix: "w_in", .. }));
+    // An f32 section relabelled as integer no longer has the length its kind implies.
+    let err = patched(|b| {
+        let (_, sec) = find_section(b, section::W_REC);
+        b[sec] = model::WEIGHT_KIND_I16;
+    });
+    assert!(matches!(err, CoreError::SectionLength { id: 3, .. }));
+}
+
+#[test]
+fn rejects_bad_integer_scales_and_padding() {
+    let net = small_net();
+    for kind in [WeightKind::I16, WeightKind::I8] {
+        let bytes = net.encode_as(kind);
+        assert!(Model::parse(&bytes).is_ok());
+        for (id, matrix) in [
+            (section::W_IN, "w_in"),
+            (section::W_REC, "w_rec"),
+            (section::W_OUT, "w_out"),
+        ] {
+            for bad in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
+                let mut b = bytes.clone();
+                let (_, sec) = find_section(&b, id);
+                b[sec + 4..sec + 8].copy_from_slice(&bad.to_le_bytes());
+                reseal(&mut b);
+                assert_eq!(
+                    parse_err(&b),
+                    CoreError::Matrix {
+                        matrix,
+                        why: "the scale of integer weights must be finite and > 0"
+                    }
+                );
+            }
+            // A scale so large that scale * q overflows f32.
+            let mut b = bytes.clone();
+            let (_, sec) = find_section(&b, id);
+            b[sec + 4..sec + 8].copy_from_slice(&f32::MAX.to_le_bytes());
+            reseal(&mut b);
+            assert!(Model::parse(&b).is_err());
+        }
+        // Nonzero weight padding (w_in: 3 synapses, padded to 4 weights for i8, 4 bytes for i16).
+        let mut b = bytes.clone();
+        let (_, sec) = find_section(&b, section::W_IN);
+        let weights = sec + 8 + 4 * 3 + 8 + 4;
+        b[weights + 3 * kind.width()] = 1;
+        reseal(&mut b);
+        assert_eq!(
+            parse_err(&b),
+            CoreError::Matrix {
+                matrix: "w_in",
+                why: "padding bytes must be 0"
+            }
+        );
+    }
 }
 
 #[test]
@@ -1006,4 +1312,30 @@ fn write_fuzz_seeds() {
         let net = net_strategy().new_tree(&mut runner).unwrap().current();
         std::fs::write(dir.join(format!("random{k}.bin")), net.encode()).unwrap();
     }
+    for kind in [WeightKind::I16, WeightKind::I8] {
+        let name = kind.name();
+        std::fs::write(
+            dir.join(format!("small_{name}.bin")),
+            small_net().encode_as(kind),
+        )
+        .unwrap();
+        for k in 0..2 {
+            let net = integer_net_strategy()
+                .new_tree(&mut runner)
+                .unwrap()
+                .current();
+            std::fs::write(
+                dir.join(format!("random{k}_{name}.bin")),
+                net.encode_as(kind),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// The format's checksum is the standard CRC-32 (zlib's): the check value of "123456789".
+#[test]
+fn checksum_is_standard_crc32() {
+    assert_eq!(model::checksum(b"123456789"), 0xCBF4_3926);
+    assert_eq!(model::checksum(b""), 0);
 }

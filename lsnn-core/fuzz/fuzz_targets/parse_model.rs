@@ -1,5 +1,6 @@
 //! `Model::parse` on arbitrary bytes must return Ok or a typed error, never panic; a model it
-//! accepts must build a cell and a readout that run without panicking.
+//! accepts must build a cell and a readout that run without panicking, and so must the integer
+//! cell of a model with i16/i8 weights whenever `integer_cell` accepts it.
 //!
 //! Each input is tried twice: as given (exercising magic, version, length and checksum), and
 //! with its declared length and CRC-32 rewritten to match, so that mutations reach the
@@ -44,5 +45,20 @@ fn try_model(bytes: &[u8]) {
         readout
             .step(state.z(), &mut filtered, &mut out)
             .expect("readout step");
+    }
+    if model.is_integer() {
+        let Ok(cell) = model.integer_cell(&neurons) else {
+            return;
+        };
+        let mut state =
+            CellState::with_i32_ring(vec![0.0f32; 3 * n], vec![0u16; n], vec![0i32; d * n], n, d)
+                .expect("state sized for the integer cell");
+        for _ in 0..4 {
+            cell.step(&mut state, &x, &mut NoNoise)
+                .expect("integer step");
+            readout
+                .step(state.z(), &mut filtered, &mut out)
+                .expect("readout step");
+        }
     }
 }

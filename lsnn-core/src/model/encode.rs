@@ -1,8 +1,8 @@
 //! Writing the model format into caller storage (no allocator).
 
 use super::{
-    align4, checksum, section, MatrixLayout, Model, CHECKSUM_LEN, HEADER_LEN, MAGIC,
-    MATRIX_PREFIX_LEN, SECTION_ENTRY_LEN, VERSION, WEIGHT_KIND_F32,
+    align4, checksum, section, IntegerScales, MatrixLayout, Model, WeightKind, CHECKSUM_LEN,
+    HEADER_LEN, MAGIC, MATRIX_PREFIX_LEN, SECTION_ENTRY_LEN, VERSION,
 };
 use crate::synapse::{CsrRef, Synapses};
 use crate::{CellConfig, CoreError};
@@ -31,6 +31,9 @@ pub struct ModelParts<'a> {
     pub b_out: Option<&'a [f32]>,
     /// Readout filter time constant (ms).
     pub tau_out: f32,
+    /// How `w_in`, `w_rec` and `w_out` are stored: as given (f32), or quantised to i16/i8
+    /// (see [`ModelParts::encode`]). The bias stays f32.
+    pub weights: WeightKind,
 }
 
 /// Where everything goes.
@@ -48,6 +51,15 @@ struct Layout {
     w_out_len: usize,
     b_out: usize,
     total: usize,
+    scales: Scales,
+}
+
+/// The per-matrix scales written (1 for f32).
+#[derive(Clone, Copy, Debug)]
+struct Scales {
+    w_in: f32,
+    w_rec: f32,
+    w_out: f32,
 }
 
 impl ModelParts<'_> {
@@ -61,6 +73,13 @@ impl ModelParts<'_> {
     /// The written bytes are parsed back with [`Model::parse`] before returning, so `Ok`
     /// guarantees a valid model and every validation error of the parser is reported here
     /// (after which the contents of `out` are unspecified).
+    ///
+    /// Integer kinds quantise symmetrically per matrix: `q = round(w / scale)` (to nearest,
+    /// halves away from zero) with `scale` about `max|w| / q_max` (`q_max` 32767 or 127) —
+    /// exactly that for `w_out`; for `w_in` and `w_rec` rounded up to a multiple of the finest
+    /// common power-of-two unit (at most 16 significant bits of the smaller scale) for which
+    /// the integer cell cannot overflow (see [`IntegerScales`]), so the integer model always
+    /// runs on [`Model::integer_cell`].
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, CoreError> {
         let l = self.layout()?;
         let capacity = out.len();
@@ -113,13 +132,30 @@ impl ModelParts<'_> {
         for part in [self.tau, self.thr, self.beta] {
             part.iter().try_for_each(|&x| w.f32(x))?;
         }
-        write_matrix(&mut w, l.w_in, &l.w_in_layout, &self.w_in)?;
-        write_matrix(&mut w, l.w_rec, &l.w_rec_layout, &self.w_rec)?;
+        let kind = self.weights;
+        write_matrix(
+            &mut w,
+            l.w_in,
+            &l.w_in_layout,
+            &self.w_in,
+            kind,
+            l.scales.w_in,
+        )?;
+        write_matrix(
+            &mut w,
+            l.w_rec,
+            &l.w_rec_layout,
+            &self.w_rec,
+            kind,
+            l.scales.w_rec,
+        )?;
         w.at = l.w_out;
-        w.u8(WEIGHT_KIND_F32)?;
+        w.u8(kind.code())?;
         w.at = l.w_out + 4;
-        w.f32(1.0)?;
-        self.w_out.iter().try_for_each(|&x| w.f32(x))?;
+        w.f32(l.scales.w_out)?;
+        self.w_out
+            .iter()
+            .try_for_each(|&x| w.weight(x, kind, l.scales.w_out))?;
         if let Some(b) = self.b_out {
             w.at = l.b_out;
             b.iter().try_for_each(|&x| w.f32(x))?;
@@ -129,7 +165,10 @@ impl ModelParts<'_> {
         let crc = checksum(w.out.get(..body_len).unwrap_or(&[]));
         w.at = body_len;
         w.u32(crc)?;
-        Model::parse(w.out)?;
+        let model = Model::parse(w.out)?;
+        if kind.is_integer() {
+            model.integer_scales()?;
+        }
         Ok(l.total)
     }
 
@@ -187,13 +226,16 @@ impl ModelParts<'_> {
                 });
             }
         }
+        let kind = self.weights;
         let w_in_layout =
-            MatrixLayout::f32(self.w_in.n_pre(), self.w_in.nnz()).ok_or(too_big("w_in"))?;
-        let w_rec_layout = MatrixLayout::f32(n_rec, self.w_rec.nnz()).ok_or(too_big("w_rec"))?;
+            MatrixLayout::new(kind, self.w_in.n_pre(), self.w_in.nnz()).ok_or(too_big("w_in"))?;
+        let w_rec_layout =
+            MatrixLayout::new(kind, n_rec, self.w_rec.nnz()).ok_or(too_big("w_rec"))?;
         let w_out_len = self
             .w_out
             .len()
-            .checked_mul(4)
+            .checked_mul(kind.width())
+            .and_then(align4)
             .and_then(|b| b.checked_add(MATRIX_PREFIX_LEN))
             .ok_or(too_big("w_out"))?;
         let section_count = if self.b_out.is_some() { 5 } else { 4 };
@@ -228,8 +270,83 @@ impl ModelParts<'_> {
             w_out_len,
             b_out,
             total,
+            scales: self.scales()?,
         })
     }
+
+    /// The scales of the three matrices (see [`ModelParts::encode`]).
+    fn scales(&self) -> Result<Scales, CoreError> {
+        let kind = self.weights;
+        if !kind.is_integer() {
+            return Ok(Scales {
+                w_in: 1.0,
+                w_rec: 1.0,
+                w_out: 1.0,
+            });
+        }
+        let q_max = kind.q_max();
+        let max_abs = |w: &[f32], matrix| {
+            w.iter()
+                .try_fold(0.0f32, |m, x| x.is_finite().then(|| m.max(x.abs())))
+                .ok_or(CoreError::Matrix {
+                    matrix,
+                    why: "weights must be finite to be quantised",
+                })
+        };
+        let max_in = max_abs(self.w_in.weights(), "w_in")?;
+        let max_rec = max_abs(self.w_rec.weights(), "w_rec")?;
+        let max_out = max_abs(self.w_out, "w_out")?;
+        let spike = self.config.step_consts().spike;
+        let abs_sum = |w: &[f32], scale: f32| {
+            w.iter()
+                .map(|&x| u64::from(quantise(x, scale, kind).unsigned_abs()))
+                .sum::<u64>()
+        };
+        // From the finest unit (16 significant bits of the smaller scale) to coarser ones,
+        // until no ring entry can overflow.
+        IntegerScales::check_spike(spike)?;
+        let finest = IntegerScales::finest_exponent(max_in, max_rec, q_max, spike);
+        let mut chosen = None;
+        for e in finest..=127 {
+            let Some((s_in, s_rec)) = IntegerScales::candidate(max_in, max_rec, q_max, spike, e)
+            else {
+                continue;
+            };
+            let Ok(m) = IntegerScales::from_scales(s_in, s_rec, spike) else {
+                continue;
+            };
+            let total = u128::from(abs_sum(self.w_in.weights(), s_in)) * m.m_in as u128
+                + u128::from(abs_sum(self.w_rec.weights(), s_rec)) * m.m_rec as u128;
+            if total <= i32::MAX as u128 {
+                chosen = Some((s_in, s_rec));
+                break;
+            }
+        }
+        let (w_in, w_rec) = chosen.ok_or(CoreError::Matrix {
+            matrix: "w_in/w_rec",
+            why: "too many or too large weights for an i32 ring at any precision",
+        })?;
+        let w_out = if max_out > 0.0 {
+            (f64::from(max_out) / f64::from(q_max)) as f32
+        } else {
+            1.0
+        };
+        if !(w_out.is_finite() && w_out > 0.0) {
+            return Err(CoreError::Matrix {
+                matrix: "w_out",
+                why: "weights must be finite to be quantised",
+            });
+        }
+        Ok(Scales { w_in, w_rec, w_out })
+    }
+}
+
+/// `round(w / scale)` to nearest (halves away from zero), clamped to `±q_max` of `kind`.
+pub(crate) fn quantise(w: f32, scale: f32, kind: WeightKind) -> i32 {
+    let q_max = f64::from(kind.q_max());
+    let q = libm::round(f64::from(w) / f64::from(scale));
+    // NaN clamps to 0 (`max` and `min` return the non-NaN operand).
+    q.max(-q_max).min(q_max) as i32
 }
 
 fn write_matrix(
@@ -237,11 +354,13 @@ fn write_matrix(
     start: usize,
     layout: &MatrixLayout,
     csr: &CsrRef<'_, f32>,
+    kind: WeightKind,
+    scale: f32,
 ) -> Result<(), CoreError> {
     w.at = start;
-    w.u8(WEIGHT_KIND_F32)?;
+    w.u8(kind.code())?;
     w.at = start + 4;
-    w.f32(1.0)?;
+    w.f32(scale)?;
     w.at = start + layout.offsets;
     csr.offsets().iter().try_for_each(|&o| w.u32(o))?;
     w.at = start + layout.targets;
@@ -249,7 +368,9 @@ fn write_matrix(
     w.at = start + layout.delays;
     w.bytes(csr.delays())?;
     w.at = start + layout.weights;
-    csr.weights().iter().try_for_each(|&x| w.f32(x))
+    csr.weights()
+        .iter()
+        .try_for_each(|&x| w.weight(x, kind, scale))
 }
 
 /// A cursor over the output that reports running out of room instead of panicking.
@@ -286,6 +407,15 @@ impl Writer<'_> {
 
     fn f32(&mut self, v: f32) -> Result<(), CoreError> {
         self.bytes(&v.to_le_bytes())
+    }
+
+    /// One weight of `kind`: as f32, or quantised with `scale`.
+    fn weight(&mut self, x: f32, kind: WeightKind, scale: f32) -> Result<(), CoreError> {
+        match kind {
+            WeightKind::F32 => self.f32(x),
+            WeightKind::I16 => self.bytes(&(quantise(x, scale, kind) as i16).to_le_bytes()),
+            WeightKind::I8 => self.bytes(&(quantise(x, scale, kind) as i8).to_le_bytes()),
+        }
     }
 }
 

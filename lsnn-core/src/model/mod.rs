@@ -55,7 +55,8 @@
 //! - [`section::W_REC`] (required): the recurrent synapses, a matrix section with
 //!   `n_pre = N`, `nnz = nnz_rec`; no autapse (target = presynaptic neuron).
 //! - [`section::W_OUT`] (required): `u8` weight kind, 3 zero bytes, `f32` scale, then the readout
-//!   weights `[N, O]` row-major (`N O` weights).
+//!   weights `[N, O]` row-major (`N O` weights of the kind's width, zero-padded to a multiple
+//!   of 4 bytes).
 //! - [`section::B_OUT`] (optional): the readout bias, `f32[O]`.
 //!
 //! A *matrix section* (compressed sparse rows, synapses of presynaptic neuron `i` at
@@ -63,20 +64,33 @@
 //!
 //! | size                 | field                                                        |
 //! |---------------------:|--------------------------------------------------------------|
-//! |                    1 | `u8` weight kind: 0 = f32; 1 = i16 and 2 = i8 are reserved   |
+//! |                    1 | `u8` weight kind: 0 = f32, 1 = i16, 2 = i8 ([`WeightKind`])   |
 //! |                    3 | zero                                                         |
-//! |                    4 | `f32` scale: a weight is `scale * stored`; must be 1 for f32  |
+//! |                    4 | `f32` scale: a weight is `scale * stored`; 1 for f32, finite and > 0 for integers |
 //! |     `4 (n_pre + 1)`  | `offsets: u32[n_pre + 1]`, from 0, non-decreasing, last = nnz |
 //! |            `2 nnz`   | `targets: u16[nnz]`, each `< N`                              |
 //! |            0 or 2    | zero padding to a multiple of 4                              |
 //! |              `nnz`   | `delays: u8[nnz]`, each `< D`                                |
 //! |                0..=3 | zero padding to a multiple of 4                              |
-//! |            `4 nnz`   | `weights: f32[nnz]`, finite                                  |
+//! |  `4 nnz` / `2 nnz` / `nnz` | `weights`: `f32[nnz]` finite, or `i16[nnz]`, or `i8[nnz]`  |
+//! |                0..=3 | zero padding to a multiple of 4                              |
 //!
 //! Weights are the *effective* ones the cell uses (already multiplied by `v0`, as
-//! [`crate::Synapses`] documents). A weight-kind byte other than 0 makes parsing fail with
-//! [`CoreError::UnsupportedWeightKind`] until integer weights are implemented; the readout's
-//! kind byte and scale follow the same rules.
+//! [`crate::Synapses`] documents): `w`, or `scale * q` for the integer kinds, where `scale * q`
+//! must be finite for every stored `q`. Other weight-kind bytes fail with
+//! [`CoreError::UnsupportedWeightKind`]; the readout's kind byte and scale follow the same
+//! rules.
+//!
+//! ## Integer weights
+//!
+//! A model whose `w_in` and `w_rec` both have integer kinds runs on the integer cell
+//! ([`Model::integer_cell`]): the delay ring holds `i32`, an input spike through a synapse adds
+//! `q * m_in`, a recurrent spike `q * m_rec`, and a ring entry `acc` arrives as the current
+//! `acc as f32 * unit`. [`IntegerScales`] derives `unit` (a power of two) and the integer
+//! multipliers exactly from the two scales and the spike value `1/dt`; the writer
+//! ([`ModelParts::encode`] with [`WeightKind::I16`] or [`WeightKind::I8`]) picks scales for which
+//! this works. The readout's integer weights are read as `scale * q` (the readout does
+//! O multiply-adds per spike, the cell's ring is where the integer arithmetic pays).
 //!
 //! ## Checksum (last 4 bytes)
 //!
@@ -93,10 +107,12 @@
 //! [`Model::cell`] cannot fail on the model's contents.
 
 mod encode;
+mod scales;
 mod views;
 
 pub use encode::ModelParts;
-pub use views::{LeF32Slice, ModelSynapses};
+pub use scales::IntegerScales;
+pub use views::{IntegerSynapses, LeF32Slice, LeWeights, ModelSynapses};
 
 use crate::synapse;
 use crate::{Cell, CellConfig, CoreError, Neuron, Readout};
@@ -116,12 +132,76 @@ pub const CHECKSUM_LEN: usize = 4;
 /// Section-table flag: readers that do not know the section must reject the model.
 pub const FLAG_REQUIRED: u16 = 1;
 
-/// Weight kind of a matrix: little-endian `f32` (the only one this version decodes).
+/// Weight kind of a matrix: little-endian `f32`.
 pub const WEIGHT_KIND_F32: u8 = 0;
-/// Weight kind of a matrix: `i16` times the matrix scale (reserved, not yet supported).
+/// Weight kind of a matrix: little-endian `i16` times the matrix scale.
 pub const WEIGHT_KIND_I16: u8 = 1;
-/// Weight kind of a matrix: `i8` times the matrix scale (reserved, not yet supported).
+/// Weight kind of a matrix: `i8` times the matrix scale.
 pub const WEIGHT_KIND_I8: u8 = 2;
+
+/// How the weights of a matrix are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WeightKind {
+    /// `f32` as they are (scale 1).
+    F32,
+    /// `i16` times a per-matrix `f32` scale (symmetric, `|q| <= 32767` as written).
+    I16,
+    /// `i8` times a per-matrix `f32` scale (symmetric, `|q| <= 127` as written).
+    I8,
+}
+
+impl WeightKind {
+    /// The kind byte of the format.
+    pub const fn code(self) -> u8 {
+        match self {
+            WeightKind::F32 => WEIGHT_KIND_F32,
+            WeightKind::I16 => WEIGHT_KIND_I16,
+            WeightKind::I8 => WEIGHT_KIND_I8,
+        }
+    }
+
+    /// The kind of a format byte, if known.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            WEIGHT_KIND_F32 => Some(WeightKind::F32),
+            WEIGHT_KIND_I16 => Some(WeightKind::I16),
+            WEIGHT_KIND_I8 => Some(WeightKind::I8),
+            _ => None,
+        }
+    }
+
+    /// Bytes per stored weight.
+    pub const fn width(self) -> usize {
+        match self {
+            WeightKind::F32 => 4,
+            WeightKind::I16 => 2,
+            WeightKind::I8 => 1,
+        }
+    }
+
+    /// The largest `|q|` the writer stores (0 for f32).
+    pub const fn q_max(self) -> i32 {
+        match self {
+            WeightKind::F32 => 0,
+            WeightKind::I16 => i16::MAX as i32,
+            WeightKind::I8 => i8::MAX as i32,
+        }
+    }
+
+    /// True for the integer kinds.
+    pub const fn is_integer(self) -> bool {
+        !matches!(self, WeightKind::F32)
+    }
+
+    /// The name used on command lines and in reports: `f32`, `i16`, `i8`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeightKind::F32 => "f32",
+            WeightKind::I16 => "i16",
+            WeightKind::I8 => "i8",
+        }
+    }
+}
 
 /// Section ids of version 1.
 pub mod section {
@@ -140,10 +220,38 @@ pub mod section {
 /// Length of the kind/reserved/scale prefix of a weight section.
 pub(crate) const MATRIX_PREFIX_LEN: usize = 8;
 
-/// The CRC-32 (IEEE) the format stores in its last 4 bytes, of `bytes`.
+/// The CRC-32 (IEEE 802.3, as zlib's `crc32`) the format stores in its last 4 bytes, of
+/// `bytes`. Byte-wise with a 1 KiB table built at compile time: small enough for a
+/// microcontroller's flash (a slicing-by-16 implementation carries 16 KiB of tables), and
+/// checksums are computed once per model.
 pub fn checksum(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc = CRC_TABLE[usize::from((crc as u8) ^ b)] ^ (crc >> 8);
+    }
+    !crc
 }
+
+/// The reflected CRC-32 table of the polynomial 0xEDB88320.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
 
 /// A validated model, read in place from borrowed bytes.
 #[derive(Clone, Copy, Debug)]
@@ -159,7 +267,7 @@ pub struct Model<'a> {
     beta: LeF32Slice<'a>,
     w_in: ModelSynapses<'a>,
     w_rec: ModelSynapses<'a>,
-    w_out: LeF32Slice<'a>,
+    w_out: LeWeights<'a>,
     b_out: Option<LeF32Slice<'a>>,
 }
 
@@ -372,8 +480,8 @@ impl<'a> Model<'a> {
         self.w_rec
     }
 
-    /// The readout weights `[N, O]` row-major.
-    pub fn w_out(&self) -> LeF32Slice<'a> {
+    /// The readout weights `[N, O]` row-major (integer kinds read as `scale * q`).
+    pub fn w_out(&self) -> LeWeights<'a> {
         self.w_out
     }
 
@@ -383,23 +491,54 @@ impl<'a> Model<'a> {
     }
 
     /// The readout, running from the model's bytes.
-    pub fn readout(&self) -> Result<Readout<'a, f32, LeF32Slice<'a>>, CoreError> {
-        Readout::from_weights(
-            self.w_out,
-            self.b_out,
-            self.n_rec,
-            self.tau_out,
-            self.config.dt,
-        )
+    pub fn readout(&self) -> Result<Readout<'a, f32, LeWeights<'a>>, CoreError> {
+        let b_out = self
+            .b_out
+            .and_then(|b| LeWeights::new(b.as_bytes(), WeightKind::F32, 1.0));
+        Readout::from_weights(self.w_out, b_out, self.n_rec, self.tau_out, self.config.dt)
     }
 
-    /// The cell, with synapses read from the model's bytes and `neurons` from
-    /// [`Model::neurons_into`].
+    /// True when both `w_in` and `w_rec` have integer kinds: the model runs on
+    /// [`Model::integer_cell`] (deployed builds do; [`Model::cell`] would run it with float
+    /// accumulation of `scale * q`).
+    pub fn is_integer(&self) -> bool {
+        self.w_in.kind().is_integer() && self.w_rec.kind().is_integer()
+    }
+
+    /// The float cell, with synapses read from the model's bytes and `neurons` from
+    /// [`Model::neurons_into`]. Runs any model; integer weights are read as `scale * q` and
+    /// accumulated in f32 (use [`Model::integer_cell`] for the i32 path).
     pub fn cell<'n>(
         &self,
         neurons: &'n [Neuron<f32>],
     ) -> Result<Cell<'n, f32, ModelSynapses<'a>, ModelSynapses<'a>>, CoreError> {
-        Cell::new(self.config, neurons, self.w_in, self.w_rec)
+        // `parse` validated every synapse.
+        Cell::from_validated(self.config, neurons, self.w_in, self.w_rec, 1.0)
+    }
+
+    /// How the integer cell scales this model's ring (see [`IntegerScales`]); fails unless
+    /// [`Model::is_integer`] and the scales are commensurate within `i32`.
+    pub fn integer_scales(&self) -> Result<IntegerScales, CoreError> {
+        IntegerScales::derive(&self.w_in, &self.w_rec, self.config.step_consts().spike)
+    }
+
+    /// The integer cell: i32 delay ring, weights `q * multiplier`, one conversion to f32 per
+    /// neuron and step (see the module documentation). State storage: [`crate::CellState`]
+    /// with an [`crate::I32Ring`] ([`crate::CellState::with_i32_ring`]).
+    #[allow(clippy::type_complexity)]
+    pub fn integer_cell<'n>(
+        &self,
+        neurons: &'n [Neuron<f32>],
+    ) -> Result<Cell<'n, f32, IntegerSynapses<'a>, IntegerSynapses<'a>, i32>, CoreError> {
+        // `parse` validated every synapse, `integer_scales` the i32 bound.
+        let s = self.integer_scales()?;
+        Cell::from_validated(
+            self.config,
+            neurons,
+            IntegerSynapses::new(self.w_in, s.m_in),
+            IntegerSynapses::new(self.w_rec, s.m_rec),
+            s.unit,
+        )
     }
 
     /// The bytes of section `id`, if present (also for ids this version does not interpret).
@@ -609,14 +748,14 @@ pub(crate) struct MatrixLayout {
 }
 
 impl MatrixLayout {
-    /// The layout of an f32 matrix section with `n_pre` rows and `nnz` synapses, or `None` if
-    /// it does not fit in `usize`.
-    pub(crate) fn f32(n_pre: usize, nnz: usize) -> Option<Self> {
+    /// The layout of a matrix section of `kind` with `n_pre` rows and `nnz` synapses, or
+    /// `None` if it does not fit in `usize`.
+    pub(crate) fn new(kind: WeightKind, n_pre: usize, nnz: usize) -> Option<Self> {
         let offsets = MATRIX_PREFIX_LEN;
         let targets = offsets.checked_add(n_pre.checked_add(1)?.checked_mul(4)?)?;
         let delays = targets.checked_add(align4(nnz.checked_mul(2)?)?)?;
         let weights = delays.checked_add(align4(nnz)?)?;
-        let end = weights.checked_add(nnz.checked_mul(4)?)?;
+        let end = weights.checked_add(align4(nnz.checked_mul(kind.width())?)?)?;
         Some(MatrixLayout {
             offsets,
             targets,
@@ -631,8 +770,12 @@ pub(crate) fn align4(x: usize) -> Option<usize> {
     Some(x.checked_add(3)? & !3)
 }
 
-/// Checks the kind/scale prefix of a weight section.
-fn check_weight_prefix(data: &[u8], id: u16, matrix: &'static str) -> Result<(), CoreError> {
+/// Checks the kind/scale prefix of a weight section; returns the kind and the scale.
+fn check_weight_prefix(
+    data: &[u8],
+    id: u16,
+    matrix: &'static str,
+) -> Result<(WeightKind, f32), CoreError> {
     let prefix = data
         .get(..MATRIX_PREFIX_LEN)
         .ok_or(CoreError::SectionLength {
@@ -640,23 +783,29 @@ fn check_weight_prefix(data: &[u8], id: u16, matrix: &'static str) -> Result<(),
             expected: MATRIX_PREFIX_LEN,
             got: data.len(),
         })?;
-    let kind = prefix.first().copied().unwrap_or(u8::MAX);
-    if kind != WEIGHT_KIND_F32 {
-        return Err(CoreError::UnsupportedWeightKind { matrix, kind });
-    }
+    let code = prefix.first().copied().unwrap_or(u8::MAX);
+    let kind = WeightKind::from_code(code)
+        .ok_or(CoreError::UnsupportedWeightKind { matrix, kind: code })?;
     if prefix.get(1..4).is_none_or(|r| r.iter().any(|&b| b != 0)) {
         return Err(CoreError::Matrix {
             matrix,
             why: "reserved bytes after the weight kind must be 0",
         });
     }
-    if read_f32(prefix, 4) != Some(1.0) {
-        return Err(CoreError::Matrix {
+    let scale = read_f32(prefix, 4).unwrap_or(f32::NAN);
+    match kind {
+        WeightKind::F32 if scale != 1.0 => Err(CoreError::Matrix {
             matrix,
             why: "the scale of f32 weights must be 1",
-        });
+        }),
+        WeightKind::I16 | WeightKind::I8 if !(scale.is_finite() && scale > 0.0) => {
+            Err(CoreError::Matrix {
+                matrix,
+                why: "the scale of integer weights must be finite and > 0",
+            })
+        }
+        _ => Ok((kind, scale)),
     }
-    Ok(())
 }
 
 fn parse_matrix(data: &[u8], spec: MatrixSpec) -> Result<ModelSynapses<'_>, CoreError> {
@@ -669,8 +818,8 @@ fn parse_matrix(data: &[u8], spec: MatrixSpec) -> Result<ModelSynapses<'_>, Core
         n_delay,
         no_autapse,
     } = spec;
-    check_weight_prefix(data, id, matrix)?;
-    let layout = MatrixLayout::f32(n_pre, nnz).ok_or(CoreError::Section {
+    let (kind, scale) = check_weight_prefix(data, id, matrix)?;
+    let layout = MatrixLayout::new(kind, n_pre, nnz).ok_or(CoreError::Section {
         id,
         why: "declared sizes overflow",
     })?;
@@ -685,7 +834,7 @@ fn parse_matrix(data: &[u8], spec: MatrixSpec) -> Result<ModelSynapses<'_>, Core
     let offsets = part(layout.offsets, layout.targets)?;
     let targets_padded = part(layout.targets, layout.delays)?;
     let delays_padded = part(layout.delays, layout.weights)?;
-    let weights = part(layout.weights, layout.end)?;
+    let weights_padded = part(layout.weights, layout.end)?;
     let (targets, pad_t) =
         targets_padded
             .split_at_checked(2 * nnz)
@@ -701,14 +850,23 @@ fn parse_matrix(data: &[u8], spec: MatrixSpec) -> Result<ModelSynapses<'_>, Core
             expected: layout.end,
             got: data.len(),
         })?;
-    if pad_t.iter().chain(pad_d).any(|&b| b != 0) {
+    let (weights, pad_w) = weights_padded
+        .split_at_checked(nnz.saturating_mul(kind.width()))
+        .ok_or(CoreError::SectionLength {
+            id,
+            expected: layout.end,
+            got: data.len(),
+        })?;
+    if pad_t.iter().chain(pad_d).chain(pad_w).any(|&b| b != 0) {
         return Err(CoreError::Matrix {
             matrix,
             why: "padding bytes must be 0",
         });
     }
     check_offsets(offsets, matrix, nnz)?;
-    let syn = ModelSynapses::from_parts(n_pre, n_post, offsets, targets, delays, weights);
+    let syn = ModelSynapses::from_parts(
+        n_pre, n_post, kind, scale, offsets, targets, delays, weights,
+    );
     synapse::validate(&syn, matrix, n_delay, no_autapse)?;
     Ok(syn)
 }
@@ -742,24 +900,50 @@ fn check_offsets(offsets: &[u8], matrix: &'static str, nnz: usize) -> Result<(),
     }
 }
 
-/// A weight section: prefix, then `n` finite f32.
+/// A weight section: prefix, then `n` weights of its kind (zero-padded to 4 bytes), each
+/// finite as f32.
 fn parse_dense<'a>(
     data: &'a [u8],
     id: u16,
     what: &'static str,
     n: usize,
-) -> Result<LeF32Slice<'a>, CoreError> {
-    check_weight_prefix(data, id, what)?;
-    let expected = n
-        .checked_mul(4)
+) -> Result<LeWeights<'a>, CoreError> {
+    let (kind, scale) = check_weight_prefix(data, id, what)?;
+    let overflow = CoreError::Section {
+        id,
+        why: "declared sizes overflow",
+    };
+    let payload = n.checked_mul(kind.width()).ok_or(overflow)?;
+    let expected = align4(payload)
         .and_then(|b| b.checked_add(MATRIX_PREFIX_LEN))
-        .ok_or(CoreError::Section {
-            id,
-            why: "declared sizes overflow",
-        })?;
+        .ok_or(overflow)?;
     check_section_len(id, expected, data.len())?;
     let rest = data.get(MATRIX_PREFIX_LEN..).unwrap_or(&[]);
-    parse_floats(rest, id, what, n)
+    let (body, pad) = rest
+        .split_at_checked(payload)
+        .ok_or(CoreError::SectionLength {
+            id,
+            expected,
+            got: data.len(),
+        })?;
+    if pad.iter().any(|&b| b != 0) {
+        return Err(CoreError::Matrix {
+            matrix: what,
+            why: "padding bytes must be 0",
+        });
+    }
+    let weights = LeWeights::new(body, kind, scale).ok_or(CoreError::SectionLength {
+        id,
+        expected,
+        got: data.len(),
+    })?;
+    if weights.iter().any(|w| !w.is_finite()) {
+        return Err(CoreError::Parameter {
+            what,
+            why: "must be finite",
+        });
+    }
+    Ok(weights)
 }
 
 /// Exactly `n` finite f32.

@@ -3,6 +3,8 @@
 use crate::readout::WeightSource;
 use crate::synapse::Synapses;
 
+use super::WeightKind;
+
 /// A sequence of little-endian `f32` inside model bytes (any alignment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeF32Slice<'a> {
@@ -60,8 +62,97 @@ impl WeightSource<f32> for LeF32Slice<'_> {
     }
 }
 
+/// Weights of any [`WeightKind`] inside model bytes: `f32` as stored, or integers that read as
+/// `scale * q` (rounded to f32). The readout's weights and bias use it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeWeights<'a> {
+    bytes: &'a [u8],
+    kind: WeightKind,
+    scale: f32,
+}
+
+impl<'a> LeWeights<'a> {
+    /// Views `bytes` as weights of `kind` (`None` unless the length is a multiple of the width).
+    pub fn new(bytes: &'a [u8], kind: WeightKind, scale: f32) -> Option<Self> {
+        (bytes.len() % kind.width() == 0).then_some(LeWeights { bytes, kind, scale })
+    }
+
+    /// The stored kind.
+    pub fn kind(&self) -> WeightKind {
+        self.kind
+    }
+
+    /// The per-matrix scale (1 for f32).
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    /// Number of weights.
+    pub fn len(&self) -> usize {
+        self.bytes.len() / self.kind.width()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Weight `i` as f32, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<f32> {
+        let w = self.kind.width();
+        let at = i.checked_mul(w)?;
+        let b = self.bytes.get(at..at.checked_add(w)?)?;
+        Some(self.decode(b))
+    }
+
+    /// The stored integer `q` of weight `i` (`None` for f32 weights or past the end).
+    pub fn raw(&self, i: usize) -> Option<i32> {
+        let w = self.kind.width();
+        let at = i.checked_mul(w)?;
+        let b = self.bytes.get(at..at.checked_add(w)?)?;
+        decode_int(self.kind, b)
+    }
+
+    /// All weights in order, as f32.
+    pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
+        let this = *self;
+        self.bytes
+            .chunks_exact(self.kind.width())
+            .map(move |b| this.decode(b))
+    }
+
+    #[inline(always)]
+    fn decode(&self, b: &[u8]) -> f32 {
+        match decode_int(self.kind, b) {
+            Some(q) => self.scale * q as f32,
+            None => decode_f32(b),
+        }
+    }
+}
+
+impl WeightSource<f32> for LeWeights<'_> {
+    fn len(&self) -> usize {
+        LeWeights::len(self)
+    }
+
+    #[inline]
+    fn for_each_in(&self, start: usize, n: usize, mut f: impl FnMut(usize, f32)) {
+        let w = self.kind.width();
+        let end = start.saturating_add(n).min(LeWeights::len(self));
+        if let Some(part) = self
+            .bytes
+            .get(start.saturating_mul(w)..end.saturating_mul(w))
+        {
+            for (k, b) in part.chunks_exact(w).enumerate() {
+                f(k, self.decode(b));
+            }
+        }
+    }
+}
+
 /// Synapses read in place from a matrix section of a model (see the format in
-/// [`crate::model`]); implements [`Synapses<f32>`] for the cell.
+/// [`crate::model`]); implements [`Synapses<f32>`] for the float cell (integer weights read as
+/// `scale * q`, rounded to f32).
 ///
 /// Built by [`crate::model::Model::parse`] after validation. [`Synapses::for_each_outgoing`]
 /// is total: a presynaptic index out of range has no synapses.
@@ -69,6 +160,8 @@ impl WeightSource<f32> for LeF32Slice<'_> {
 pub struct ModelSynapses<'a> {
     n_pre: usize,
     n_post: usize,
+    kind: WeightKind,
+    scale: f32,
     offsets: &'a [u8],
     targets: &'a [u8],
     delays: &'a [u8],
@@ -76,9 +169,12 @@ pub struct ModelSynapses<'a> {
 }
 
 impl<'a> ModelSynapses<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn from_parts(
         n_pre: usize,
         n_post: usize,
+        kind: WeightKind,
+        scale: f32,
         offsets: &'a [u8],
         targets: &'a [u8],
         delays: &'a [u8],
@@ -87,6 +183,8 @@ impl<'a> ModelSynapses<'a> {
         ModelSynapses {
             n_pre,
             n_post,
+            kind,
+            scale,
             offsets,
             targets,
             delays,
@@ -99,6 +197,16 @@ impl<'a> ModelSynapses<'a> {
         self.delays.len()
     }
 
+    /// How the weights are stored.
+    pub fn kind(&self) -> WeightKind {
+        self.kind
+    }
+
+    /// The matrix scale: a weight is `scale * q` (1 for f32 weights).
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
     /// The index range of the synapses of presynaptic neuron `pre` (`None` out of range).
     pub fn row(&self, pre: usize) -> Option<core::ops::Range<usize>> {
         let start = super::read_u32(self.offsets, pre.checked_mul(4)?)? as usize;
@@ -106,12 +214,76 @@ impl<'a> ModelSynapses<'a> {
         (start <= end && end <= self.nnz()).then_some(start..end)
     }
 
-    /// Synapse `k` as `(target, delay, weight)`, or `None` past the end.
+    /// Synapse `k` as `(target, delay, weight as f32)`, or `None` past the end.
     pub fn synapse(&self, k: usize) -> Option<(usize, usize, f32)> {
         let target = super::read_u16(self.targets, k.checked_mul(2)?)?;
         let delay = *self.delays.get(k)?;
-        let weight = super::read_f32(self.weights, k.checked_mul(4)?)?;
+        let w = self.kind.width();
+        let at = k.checked_mul(w)?;
+        let b = self.weights.get(at..at.checked_add(w)?)?;
+        let weight = match decode_int(self.kind, b) {
+            Some(q) => self.scale * q as f32,
+            None => decode_f32(b),
+        };
         Some((usize::from(target), usize::from(delay), weight))
+    }
+
+    /// The stored integer of synapse `k` (`None` for f32 weights or past the end).
+    pub fn raw_weight(&self, k: usize) -> Option<i32> {
+        let w = self.kind.width();
+        let at = k.checked_mul(w)?;
+        decode_int(self.kind, self.weights.get(at..at.checked_add(w)?)?)
+    }
+
+    /// Calls `f(target, delay, q)` with the stored integer `q` of every outgoing synapse of
+    /// `pre` (nothing for f32 weights).
+    #[inline(always)]
+    pub fn for_each_outgoing_raw(&self, pre: usize, mut f: impl FnMut(usize, usize, i32)) {
+        let Some((targets, delays, weights)) = self.row_bytes(pre) else {
+            return;
+        };
+        match self.kind {
+            WeightKind::F32 => {}
+            WeightKind::I16 => {
+                for ((t, &d), q) in targets
+                    .chunks_exact(2)
+                    .zip(delays)
+                    .zip(weights.chunks_exact(2))
+                {
+                    let q = i16::from_le_bytes([q[0], q[1]]);
+                    f(decode_target(t), usize::from(d), i32::from(q));
+                }
+            }
+            WeightKind::I8 => {
+                for ((t, &d), &q) in targets.chunks_exact(2).zip(delays).zip(weights) {
+                    f(decode_target(t), usize::from(d), i32::from(q as i8));
+                }
+            }
+        }
+    }
+
+    /// Sum of `|q|` over all synapses (0 for f32 weights).
+    pub fn raw_abs_sum(&self) -> u64 {
+        (0..self.nnz())
+            .filter_map(|k| self.raw_weight(k))
+            .map(|q| u64::from(q.unsigned_abs()))
+            .sum()
+    }
+
+    /// (targets, delays, weights) bytes of row `pre`.
+    #[inline(always)]
+    fn row_bytes(&self, pre: usize) -> Option<(&'a [u8], &'a [u8], &'a [u8])> {
+        let range = self.row(pre)?;
+        // `row` bounds the range by nnz; saturation and `get` keep this total regardless.
+        let w = self.kind.width();
+        let targets = self
+            .targets
+            .get(range.start.saturating_mul(2)..range.end.saturating_mul(2))?;
+        let delays = self.delays.get(range.clone())?;
+        let weights = self
+            .weights
+            .get(range.start.saturating_mul(w)..range.end.saturating_mul(w))?;
+        Some((targets, delays, weights))
     }
 }
 
@@ -126,16 +298,11 @@ impl Synapses<f32> for ModelSynapses<'_> {
 
     #[inline]
     fn for_each_outgoing(&self, pre: usize, mut f: impl FnMut(usize, usize, f32)) {
-        let Some(range) = self.row(pre) else { return };
-        // `row` bounds the range by nnz; saturation and `get` keep this total regardless.
-        let targets = self
-            .targets
-            .get(range.start.saturating_mul(2)..range.end.saturating_mul(2));
-        let delays = self.delays.get(range.clone());
-        let weights = self
-            .weights
-            .get(range.start.saturating_mul(4)..range.end.saturating_mul(4));
-        let (Some(targets), Some(delays), Some(weights)) = (targets, delays, weights) else {
+        if self.kind != WeightKind::F32 {
+            let scale = self.scale;
+            return self.for_each_outgoing_raw(pre, |t, d, q| f(t, d, scale * q as f32));
+        }
+        let Some((targets, delays, weights)) = self.row_bytes(pre) else {
             return;
         };
         for ((t, &d), w) in targets
@@ -143,12 +310,50 @@ impl Synapses<f32> for ModelSynapses<'_> {
             .zip(delays)
             .zip(weights.chunks_exact(4))
         {
-            f(
-                usize::from(u16::from_le_bytes([t[0], t[1]])),
-                usize::from(d),
-                decode_f32(w),
-            );
+            f(decode_target(t), usize::from(d), decode_f32(w));
         }
+    }
+}
+
+/// The synapses of an integer matrix as the integer cell adds them: `q * multiplier` (see
+/// [`crate::model::IntegerScales`]). Built by [`crate::model::Model::integer_cell`], which has
+/// checked that no product (nor any sum of them) overflows an `i32`.
+#[derive(Clone, Copy, Debug)]
+pub struct IntegerSynapses<'a> {
+    syn: ModelSynapses<'a>,
+    multiplier: i32,
+}
+
+impl<'a> IntegerSynapses<'a> {
+    pub(super) fn new(syn: ModelSynapses<'a>, multiplier: i32) -> Self {
+        IntegerSynapses { syn, multiplier }
+    }
+
+    /// The stored matrix.
+    pub fn synapses(&self) -> &ModelSynapses<'a> {
+        &self.syn
+    }
+
+    /// The integer every stored weight is multiplied by.
+    pub fn multiplier(&self) -> i32 {
+        self.multiplier
+    }
+}
+
+impl Synapses<i32> for IntegerSynapses<'_> {
+    fn n_pre(&self) -> usize {
+        self.syn.n_pre
+    }
+
+    fn n_post(&self) -> usize {
+        self.syn.n_post
+    }
+
+    #[inline(always)]
+    fn for_each_outgoing(&self, pre: usize, mut f: impl FnMut(usize, usize, i32)) {
+        let m = self.multiplier;
+        self.syn
+            .for_each_outgoing_raw(pre, |t, d, q| f(t, d, q.wrapping_mul(m)));
     }
 }
 
@@ -156,4 +361,20 @@ impl Synapses<f32> for ModelSynapses<'_> {
 #[inline(always)]
 fn decode_f32(w: &[u8]) -> f32 {
     f32::from_le_bytes([w[0], w[1], w[2], w[3]])
+}
+
+/// Decodes a 2-byte target (callers pass `chunks_exact(2)` items).
+#[inline(always)]
+fn decode_target(t: &[u8]) -> usize {
+    usize::from(u16::from_le_bytes([t[0], t[1]]))
+}
+
+/// The stored integer of a weight of `kind` (callers pass `kind.width()` bytes).
+#[inline(always)]
+fn decode_int(kind: WeightKind, b: &[u8]) -> Option<i32> {
+    match kind {
+        WeightKind::F32 => None,
+        WeightKind::I16 => Some(i32::from(i16::from_le_bytes([b[0], b[1]]))),
+        WeightKind::I8 => Some(i32::from(b[0] as i8)),
+    }
 }

@@ -6,7 +6,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::export::{predictions, run_model};
+use super::export::{predictions, run_model, run_sequences};
 use crate::data::Dataset;
 use crate::error::HostError;
 use crate::tasks::smnist::SmnistEncoding;
@@ -48,6 +48,11 @@ pub struct InferArgs {
     /// Time extension of the sMNIST encoding (as in training).
     #[arg(long, default_value_t = 1)]
     pub ext_time: usize,
+    /// Run these input sequences (a file written by `lsnn-host export --sequences`) instead of
+    /// task data, and print one line per sequence exactly as the firmware does:
+    /// `seq <s> spikes <count> pred <class of each readout window>`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data_dir", "limit"])]
+    pub inputs: Option<PathBuf>,
 }
 
 /// What `infer` measured.
@@ -68,11 +73,17 @@ pub struct InferReport {
     pub spikes: u64,
     /// Mean firing rate (Hz).
     pub rate_hz: f64,
+    /// With `--inputs`: one result line per sequence, in the firmware's format.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<String>,
 }
 
 impl InferReport {
-    /// One human-readable line.
+    /// One human-readable line (with `--inputs`: the result line of every sequence).
     pub fn summary_line(&self) -> String {
+        if !self.lines.is_empty() {
+            return self.lines.join("\n");
+        }
         format!(
             "{}: recall error {:.4} over {} recalls in {} sequences, mean rate {:.1} Hz",
             self.task, self.error, self.recalls, self.sequences, self.rate_hz
@@ -91,6 +102,9 @@ pub fn infer(args: &InferArgs) -> Result<InferReport, HostError> {
         flag: format!("--model {}", args.model.display()),
         message: format!("not a valid lsnn model: {e}"),
     })?;
+    if let Some(path) = &args.inputs {
+        return infer_sequences(args, path, &bytes, &model);
+    }
     match args.task.as_str() {
         "store-recall" => {}
         "smnist" => return infer_smnist(args, &bytes, &model),
@@ -131,6 +145,40 @@ pub fn infer(args: &InferArgs) -> Result<InferReport, HostError> {
         spikes,
         rate_hz: spikes as f64 / (n_batch * steps * n) as f64 / f64::from(model.config().dt)
             * 1000.0,
+        lines: Vec::new(),
+    })
+}
+
+/// `--inputs`: the sequences of a file through the core, one firmware-format line each.
+fn infer_sequences(
+    args: &InferArgs,
+    path: &std::path::Path,
+    bytes: &[u8],
+    model: &lsnn_core::model::Model<'_>,
+) -> Result<InferReport, HostError> {
+    let seq_bytes = std::fs::read(path).map_err(|source| HostError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let seqs = lsnn_core::sequence::Sequences::parse(&seq_bytes).map_err(|e| HostError::Flag {
+        flag: format!("--inputs {}", path.display()),
+        message: format!("not a valid sequence file: {e}"),
+    })?;
+    let lines = run_sequences(bytes, &seq_bytes)?;
+    let spikes = lines
+        .iter()
+        .filter_map(|l| l.split(' ').nth(3)?.parse::<u64>().ok())
+        .sum::<u64>();
+    let steps = (seqs.len() * seqs.n_steps() * model.n_rec()).max(1);
+    Ok(InferReport {
+        task: format!("sequences ({})", args.task),
+        sequences: seqs.len(),
+        recalls: 0,
+        error: 0.0,
+        predictions: Vec::new(),
+        spikes,
+        rate_hz: spikes as f64 / steps as f64 / f64::from(model.config().dt) * 1000.0,
+        lines,
     })
 }
 
@@ -176,5 +224,6 @@ fn infer_smnist(
         predictions: answers,
         spikes,
         rate_hz: spikes as f64 / steps as f64 / f64::from(model.config().dt) * 1000.0,
+        lines: Vec::new(),
     })
 }
