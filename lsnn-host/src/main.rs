@@ -7,7 +7,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use lsnn_host::apps::bench::{bench, BenchTask};
 use lsnn_host::apps::smnist::{SmnistFlags, SmnistSession};
 use lsnn_host::apps::store_recall::{Hooks, Session, StoreRecallFlags};
-use lsnn_host::apps::{config, infer};
+use lsnn_host::apps::{config, export, infer};
 use lsnn_host::fixture::{check_file, expand_paths, select_backends, CheckOptions, Summary};
 use lsnn_host::HostError;
 use std::path::PathBuf;
@@ -31,6 +31,8 @@ enum Command {
     },
     /// Run an exported model (.lsnn) through lsnn-core on task data.
     Infer(infer::InferArgs),
+    /// Export a trained run as a model file (f32, or quantised to i16 / i8) and input sequences.
+    Export(export::ExportArgs),
     /// Test accuracy of a trained sMNIST run (host forward over the test set).
     Eval(EvalArgs),
     /// Time full training iterations of a tutorial configuration.
@@ -154,6 +156,13 @@ fn main() -> ExitCode {
             Err(e) => fail_code(&e),
         },
         Command::Bench(args) => run_bench(&args),
+        Command::Export(args) => match export::export(&args) {
+            Ok(report) => {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                0
+            }
+            Err(e) => fail_code(&e),
+        },
         Command::Eval(args) => eval(&args),
     };
     ExitCode::from(code)
@@ -239,16 +248,18 @@ fn eval(args: &EvalArgs) -> u8 {
 }
 
 fn run_bench(args: &BenchArgs) -> u8 {
-    if args.device != "cpu" {
-        return fail_code(&HostError::Flag {
+    let result = match args.device.as_str() {
+        "cpu" => bench(args.task, args.batch, args.iters, args.threads),
+        #[cfg(feature = "cuda")]
+        "cuda" => lsnn_host::apps::gpu::bench(args.task, args.batch, args.iters),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err(lsnn_host::apps::gpu::no_cuda_build()),
+        other => Err(HostError::Flag {
             flag: "--device".into(),
-            message: format!(
-                "`{}` is not available in this build (only cpu; the cuda backend lands with lsnn-gpu)",
-                args.device
-            ),
-        });
-    }
-    match bench(args.task, args.batch, args.iters, args.threads) {
+            message: format!("`{other}` is not a device (cpu or cuda)"),
+        }),
+    };
+    match result {
         Ok(result) => {
             println!("{}", serde_json::to_string(&result).unwrap_or_default());
             0

@@ -53,16 +53,17 @@ pub struct BenchResult {
     pub input_events_per_step: f64,
 }
 
-struct Setup {
-    spec: Spec<f32>,
-    weights: Weights<f32>,
-    input: InputBatch,
-    terms: Vec<Vec<LossTerm<f32>>>,
-    reg: RateRegulariser<f32>,
-    rewiring: Option<Rewiring>,
+/// A benchmark configuration (also timed on the GPU by `apps::gpu::bench`).
+pub(crate) struct Setup {
+    pub(crate) spec: Spec<f32>,
+    pub(crate) weights: Weights<f32>,
+    pub(crate) input: InputBatch,
+    pub(crate) terms: Vec<Vec<LossTerm<f32>>>,
+    pub(crate) reg: RateRegulariser<f32>,
+    pub(crate) rewiring: Option<Rewiring>,
 }
 
-fn store_recall_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostError> {
+pub(crate) fn store_recall_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostError> {
     let flags = StoreRecallFlags {
         batch_train: batch,
         ..StoreRecallFlags::defaults()
@@ -83,7 +84,7 @@ fn store_recall_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostE
     })
 }
 
-fn smnist_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostError> {
+pub(crate) fn smnist_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostError> {
     let (n_in, n_lif, n_alif, steps, n_out) = (80, 120, 100, 840, 10);
     let n = n_lif + n_alif;
     let spec = Spec {

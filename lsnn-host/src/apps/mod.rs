@@ -4,6 +4,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod export;
+pub mod gpu;
 pub mod infer;
 pub mod run;
 pub mod smnist;

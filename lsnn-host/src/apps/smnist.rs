@@ -20,8 +20,7 @@ use super::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
 use super::run::{
-    new_run_dir, resolve_seed, stats, train_step, use_threads, write_json, ElementTraces, Hooks,
-    Printer,
+    new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces, Hooks, Printer,
 };
 use crate::data::{Dataset, Split, SplitPosition, N_CLASSES};
 use crate::error::HostError;
@@ -154,6 +153,10 @@ pub struct SmnistFlags {
     /// Folder receiving one sub-folder per run.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
+    /// Where training iterations run: cpu, or cuda (a build with the `cuda` feature).
+    #[arg(long, value_enum, default_value = "cpu")]
+    #[serde(default)]
+    pub device: super::gpu::Device,
 }
 
 impl SmnistFlags {
@@ -185,6 +188,7 @@ impl SmnistFlags {
 
     /// Checks every flag; the message names the flag and how to fix it.
     pub fn validate(&self) -> Result<(), HostError> {
+        super::gpu::check_device(self.device)?;
         let bad = |flag: &str, why: String| {
             Err(HostError::Flag {
                 flag: flag.to_string(),
@@ -612,7 +616,8 @@ impl SmnistSession {
             let reg = self.regulariser();
             let mut states = zero_states(&self.spec, batch.labels.len());
             let t0 = Instant::now();
-            let result = train_step(
+            let result = super::gpu::train_step(
+                self.flags.device,
                 &self.spec,
                 &mut self.weights,
                 &mut self.progress.optimizer,

@@ -20,8 +20,7 @@ use super::checkpoint::{
 };
 pub use super::run::Hooks;
 use super::run::{
-    mean_last, new_run_dir, resolve_seed, stats, train_step, use_threads, write_json,
-    ElementTraces, Printer,
+    mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces, Printer,
 };
 use crate::error::HostError;
 use crate::plot::{plot_learning_curve, plot_store_recall, StoreRecallMonitor};
@@ -170,6 +169,10 @@ pub struct StoreRecallFlags {
     /// Folder receiving one sub-folder per run.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
+    /// Where training iterations run: cpu, or cuda (a build with the `cuda` feature).
+    #[arg(long, value_enum, default_value = "cpu")]
+    #[serde(default)]
+    pub device: super::gpu::Device,
 }
 
 impl StoreRecallFlags {
@@ -182,6 +185,7 @@ impl StoreRecallFlags {
 
     /// Checks every flag; the message names the flag and how to fix it.
     pub fn validate(&self) -> Result<(), HostError> {
+        super::gpu::check_device(self.device)?;
         let bad = |flag: &str, why: String| {
             Err(HostError::Flag {
                 flag: flag.to_string(),
@@ -668,7 +672,8 @@ impl Session {
             let terms = loss_terms(&train_batch);
             let reg = self.regulariser();
             let t0 = Instant::now();
-            train_step(
+            super::gpu::train_step(
+                self.flags.device,
                 &self.spec,
                 &mut self.weights,
                 &mut self.progress.optimizer,

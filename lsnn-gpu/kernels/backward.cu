@@ -1,0 +1,200 @@
+// BPTT over a batch: one thread block per batch element, one thread per neuron, reverse time,
+// mirroring lsnn-host/src/train/bptt.rs `backward_element`:
+//
+// 1. adjoint seeds of the outputs of step t (readout windows through the exp filter, the rate
+//    regulariser, the fixtures' linear loss, the recurrent adjoint g_z_rec of the step after);
+// 2. the neuron's own equations backwards (`lsnn_neuron_step_backward`), giving dL/di_t, kept in
+//    a ring of the last D + 1 steps in shared memory (one column per thread; one extra row of
+//    zeros for steps past the end);
+// 3. weight gradients gathered per spike event: for every input event and every spike present
+//    before step t, thread j adds x * dL/di at the arrival step of synapse (pre, j). Each thread
+//    owns its column of the block's gradient rows: in shared memory when they fit (plain
+//    read-modify-write), else in the block's slice of `partial` in global memory (atomicAdd used
+//    as a non-blocking reduction; there is a single writer per address, so the result is the
+//    sequential sum); one reduction over blocks follows (lsnn_reduce_grads);
+// 4. the recurrent adjoint dL/dz_{t-1} = sum_j w_rec[k][j] dL/di_j(t + d_kj), only for neurons k
+//    whose pseudo-derivative at step t - 1 is non-zero (as the host), one warp per such k
+//    (lanes over j, then a shuffle reduction), computed by the warp that owns k, so only one
+//    __syncthreads per step is needed (between 2-3 and 4).
+//
+// Dynamic shared memory (floats unless noted): dL/di ring [D + 2][NP], readout adjoints per term
+// [max_terms][NP], term windows [max_terms][2] (u32), then (when acc_in_shared) the gradient rows
+// of w_in and w_rec [(I + N) * N].
+#include "lsnn.cuh"
+
+__device__ __forceinline__ float lsnn_warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(LSNN_FULL_MASK, x, o);
+    return x;
+}
+
+extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardArgs a) {
+    LSNN_DYNAMIC_SHARED(float, smem);
+    const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
+    const unsigned O = a.n_out, P = a.n_params;
+    const unsigned NP = blockDim.x;
+    const unsigned b = blockIdx.x, j = threadIdx.x, lane = j & 31u, warp = j >> 5;
+    const bool live = j < N;
+    const LsnnConsts k = {a.dt, a.decay_b, a.one_minus_decay_b, a.v0, a.spike, a.dampening_factor};
+
+    float* g_i = smem;
+    float* g_psp = g_i + (D + 2) * NP;
+    unsigned* window = (unsigned*)(g_psp + a.max_terms * NP);
+    float* acc_sh = (float*)(window + 2 * a.max_terms);
+    float* part = a.partial + (size_t)b * P;
+    const bool in_shared = a.acc_in_shared != 0;
+    float* acc = in_shared ? acc_sh : part;
+    const unsigned rows = (I + N) * N;
+    const unsigned zero_row = D + 1;
+
+    for (unsigned p = j; p < rows; p += NP) acc[p] = 0.0f;
+    for (unsigned r = 0; r < D + 2; ++r) g_i[r * NP + j] = 0.0f;
+    for (unsigned q = 0; q < a.max_terms; ++q) g_psp[q * NP + j] = 0.0f;
+    const unsigned q0 = a.term_offsets[b];
+    const unsigned nq = a.term_offsets[b + 1] - q0;
+    for (unsigned q = j; q < nq; q += NP) {
+        const uint4 tm = a.terms[q0 + q];
+        window[2 * q] = tm.x;
+        window[2 * q + 1] = tm.y;
+    }
+
+    // The readout: dL/dw_out, dL/db_out of this element, and per term dL/dpsp = w_out . dl / len.
+    if (live) {
+        for (unsigned q = 0; q < nq; ++q) {
+            const uint4 tm = a.terms[q0 + q];
+            const float len = (float)(tm.y - tm.x);
+            const float* dl = a.dlogits + (size_t)(q0 + q) * O;
+            float g = 0.0f;
+            for (unsigned o = 0; o < O; ++o) g = g + a.w_out[j * O + o] * dl[o];
+            g_psp[q * NP + j] = g / len;
+        }
+        for (unsigned o = 0; o < O; ++o) {
+            float g = 0.0f;
+            for (unsigned q = 0; q < nq; ++q) {
+                const uint4 tm = a.terms[q0 + q];
+                const float len = (float)(tm.y - tm.x);
+                g = g + a.psp_sum[(size_t)(q0 + q) * N + j] * a.dlogits[(size_t)(q0 + q) * O + o] / len;
+            }
+            part[rows + j * O + o] = g;
+        }
+    }
+    if (a.has_bias) {
+        for (unsigned o = j; o < O; o += NP) {
+            float g = 0.0f;
+            for (unsigned q = 0; q < nq; ++q) g = g + a.dlogits[(size_t)(q0 + q) * O + o];
+            part[rows + N * O + o] = g;
+        }
+    }
+    __syncthreads();
+
+    const LsnnNeuron neuron = live ? a.neurons[j] : make_float4(0.0f, 0.0f, 1.0f, 0.0f);
+    const float reg = (a.reg_grad && live) ? a.reg_grad[j] : 0.0f;
+    const size_t tr0 = (size_t)b * (T + 1) * N;
+    const unsigned* spk = a.tr_spk + (size_t)b * (T + 1) * W;
+    const unsigned* ref = a.tr_ref + (size_t)b * T * W;
+    const unsigned* offs = a.in_offsets + (size_t)b * T;
+    const float* z0 = a.z0 + (size_t)b * N;
+
+    float g_v = 0.0f, g_z = 0.0f, g_b = 0.0f, g_z_rec = 0.0f, carry = 0.0f;
+    float b_after = live ? a.tr_b[tr0 + (size_t)T * N + j] : 0.0f;
+    unsigned slot = (T - 1) % (D + 1);  // ring row of step t
+    for (int ti = (int)T - 1; ti >= 0; --ti) {
+        const unsigned t = (unsigned)ti;
+        const float v_before = live ? a.tr_v[tr0 + (size_t)t * N + j] : 0.0f;
+        const float b_before = live ? a.tr_b[tr0 + (size_t)t * N + j] : 0.0f;
+        const unsigned spk_word = spk[(size_t)t * W + warp];
+        const bool refractory = (ref[(size_t)t * W + warp] >> lane) & 1u;
+
+        // 1. Adjoints of the outputs of step t.
+        for (unsigned q = 0; q < nq; ++q)
+            if (t >= window[2 * q] && t < window[2 * q + 1]) carry = carry + g_psp[q * NP + j];
+        g_z = g_z + g_z_rec + a.gain_out * carry;
+        carry = carry * a.decay_out;
+        if (a.reg_grad) g_z = g_z + reg;
+        if (a.lin_cz && live) {
+            g_z = g_z + a.lin_cz[(size_t)t * N + j];
+            g_v = g_v + a.lin_cv[(size_t)t * N + j];
+        }
+
+        // 2. The neuron's equations backwards.
+        const float z_prev = t == 0 ? (live ? z0[j] : 0.0f) : (((spk_word >> lane) & 1u) ? k.spike : 0.0f);
+        const float gi = lsnn_neuron_step_backward(neuron, k, v_before, z_prev, b_after, refractory,
+                                                   &g_v, &g_z, &g_b);
+        g_i[slot * NP + j] = live ? gi : 0.0f;
+
+        // 3. Weight gradients of the synapses that delivered at step t (arrival t + d).
+        if (live) {
+            const unsigned e1 = offs[t + 1];
+            for (unsigned e = offs[t]; e < e1; ++e) {
+                const unsigned i = a.in_channels[e];
+                const float x = a.in_values[e];
+                const unsigned d = __float_as_uint(a.syn[(size_t)i * N + j].y);
+                unsigned r = slot + d;
+                if (r > D) r -= D + 1;
+                if (t + d >= T) r = zero_row;
+                const float g = x * g_i[r * NP + j];
+                if (in_shared) acc_sh[(size_t)i * N + j] += g;
+                else atomicAdd(&part[(size_t)i * N + j], g);
+            }
+            for (unsigned w = 0; w < W; ++w) {
+                unsigned bits;
+                if (t == 0) {
+                    bits = 0;
+                    for (unsigned l = 0; l < 32 && w * 32 + l < N; ++l)
+                        if (z0[w * 32 + l] != 0.0f) bits |= 1u << l;
+                } else {
+                    bits = spk[(size_t)t * W + w];
+                }
+                while (bits) {
+                    const unsigned kk = w * 32u + (unsigned)(__ffs(bits) - 1);
+                    bits &= bits - 1u;
+                    const float zk = t == 0 ? z0[kk] : k.spike;
+                    const unsigned d = __float_as_uint(a.syn[(size_t)(I + kk) * N + j].y);
+                    unsigned r = slot + d;
+                    if (r > D) r -= D + 1;
+                    if (t + d >= T) r = zero_row;
+                    const float g = zk * g_i[r * NP + j];
+                    if (in_shared) acc_sh[(size_t)(I + kk) * N + j] += g;
+                    else atomicAdd(&part[(size_t)(I + kk) * N + j], g);
+                }
+            }
+        }
+        __syncthreads();
+
+        // 4. dL/dz_{t-1} through the recurrent synapses, only where z_{t-1} can matter.
+        g_z_rec = 0.0f;
+        if (t > 0) {
+            const float v_m1 = live ? a.tr_v[tr0 + (size_t)(t - 1) * N + j] : 0.0f;
+            const bool refractory_m1 = (ref[(size_t)(t - 1) * W + warp] >> lane) & 1u;
+            const float thr = lsnn_threshold(neuron, b_before, k.v0);
+            const float v_scaled = (v_m1 - thr) / thr;
+            const bool active = live && !refractory_m1 &&
+                                lsnn_pseudo_derivative(v_scaled, k.dampening_factor) != 0.0f;
+            unsigned todo = __ballot_sync(LSNN_FULL_MASK, active);
+            while (todo) {
+                const unsigned l = (unsigned)(__ffs(todo) - 1);
+                todo &= todo - 1u;
+                const unsigned kk = warp * 32u + l;
+                const float2* row = a.syn + (size_t)(I + kk) * N;
+                float s = 0.0f;
+                for (unsigned jj = lane; jj < N; jj += 32u) {
+                    const float2 syn = row[jj];
+                    const unsigned d = __float_as_uint(syn.y);
+                    unsigned r = slot + d;
+                    if (r > D) r -= D + 1;
+                    if (t + d >= T) r = zero_row;
+                    s += syn.x * g_i[r * NP + jj];
+                }
+                s = lsnn_warp_sum(s);
+                if (lane == l) g_z_rec = s;
+            }
+        }
+        b_after = b_before;
+        slot = slot == 0 ? D : slot - 1;
+    }
+
+    if (in_shared) {
+        __syncthreads();
+        for (unsigned p = j; p < rows; p += NP) part[p] = acc_sh[p];
+    }
+}

@@ -1,0 +1,159 @@
+// The forward pass of a batch with the trace the backward needs: one thread block per batch
+// element, one thread per neuron (blockDim.x = 32 * ceil(N / 32)), all T steps in one launch.
+//
+// Event-driven as the host's cell (lsnn-core/src/cell.rs): at each step thread j adds, for every
+// input event and then for every neuron that spiked in the previous step (ascending), that
+// synapse's weight into its own column of the delay ring (in shared memory), in the same order as
+// the host, so every ring entry and therefore every spike is bit-identical. Then one
+// `lsnn_neuron_step` per neuron. Spikes are exchanged as one ballot word per warp (double
+// buffered: one __syncthreads per step) and stored as bits.
+//
+// Dynamic shared memory (floats unless noted): ring [D][NP], z values [2][NP], window sums of the
+// readout [max_terms][NP], spike masks [2][W] (u32), term windows [max_terms][2] (u32).
+#include "lsnn.cuh"
+
+extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArgs a) {
+    LSNN_DYNAMIC_SHARED(float, smem);
+    const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
+    const unsigned NP = blockDim.x;
+    const unsigned b = blockIdx.x, j = threadIdx.x, lane = j & 31u, warp = j >> 5;
+    const bool live = j < N;
+    const LsnnConsts k = {a.dt, a.decay_b, a.one_minus_decay_b, a.v0, a.spike, a.dampening_factor};
+
+    float* ring = smem;
+    float* zval = ring + D * NP;
+    float* acc = zval + 2 * NP;
+    unsigned* masks = (unsigned*)(acc + a.max_terms * NP);
+    unsigned* window = masks + 2 * W;
+
+    const unsigned q0 = a.term_offsets[b];
+    const unsigned nq = a.term_offsets[b + 1] - q0;
+    for (unsigned q = j; q < nq; q += NP) {
+        const uint4 tm = a.terms[q0 + q];
+        window[2 * q] = tm.x;
+        window[2 * q + 1] = tm.y;
+    }
+    for (unsigned q = 0; q < a.max_terms; ++q) acc[q * NP + j] = 0.0f;
+
+    const size_t sb = (size_t)b * N + j;
+    const LsnnNeuron neuron = live ? a.neurons[j] : make_float4(0.0f, 0.0f, 1.0f, 0.0f);
+    float v = 0.0f, z = 0.0f, bb = 0.0f;
+    int left = 0;
+    if (live) {
+        v = a.st_v[sb];
+        z = a.st_z[sb];
+        bb = a.st_b[sb];
+        left = a.st_refr[sb];
+        a.z0[sb] = z;
+    }
+    for (unsigned s = 0; s < D; ++s)
+        ring[s * NP + j] = live ? a.st_ring[((size_t)b * D + s) * N + j] : 0.0f;
+    zval[j] = live ? z : 0.0f;
+    {
+        const unsigned zb = __ballot_sync(LSNN_FULL_MASK, live && z != 0.0f);
+        if (lane == 0) {
+            masks[warp] = zb;
+            a.tr_spk[(size_t)b * (T + 1) * W + warp] = zb;
+        }
+    }
+    __syncthreads();
+
+    const unsigned* offs = a.in_offsets + (size_t)b * T;
+    const int n_refractory = (int)a.n_refractory;
+    unsigned head = 0;
+    float psp = 0.0f, zs = 0.0f, lin = 0.0f;
+    for (unsigned t = 0; t < T; ++t) {
+        const unsigned cur = t & 1u, nxt = cur ^ 1u;
+        const bool refractory = left > 0;
+        if (live) {
+            if (a.record_trace) {
+                const size_t r = ((size_t)b * (T + 1) + t) * N + j;
+                a.tr_v[r] = v;
+                a.tr_b[r] = bb;
+            }
+            // Inputs of step t, channels ascending (Cell::step_events).
+            const unsigned e1 = offs[t + 1];
+            for (unsigned e = offs[t]; e < e1; ++e) {
+                const unsigned i = a.in_channels[e];
+                const float x = a.in_values[e];
+                const float2 s = a.syn[(size_t)i * N + j];
+                if (s.x != 0.0f) {
+                    unsigned slot = head + __float_as_uint(s.y);
+                    if (slot >= D) slot -= D;
+                    ring[slot * NP + j] += x * s.x;
+                }
+            }
+            // Spikes of the previous step, neurons ascending (Cell::deliver_recurrent).
+            const unsigned* m = masks + cur * W;
+            const float* zv = zval + cur * NP;
+            for (unsigned w = 0; w < W; ++w) {
+                unsigned bits = m[w];
+                while (bits) {
+                    const unsigned kk = w * 32u + (unsigned)(__ffs(bits) - 1);
+                    bits &= bits - 1u;
+                    const float2 s = a.syn[(size_t)(I + kk) * N + j];
+                    if (s.x != 0.0f) {
+                        unsigned slot = head + __float_as_uint(s.y);
+                        if (slot >= D) slot -= D;
+                        ring[slot * NP + j] += zv[kk] * s.x;
+                    }
+                }
+            }
+            // Cell::update_neurons.
+            const float i_t = ring[head * NP + j];
+            lsnn_neuron_step(neuron, k, &v, &z, &bb, i_t, refractory);
+            ring[head * NP + j] = 0.0f;
+            left = z > 0.0f ? n_refractory : (left > 0 ? left - 1 : 0);
+        }
+        head = (head + 1 == D) ? 0 : head + 1;
+        const unsigned zb = __ballot_sync(LSNN_FULL_MASK, live && z != 0.0f);
+        const unsigned rb = __ballot_sync(LSNN_FULL_MASK, live && refractory);
+        if (lane == 0) {
+            masks[nxt * W + warp] = zb;
+            a.tr_spk[((size_t)b * (T + 1) + t + 1) * W + warp] = zb;
+            a.tr_ref[((size_t)b * T + t) * W + warp] = rb;
+        }
+        zval[nxt * NP + j] = live ? z : 0.0f;
+        if (live) {
+            // The readout filter and its window sums (bptt::readout_element).
+            psp = psp * a.decay_out + a.gain_out * z;
+            for (unsigned q = 0; q < nq; ++q)
+                if (t >= window[2 * q] && t < window[2 * q + 1]) acc[q * NP + j] += psp;
+            zs = zs + z;
+            if (a.lin_cz) lin += a.lin_cz[(size_t)t * N + j] * z + a.lin_cv[(size_t)t * N + j] * v;
+        }
+        __syncthreads();
+    }
+
+    if (live) {
+        if (a.record_trace) {
+            const size_t r = ((size_t)b * (T + 1) + T) * N + j;
+            a.tr_v[r] = v;
+            a.tr_b[r] = bb;
+        }
+        a.st_v[sb] = v;
+        a.st_z[sb] = z;
+        a.st_b[sb] = bb;
+        a.st_refr[sb] = left;
+        unsigned slot = head;
+        for (unsigned s = 0; s < D; ++s) {
+            a.st_ring[((size_t)b * D + s) * N + j] = ring[slot * NP + j];
+            slot = (slot + 1 == D) ? 0 : slot + 1;
+        }
+        a.zsum[sb] = zs;
+        if (a.lin_part) a.lin_part[sb] = lin;
+        for (unsigned q = 0; q < nq; ++q) a.psp_sum[(size_t)(q0 + q) * N + j] = acc[q * NP + j];
+    }
+    __syncthreads();
+
+    // Logits of every term: mean readout over its window (bptt::readout_element, same order).
+    const unsigned O = a.n_out;
+    for (unsigned p = j; p < nq * O; p += NP) {
+        const unsigned q = p / O, o = p - q * O;
+        float dot = 0.0f;
+        for (unsigned jj = 0; jj < N; ++jj) dot = dot + acc[q * NP + jj] * a.w_out[jj * O + o];
+        const uint4 tm = a.terms[q0 + q];
+        const float len = (float)(tm.y - tm.x);
+        a.logits[(size_t)(q0 + q) * O + o] = dot / len + (a.b_out ? a.b_out[o] : 0.0f);
+    }
+}

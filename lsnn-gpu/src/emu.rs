@@ -1,0 +1,935 @@
+//! The kernels' own CUDA sources run on the CPU emulator (`emu/`, built by build.rs with the
+//! `emu` feature) with the same launch arguments as on a device ([`crate::launch`]), and
+//! compared with lsnn-core's cell (forward, bit for bit) and lsnn-host's trainer (gradients,
+//! Adam, DEEP R). This checks the kernels' logic where no GPU is available (CI); timing, the
+//! memory model beyond barriers and the cust launcher need the device tests.
+
+use lsnn_core::{CellConfig, NeuronState};
+use lsnn_host::input::InputBatch;
+use lsnn_host::train::deepr::RewiredMatrix;
+use lsnn_host::train::optim::Optimizer;
+use lsnn_host::train::update::{Rewiring, Weights};
+use lsnn_host::train::{
+    run_pass, zero_states, LossTerm, Params, PassOptions, RateRegulariser, Spec,
+};
+use ndarray::{Array1, Array2};
+
+use crate::args::{BackwardArgs, ForwardArgs, LossArgs, ReconnectArgs, ReduceArgs, UpdateArgs};
+use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
+use crate::layout::{
+    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, BatchState, Dims,
+    KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param, ParamLayout, Segments, Term, Trace,
+};
+use crate::philox::{key_words, philox4x32_10};
+use crate::trainer::{flatten_params, OptimizerKind, ParamValues, Rewired, StepConfig};
+
+extern "C" {
+    fn emu_lsnn_forward(grid: u32, block: u32, shared: u32, a: *const ForwardArgs);
+    fn emu_lsnn_backward(grid: u32, block: u32, shared: u32, a: *const BackwardArgs);
+    fn emu_lsnn_loss(grid: u32, block: u32, shared: u32, a: *const LossArgs);
+    fn emu_lsnn_clear(flags: *mut u32, counters: *mut u32);
+    fn emu_lsnn_reduce_grads(grid: u32, block: u32, shared: u32, a: *const ReduceArgs);
+    fn emu_lsnn_update(grid: u32, block: u32, shared: u32, a: *const UpdateArgs);
+    fn emu_lsnn_reconnect(grid: u32, block: u32, shared: u32, a: *const ReconnectArgs);
+    fn emu_lsnn_philox_test(key: u64, stream: u32, n: u32, out: *mut [u32; 4]);
+}
+
+fn at<T>(v: &mut [T]) -> u64 {
+    v.as_mut_ptr() as u64
+}
+
+/// A network and a batch in host memory, run by the emulated kernels.
+struct Emu {
+    dims: Dims,
+    layout: ParamLayout,
+    k: KernelConsts,
+    segments: Segments,
+    opt: OptimizerKind,
+    neurons: Vec<[f32; 4]>,
+    syn: Vec<[f32; 2]>,
+    params: Vec<f32>,
+    theta: Vec<f32>,
+    sign: Vec<f32>,
+    grad: Vec<f32>,
+    adam_m: Vec<f64>,
+    adam_v: Vec<f64>,
+    flags: Vec<u32>,
+    counters: Vec<u32>,
+    n_connected: Vec<u32>,
+    metrics: Vec<f32>,
+    rates: Vec<f32>,
+    reg_grad: Vec<f32>,
+    reg_coeff: Vec<f32>,
+    shape: BatchShape,
+    input: PackedInput,
+    terms: PackedTerms,
+    state: BatchState,
+    lin_cz: Vec<f32>,
+    lin_cv: Vec<f32>,
+    tr_v: Vec<f32>,
+    tr_b: Vec<f32>,
+    tr_spk: Vec<u32>,
+    tr_ref: Vec<u32>,
+    z0: Vec<f32>,
+    zsum: Vec<f32>,
+    lin_part: Vec<f32>,
+    psp_sum: Vec<f32>,
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+    ce: Vec<f32>,
+    partial: Vec<f32>,
+}
+
+struct BatchSpec<'a> {
+    input: &'a InputBatch,
+    terms: &'a [Vec<LossTerm<f32>>],
+    reg: Option<&'a RateRegulariser<f32>>,
+    linear: Option<(&'a [f32], &'a [f32])>,
+    state: BatchState,
+}
+
+impl Emu {
+    fn new(spec: &Spec<f32>, w: &Weights<f32>, opt: OptimizerKind) -> Emu {
+        let p = &w.params;
+        let dims = Dims {
+            n_in: spec.n_in(),
+            n_rec: spec.n_rec(),
+            n_out: p.n_out(),
+            n_delay: spec.config.n_delay,
+            n_refractory: spec.config.n_refractory,
+            has_bias: p.b_out.is_some(),
+        };
+        dims.validate().unwrap();
+        let layout = dims.params();
+        let values = ParamValues {
+            w_in: p.w_in.as_slice().unwrap(),
+            w_rec: p.w_rec.as_slice().unwrap(),
+            w_out: p.w_out.as_slice().unwrap(),
+            b_out: p.b_out.as_ref().map(|b| b.as_slice().unwrap()),
+        };
+        let rewired: Vec<Rewired<'_>> = w
+            .rewired
+            .iter()
+            .map(|m| Rewired {
+                param: Param::from_name(&m.name).unwrap(),
+                theta: m.theta.as_slice().unwrap(),
+                sign: m.sign.as_slice().unwrap(),
+                connectivity: m.connectivity,
+            })
+            .collect();
+        let (params, theta, sign, segments) = flatten_params(&layout, &values, &rewired).unwrap();
+        let syn = pack_synapses(
+            &dims,
+            &params[layout.range(Param::WIn).unwrap()],
+            &params[layout.range(Param::WRec).unwrap()],
+            spec.delay_in.as_slice().unwrap(),
+            spec.delay_rec.as_slice().unwrap(),
+            spec.config.v0,
+        )
+        .unwrap();
+        let n = dims.n_rec;
+        let len = layout.len();
+        Emu {
+            k: KernelConsts::new(&spec.config, spec.tau_out),
+            neurons: neuron_table(&spec.neurons().unwrap()),
+            syn,
+            params,
+            theta,
+            sign,
+            grad: vec![0.0; len],
+            adam_m: vec![0.0; len],
+            adam_v: vec![0.0; len],
+            flags: vec![0; 4],
+            counters: vec![0; 8],
+            n_connected: vec![0; 1],
+            metrics: vec![0.0; 4],
+            rates: vec![0.0; n],
+            reg_grad: vec![0.0; n],
+            reg_coeff: vec![0.0; n],
+            segments,
+            opt,
+            shape: BatchShape::default(),
+            input: PackedInput::default(),
+            terms: PackedTerms::default(),
+            state: BatchState::zeros(&dims, 0),
+            lin_cz: vec![],
+            lin_cv: vec![],
+            tr_v: vec![],
+            tr_b: vec![],
+            tr_spk: vec![],
+            tr_ref: vec![],
+            z0: vec![],
+            zsum: vec![],
+            lin_part: vec![],
+            psp_sum: vec![],
+            logits: vec![],
+            dlogits: vec![],
+            ce: vec![],
+            partial: vec![],
+            dims,
+            layout,
+        }
+    }
+
+    fn set_batch(&mut self, b: BatchSpec<'_>) {
+        let d = self.dims;
+        let (bn, t) = (b.input.n_batch(), b.input.n_steps());
+        self.input = PackedInput::pack(bn, t, d.n_in, |e, s| b.input.events(e, s)).unwrap();
+        let terms: Vec<Vec<Term>> = b
+            .terms
+            .iter()
+            .map(|e| {
+                e.iter()
+                    .map(|x| Term {
+                        start: x.start,
+                        end: x.end,
+                        target: x.target,
+                        weight: x.weight,
+                    })
+                    .collect()
+            })
+            .collect();
+        self.terms = PackedTerms::pack(&terms, t, d.n_out).unwrap();
+        let q = self.terms.len();
+        let (n, w, o) = (d.n_rec, d.words(), d.n_out);
+        let nan = f32::NAN;
+        // Outputs poisoned: every element read later must have been written.
+        self.tr_v = vec![nan; bn * (t + 1) * n];
+        self.tr_b = vec![nan; bn * (t + 1) * n];
+        self.tr_spk = vec![0xdead_beef; bn * (t + 1) * w];
+        self.tr_ref = vec![0xdead_beef; bn * t * w];
+        self.z0 = vec![nan; bn * n];
+        self.zsum = vec![nan; bn * n];
+        self.lin_part = vec![nan; bn * n];
+        self.psp_sum = vec![nan; q.max(1) * n];
+        self.logits = vec![nan; q.max(1) * o];
+        self.dlogits = vec![nan; q.max(1) * o];
+        self.ce = vec![nan; q.max(1)];
+        self.partial = vec![nan; bn * self.layout.len()];
+        match b.reg {
+            Some(r) => self.reg_coeff.copy_from_slice(&r.coeff),
+            None => self.reg_coeff.fill(0.0),
+        }
+        match b.linear {
+            Some((cz, cv)) => {
+                self.lin_cz = cz.to_vec();
+                self.lin_cv = cv.to_vec();
+            }
+            None => {
+                self.lin_cz = vec![0.0; 1];
+                self.lin_cv = vec![0.0; 1];
+            }
+        }
+        b.state.check(&d).unwrap();
+        self.state = b.state;
+        self.shape = BatchShape {
+            n_batch: bn,
+            n_steps: t,
+            n_terms: q,
+            max_terms: self.terms.max_per_element,
+            has_reg: b.reg.is_some(),
+            reg_target: b.reg.map_or(0.0, |r| r.target),
+            has_linear: b.linear.is_some(),
+        };
+    }
+
+    fn ptrs(&mut self) -> (NetPtrs, BatchPtrs) {
+        let net = NetPtrs {
+            neurons: at(&mut self.neurons),
+            syn: at(&mut self.syn),
+            params: at(&mut self.params),
+            theta: at(&mut self.theta),
+            sign: at(&mut self.sign),
+            grad: at(&mut self.grad),
+            adam_m: at(&mut self.adam_m),
+            adam_v: at(&mut self.adam_v),
+            flags: at(&mut self.flags),
+            counters: at(&mut self.counters),
+            n_connected: at(&mut self.n_connected),
+            metrics: at(&mut self.metrics),
+            rates: at(&mut self.rates),
+            reg_grad: at(&mut self.reg_grad),
+            reg_coeff: at(&mut self.reg_coeff),
+        };
+        let b = BatchPtrs {
+            in_offsets: at(&mut self.input.offsets),
+            in_channels: at(&mut self.input.channels),
+            in_values: at(&mut self.input.values),
+            term_offsets: at(&mut self.terms.offsets),
+            terms: at(&mut self.terms.terms),
+            st_v: at(&mut self.state.v),
+            st_z: at(&mut self.state.z),
+            st_b: at(&mut self.state.b),
+            st_ring: at(&mut self.state.ring),
+            st_refr: at(&mut self.state.refractory_left),
+            tr_v: at(&mut self.tr_v),
+            tr_b: at(&mut self.tr_b),
+            tr_spk: at(&mut self.tr_spk),
+            tr_ref: at(&mut self.tr_ref),
+            z0: at(&mut self.z0),
+            zsum: at(&mut self.zsum),
+            lin_part: at(&mut self.lin_part),
+            psp_sum: at(&mut self.psp_sum),
+            logits: at(&mut self.logits),
+            dlogits: at(&mut self.dlogits),
+            ce: at(&mut self.ce),
+            lin_cz: at(&mut self.lin_cz),
+            lin_cv: at(&mut self.lin_cv),
+            partial: at(&mut self.partial),
+        };
+        (net, b)
+    }
+
+    fn syn_target(&mut self) -> SynTarget {
+        (
+            at(&mut self.syn),
+            self.dims.n_in as u32,
+            self.dims.n_rec as u32,
+            self.k.v0,
+        )
+    }
+
+    /// clear, forward, loss (as `GpuTrainer::forward`).
+    fn forward(&mut self) {
+        let (net, b) = self.ptrs();
+        let (d, k, l, s) = (self.dims, self.k, self.layout, self.shape);
+        let plan = forward_plan(&d, s.n_batch, s.max_terms, 227 * 1024).unwrap();
+        let fa = launch::forward_args(&d, &k, &l, &net, &b, &s, true);
+        let la = launch::loss_args(&d, &k, &net, &b, &s);
+        let one = launch::one_block();
+        // SAFETY: every pointer is a live Vec of the size the kernels index (set_batch).
+        unsafe {
+            emu_lsnn_clear(self.flags.as_mut_ptr(), self.counters.as_mut_ptr());
+            emu_lsnn_forward(plan.grid, plan.block, plan.shared_bytes, &fa);
+            emu_lsnn_loss(one.grid, one.block, one.shared_bytes, &la);
+        }
+    }
+
+    /// backward and reduction (as `GpuTrainer::gradients` after `forward`), with the block's
+    /// gradient rows in shared memory or not.
+    fn backward(&mut self, shared_limit: usize, poison: Option<usize>) -> bool {
+        let (net, b) = self.ptrs();
+        let (d, k, l, s) = (self.dims, self.k, self.layout, self.shape);
+        let plan = backward_plan(&d, s.n_batch, s.max_terms, shared_limit).unwrap();
+        let ba = launch::backward_args(&d, &k, &l, &net, &b, &s, plan.acc_in_shared);
+        let ra = launch::reduce_args(&d, &k, &l, &net, &b, &s, poison);
+        let e: LaunchPlan = elementwise_plan(l.len());
+        // SAFETY: as in `forward`.
+        unsafe {
+            emu_lsnn_backward(
+                plan.launch.grid,
+                plan.launch.block,
+                plan.launch.shared_bytes,
+                &ba,
+            );
+            emu_lsnn_reduce_grads(e.grid, e.block, e.shared_bytes, &ra);
+        }
+        plan.acc_in_shared
+    }
+
+    fn update(&mut self, cfg: &StepConfig) {
+        let syn = self.syn_target();
+        let (net, _) = self.ptrs();
+        let ua = launch::update_args(&net, &self.segments, self.opt, self.layout.len(), cfg, syn);
+        let ca = launch::reconnect_args(&net, &self.segments, cfg, syn);
+        let e = elementwise_plan(self.layout.len());
+        let one = launch::one_block();
+        // SAFETY: as in `forward`.
+        unsafe {
+            emu_lsnn_update(e.grid, e.block, e.shared_bytes, &ua);
+            if self.segments.any_rewired() {
+                emu_lsnn_reconnect(one.grid, one.block, one.shared_bytes, &ca);
+            }
+        }
+    }
+
+    fn trace(&self) -> Trace {
+        Trace {
+            n_batch: self.shape.n_batch,
+            n_steps: self.shape.n_steps,
+            n_rec: self.dims.n_rec,
+            spike: self.k.spike,
+            v: self.tr_v.clone(),
+            b: self.tr_b.clone(),
+            spikes: self.tr_spk.clone(),
+            refractory: self.tr_ref.clone(),
+            z0: self.z0.clone(),
+        }
+    }
+
+    fn grads(&self, p: Param) -> &[f32] {
+        &self.grad[self.layout.range(p).unwrap()]
+    }
+}
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.uniform() * n as f64) as usize % n
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Net {
+    seed: u64,
+    n_in: usize,
+    n: usize,
+    n_out: usize,
+    d: usize,
+    r: usize,
+    dt: f32,
+    v0: f32,
+    bias: bool,
+}
+
+/// A random network with activity, as lsnn-host's types.
+fn network(c: &Net) -> (Spec<f32>, Params<f32>) {
+    let mut rng = Rng(c.seed);
+    let spec = Spec {
+        config: CellConfig {
+            dt: c.dt,
+            tau_adaptation: 300.0,
+            v0: c.v0,
+            n_delay: c.d,
+            n_refractory: c.r,
+            dampening_factor: 0.3,
+            injected_noise_current: 0.0,
+        },
+        tau: (0..c.n)
+            .map(|_| 15.0 + 15.0 * rng.uniform() as f32)
+            .collect(),
+        thr: (0..c.n)
+            .map(|_| (0.01 + 0.02 * rng.uniform() as f32) * c.v0)
+            .collect(),
+        beta: (0..c.n)
+            .map(|j| {
+                if j % 2 == 0 {
+                    0.0
+                } else {
+                    1.0 + rng.uniform() as f32
+                }
+            })
+            .collect(),
+        delay_in: Array2::from_shape_simple_fn((c.n_in, c.n), || rng.below(c.d) as u8),
+        delay_rec: Array2::from_shape_simple_fn((c.n, c.n), || rng.below(c.d) as u8),
+        tau_out: 20.0,
+    };
+    let s_in = 0.3 / (c.n_in as f64).sqrt() * f64::from(c.v0).recip() * 1.0;
+    let s_rec = 0.3 / (c.n as f64).sqrt();
+    let params = Params {
+        // Mostly excitatory input, so that every configuration spikes.
+        w_in: Array2::from_shape_simple_fn((c.n_in, c.n), || {
+            ((rng.normal() + 0.8) * s_in * f64::from(c.v0)) as f32
+        }),
+        w_rec: Array2::from_shape_simple_fn((c.n, c.n), || {
+            if rng.uniform() < 0.3 {
+                0.0
+            } else {
+                (rng.normal() * s_rec) as f32
+            }
+        }),
+        w_out: Array2::from_shape_simple_fn((c.n, c.n_out), || (rng.normal() * 0.5) as f32),
+        b_out: c
+            .bias
+            .then(|| Array1::from_shape_simple_fn(c.n_out, || (rng.normal() * 0.1) as f32)),
+    };
+    (spec, params)
+}
+
+fn input(seed: u64, batch: usize, steps: usize, n_in: usize) -> InputBatch {
+    let mut rng = Rng(seed);
+    let mut x = ndarray::Array3::<f32>::zeros((batch, steps, n_in));
+    for v in x.iter_mut() {
+        let u = rng.uniform();
+        if u < 0.05 {
+            *v = 1.0;
+        } else if u < 0.055 {
+            *v = (rng.normal() * 0.5) as f32;
+        }
+    }
+    InputBatch::from_dense(x.view())
+}
+
+/// A random non-zero initial state (in both layouts).
+fn initial_state(seed: u64, d: &Dims, spec: &Spec<f32>, batch: usize) -> BatchState {
+    let mut rng = Rng(seed);
+    let mut s = BatchState::zeros(d, batch);
+    let v0 = spec.config.v0;
+    for k in 0..batch * d.n_rec {
+        s.v[k] = (rng.uniform() * 0.03) as f32 * v0;
+        s.z[k] = if rng.uniform() < 0.2 {
+            1.0 / spec.config.dt
+        } else {
+            0.0
+        };
+        s.b[k] = (rng.uniform() * 0.05) as f32;
+        s.refractory_left[k] = if s.z[k] > 0.0 {
+            d.n_refractory as i32
+        } else {
+            0
+        };
+    }
+    for x in s.ring.iter_mut() {
+        *x = (rng.normal() * 0.01) as f32 * v0;
+    }
+    s
+}
+
+fn host_states(
+    spec: &Spec<f32>,
+    d: &Dims,
+    s: &BatchState,
+) -> Vec<lsnn_host::train::HostState<f32>> {
+    let mut states = zero_states(spec, s.n_batch);
+    for (b, st) in states.iter_mut().enumerate() {
+        for j in 0..d.n_rec {
+            let k = b * d.n_rec + j;
+            st.set_neuron(
+                j,
+                NeuronState {
+                    v: s.v[k],
+                    z: s.z[k],
+                    b: s.b[k],
+                },
+            );
+            st.set_refractory_left(j, s.refractory_left[k] as u16);
+            for slot in 0..d.n_delay {
+                st.set_i_future(j, slot, s.ring[BatchState::ring_index(d, b, slot, j)]);
+            }
+        }
+    }
+    states
+}
+
+fn rel_norm(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|&y| f64::from(y).powi(2)).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+#[test]
+fn emulated_philox_equals_the_mirror() {
+    let mut out = vec![[0u32; 4]; 300];
+    // SAFETY: an output of 300 blocks.
+    unsafe { emu_lsnn_philox_test(42, 1, 300, out.as_mut_ptr()) };
+    for (i, o) in out.iter().enumerate() {
+        assert_eq!(*o, philox4x32_10([i as u32, 1, 0, 0], key_words(42)));
+    }
+}
+
+/// The emulated forward against the host trainer's (the core's cell): spikes, voltages and
+/// adaptation bit for bit; then the loss and every gradient against `run_pass`.
+fn compare_with_host(c: Net, batch: usize, steps: usize, with_state: bool, linear: bool) {
+    let (spec, params) = network(&c);
+    let weights = Weights {
+        params: params.clone(),
+        rewired: vec![],
+    };
+    let x = input(c.seed + 100, batch, steps, c.n_in);
+    let mut rng = Rng(c.seed + 200);
+    let window = 10.min(steps);
+    let terms: Vec<Vec<LossTerm<f32>>> = (0..batch)
+        .map(|_| {
+            vec![
+                LossTerm {
+                    start: steps - window,
+                    end: steps,
+                    target: rng.below(c.n_out),
+                    weight: 1.0 / batch as f32,
+                },
+                LossTerm {
+                    start: 0,
+                    end: steps / 2,
+                    target: rng.below(c.n_out),
+                    weight: 0.5 / batch as f32,
+                },
+            ]
+        })
+        .collect();
+    let reg = RateRegulariser::uniform(c.n, 0.1, 10.0);
+    let lin: Option<(Array2<f32>, Array2<f32>)> = linear.then(|| {
+        (
+            Array2::from_shape_simple_fn((steps, c.n), || rng.normal() as f32),
+            Array2::from_shape_simple_fn((steps, c.n), || (rng.normal() * 10.0) as f32),
+        )
+    });
+    let mut emu = Emu::new(&spec, &weights, OptimizerKind::adam());
+    let d = emu.dims;
+    let state = if with_state {
+        initial_state(c.seed + 300, &d, &spec, batch)
+    } else {
+        BatchState::zeros(&d, batch)
+    };
+    let mut hs = host_states(&spec, &d, &state);
+    let host = run_pass(
+        &spec,
+        &params,
+        &x,
+        &mut hs,
+        &terms,
+        Some(&reg),
+        PassOptions {
+            gradients: true,
+            keep_traces: true,
+            noise_seed: 0,
+            linear: lin.as_ref().map(|(a, b)| (a.view(), b.view())),
+        },
+    )
+    .unwrap();
+    emu.set_batch(BatchSpec {
+        input: &x,
+        terms: &terms,
+        reg: Some(&reg),
+        linear: lin
+            .as_ref()
+            .map(|(a, b)| (a.as_slice().unwrap(), b.as_slice().unwrap())),
+        state,
+    });
+    emu.forward();
+    let tr = emu.trace();
+    let traces = host.traces.as_ref().unwrap();
+    let mut spikes = 0;
+    for (b, ht) in traces.iter().enumerate() {
+        for t in 0..steps {
+            for j in 0..c.n {
+                let hz = ht
+                    .spikes(t + 1)
+                    .find(|&(k, _)| k == j)
+                    .map_or(0.0, |(_, z)| z);
+                assert_eq!(tr.z(b, t, j), hz, "z[{b},{t},{j}]");
+                spikes += usize::from(hz != 0.0);
+                assert!(
+                    tr.is_refractory(b, t, j) == ht.is_refractory(t, j),
+                    "refractory[{b},{t},{j}]"
+                );
+            }
+            for (j, (&gv, &hv)) in tr.v(b, t).iter().zip(ht.v(t)).enumerate() {
+                assert_eq!(gv.to_bits(), hv.to_bits(), "v[{b},{t},{j}]: {gv} vs {hv}");
+            }
+            for (j, (&gb, &hb)) in tr.b(b, t).iter().zip(ht.b(t)).enumerate() {
+                assert_eq!(gb.to_bits(), hb.to_bits(), "b[{b},{t},{j}]");
+            }
+        }
+        // Final state.
+        for j in 0..c.n {
+            let k = b * c.n + j;
+            assert_eq!(emu.state.v[k].to_bits(), hs[b].v()[j].to_bits());
+            assert_eq!(
+                emu.state.refractory_left[k],
+                i32::from(hs[b].refractory_left()[j])
+            );
+            for slot in 0..c.d {
+                assert_eq!(
+                    emu.state.ring[BatchState::ring_index(&d, b, slot, j)].to_bits(),
+                    hs[b].i_future(j, slot).to_bits()
+                );
+            }
+        }
+    }
+    let rate = spikes as f64 / (batch * steps * c.n) as f64;
+    assert!(
+        rate > 0.01 && rate < 0.5,
+        "the comparison needs activity: rate {rate}"
+    );
+    // Logits bit for bit (same order), rates bit for bit, the loss to rounding (expf).
+    for (b, per) in host.logits.iter().enumerate() {
+        for (q, l) in per.iter().enumerate() {
+            for (o, &x) in l.iter().enumerate() {
+                assert_eq!(emu.logits[(b * 2 + q) * c.n_out + o].to_bits(), x.to_bits());
+            }
+        }
+    }
+    assert_eq!(emu.rates, host.rates);
+    let loss = emu.metrics[0];
+    assert!(
+        (f64::from(loss) - f64::from(host.loss)).abs()
+            <= 1e-5 * f64::from(host.loss).abs().max(1.0),
+        "loss {loss} vs host {}",
+        host.loss
+    );
+    // Gradients, with the block's gradient rows in shared and in global memory.
+    let hg = host.grads.unwrap();
+    for limit in [
+        227 * 1024,
+        1024 + 4 * (c.d + 2) * d.threads() + 4 * 2 * d.threads() + 64,
+    ] {
+        let in_shared = emu.backward(limit, None);
+        for (p, h) in [
+            (Param::WIn, hg.w_in.as_slice().unwrap()),
+            (Param::WRec, hg.w_rec.as_slice().unwrap()),
+            (Param::WOut, hg.w_out.as_slice().unwrap()),
+        ] {
+            let e = rel_norm(emu.grads(p), h);
+            eprintln!(
+                "seed {} {} (shared {in_shared}): rel norm err {e:.2e}",
+                c.seed,
+                p.name()
+            );
+            assert!(e < 1e-5, "{}: {e}", p.name());
+        }
+        if let Some(hb) = &hg.b_out {
+            assert!(rel_norm(emu.grads(Param::BOut), hb.as_slice().unwrap()) < 1e-5);
+        }
+        assert_eq!(emu.flags[0], 0, "no non-finite gradient");
+    }
+}
+
+const BASE: Net = Net {
+    seed: 1,
+    n_in: 7,
+    n: 40,
+    n_out: 3,
+    d: 3,
+    r: 2,
+    dt: 1.0,
+    v0: 1.0,
+    bias: true,
+};
+
+#[test]
+fn emulated_kernels_equal_the_host_trainer() {
+    compare_with_host(BASE, 3, 80, false, false);
+}
+
+#[test]
+fn emulated_kernels_from_a_non_zero_state_with_a_linear_loss() {
+    compare_with_host(
+        Net {
+            seed: 2,
+            bias: false,
+            ..BASE
+        },
+        2,
+        60,
+        true,
+        true,
+    );
+}
+
+#[test]
+fn emulated_kernels_with_dt_half_and_v0() {
+    compare_with_host(
+        Net {
+            seed: 3,
+            dt: 0.5,
+            v0: 1000.0,
+            d: 1,
+            r: 0,
+            n: 33,
+            ..BASE
+        },
+        2,
+        60,
+        false,
+        false,
+    );
+}
+
+#[test]
+fn emulated_kernels_at_the_smnist_width() {
+    compare_with_host(
+        Net {
+            seed: 4,
+            n_in: 80,
+            n: 220,
+            n_out: 10,
+            d: 10,
+            r: 5,
+            ..BASE
+        },
+        2,
+        40,
+        true,
+        false,
+    );
+}
+
+/// A whole training step (Adam on a plain network; Adam + DEEP R on rewired matrices) against
+/// `Weights::apply` fed with the emulator's own gradients: the same update, bit for bit where
+/// no randomness is involved, and the budget kept.
+#[test]
+fn emulated_update_equals_the_host_update() {
+    let c = Net { seed: 5, ..BASE };
+    let (spec, params) = network(&c);
+    let mut rng = Rng(77);
+    // w_in and w_rec rewired at 30 %, unsigned; w_out plain.
+    let mut hrng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+    let rewired = vec![
+        RewiredMatrix::<f32>::init_unsigned(&mut hrng, "w_in", c.n_in, c.n, 0.3),
+        RewiredMatrix::init_unsigned(&mut hrng, "w_rec", c.n, c.n, 0.3),
+    ];
+    let mut weights = Weights { params, rewired };
+    weights.sync_rewired().unwrap();
+    let mut emu = Emu::new(&spec, &weights, OptimizerKind::adam());
+    let x = input(9, 2, 50, c.n_in);
+    let terms: Vec<Vec<LossTerm<f32>>> = (0..2)
+        .map(|_| {
+            vec![LossTerm {
+                start: 40,
+                end: 50,
+                target: rng.below(c.n_out),
+                weight: 0.5,
+            }]
+        })
+        .collect();
+    let reg = RateRegulariser::uniform(c.n, 0.1, 10.0);
+    let mut opt = Optimizer::adam();
+    let budget = lsnn_host::train::deepr::budget(&weights.rewired);
+    for step in 1..=3u64 {
+        let d = emu.dims;
+        emu.set_batch(BatchSpec {
+            input: &x,
+            terms: &terms,
+            reg: Some(&reg),
+            linear: None,
+            state: BatchState::zeros(&d, 2),
+        });
+        emu.forward();
+        emu.backward(227 * 1024, None);
+        let g = emu.grad.clone();
+        let l = emu.layout;
+        let grads = Params {
+            w_in: Array2::from_shape_vec((c.n_in, c.n), g[l.range(Param::WIn).unwrap()].to_vec())
+                .unwrap(),
+            w_rec: Array2::from_shape_vec((c.n, c.n), g[l.range(Param::WRec).unwrap()].to_vec())
+                .unwrap(),
+            w_out: Array2::from_shape_vec(
+                (c.n, c.n_out),
+                g[l.range(Param::WOut).unwrap()].to_vec(),
+            )
+            .unwrap(),
+            b_out: Some(Array1::from(g[l.range(Param::BOut).unwrap()].to_vec())),
+        };
+        let cfg = StepConfig {
+            lr: 0.01,
+            step,
+            rewiring: Some((1e-2, 0.0)),
+            key: step,
+            poison: None,
+        };
+        // Connected before the step on both sides (reconnections differ: Philox vs ChaCha).
+        let emu_rec = emu.theta[l.range(Param::WRec).unwrap()].to_vec();
+        let was_rec: Vec<bool> = weights.rewired[1]
+            .theta
+            .iter()
+            .zip(&emu_rec)
+            .map(|(&t, &e)| t > 0.0 && e > 0.0 && t.to_bits() == e.to_bits())
+            .collect();
+        emu.update(&cfg);
+        weights
+            .apply(
+                &grads,
+                &mut opt,
+                0.01,
+                Some(Rewiring {
+                    l1: 1e-2,
+                    temperature: 0.0,
+                }),
+                &mut hrng,
+            )
+            .unwrap();
+        // The plain arrays (w_out, b_out) follow the host's Adam bit for bit.
+        for p in [Param::WOut, Param::BOut] {
+            let host = weights
+                .params
+                .named()
+                .into_iter()
+                .find(|(n, _)| *n == p.name())
+                .unwrap()
+                .1
+                .to_vec();
+            assert_eq!(
+                &emu.params[l.range(p).unwrap()],
+                host.as_slice(),
+                "{}",
+                p.name()
+            );
+        }
+        // Rewired: the same magnitudes wherever neither side reconnected something.
+        let theta_rec = &emu.theta[l.range(Param::WRec).unwrap()];
+        for (k, (&a, &b)) in theta_rec
+            .iter()
+            .zip(weights.rewired[1].theta.iter())
+            .enumerate()
+        {
+            let reconnected = a == 1e-12 || b == 1e-12;
+            if !reconnected && was_rec[k] {
+                assert_eq!(a.to_bits(), b.to_bits(), "w_rec theta {k}: {a} vs {b}");
+            }
+        }
+        let connected = emu.theta.iter().filter(|&&t| t > 0.0).count();
+        assert_eq!(connected, budget, "step {step}");
+        assert_eq!(emu.n_connected[0] as usize, budget);
+        // Effective weights: sign * theta * V0, the diagonal 0.
+        for k in 0..c.n * c.n {
+            let p = l.range(Param::WRec).unwrap().start + k;
+            let want = if k / c.n == k % c.n {
+                0.0
+            } else {
+                emu.params[p] * spec.config.v0
+            };
+            assert_eq!(emu.syn[p][0], want);
+        }
+    }
+}
+
+/// A poisoned gradient stops the update before anything changes and names the entry.
+#[test]
+fn emulated_non_finite_gradient_skips_the_update() {
+    let (spec, params) = network(&BASE);
+    let weights = Weights {
+        params,
+        rewired: vec![],
+    };
+    let mut emu = Emu::new(&spec, &weights, OptimizerKind::adam());
+    let x = input(3, 1, 30, BASE.n_in);
+    let d = emu.dims;
+    emu.set_batch(BatchSpec {
+        input: &x,
+        terms: &[vec![LossTerm {
+            start: 20,
+            end: 30,
+            target: 1,
+            weight: 1.0,
+        }]],
+        reg: None,
+        linear: None,
+        state: BatchState::zeros(&d, 1),
+    });
+    emu.forward();
+    let poison = emu.layout.range(Param::WRec).unwrap().start + 1;
+    emu.backward(227 * 1024, Some(poison));
+    let before = emu.params.clone();
+    emu.update(&StepConfig {
+        lr: 0.01,
+        step: 1,
+        rewiring: None,
+        key: 0,
+        poison: Some(poison),
+    });
+    assert_eq!(emu.flags[0], 1);
+    assert_eq!(
+        emu.layout.locate(emu.flags[1] as usize),
+        Some((Param::WRec, 1))
+    );
+    assert_eq!(emu.params, before, "nothing updated");
+}
