@@ -52,8 +52,8 @@ fn resume_continues_exactly_like_an_uninterrupted_run() {
     let resumed_outcome = resumed.run(quiet()).unwrap();
 
     assert_eq!(
-        whole.progress.lists.accuracy_list,
-        resumed.progress.lists.accuracy_list
+        whole.progress.task.accuracy_list,
+        resumed.progress.task.accuracy_list
     );
     assert_eq!(
         whole.progress.lists.loss_list,

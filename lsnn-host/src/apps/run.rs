@@ -260,3 +260,77 @@ impl ElementTraces {
         })
     }
 }
+
+/// Mean firing rate in Hz of per-neuron rates in spikes per ms.
+pub fn mean_hz(rates: &[f32]) -> f64 {
+    rates.iter().map(|&r| f64::from(r) * 1000.0).sum::<f64>() / rates.len().max(1) as f64
+}
+
+/// What every validation records (the original's result lists).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ValidationLists {
+    /// Iteration of each validation.
+    pub iteration_list: Vec<usize>,
+    /// Classification (recall) loss.
+    pub loss_list: Vec<f64>,
+    /// Regularisation loss.
+    pub loss_reg_list: Vec<f64>,
+    /// Total loss.
+    pub loss_with_reg_list: Vec<f64>,
+    /// Mean firing rate (Hz).
+    pub rate_list: Vec<f64>,
+    /// Seconds of the training step before each validation.
+    pub training_time: Vec<f64>,
+    /// Seconds since the start of training.
+    pub time_to_ref: Vec<f64>,
+}
+
+impl ValidationLists {
+    /// Records the validation pass of iteration `k`.
+    pub fn record(&mut self, k: usize, pass: &PassResult<f32>, train_s: f64, elapsed_s: f64) {
+        self.iteration_list.push(k);
+        self.loss_list.push(f64::from(pass.loss_ce));
+        self.loss_reg_list.push(f64::from(pass.loss_reg));
+        self.loss_with_reg_list.push(f64::from(pass.loss));
+        self.rate_list.push(mean_hz(&pass.rates));
+        self.training_time.push(train_s);
+        self.time_to_ref.push(elapsed_s);
+    }
+}
+
+/// The state of a training loop that a checkpoint restores, around the task's own part `T`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Progress<T> {
+    /// Next iteration to run.
+    pub iteration: usize,
+    /// Current learning rate.
+    pub learning_rate: f64,
+    /// Optimiser state.
+    pub optimizer: Optimizer,
+    /// The random generator (data, noise, rewiring).
+    pub rng: rand_chacha::ChaCha8Rng,
+    /// The validation lists so far.
+    pub lists: ValidationLists,
+    /// Seconds of training before this checkpoint (time_to_ref continues across resumes).
+    pub elapsed_s: f64,
+    /// Seconds of the last training step.
+    pub last_train_s: f64,
+    /// What the task adds.
+    pub task: T,
+}
+
+impl<T> Progress<T> {
+    /// The state before the first iteration.
+    pub fn start(learning_rate: f64, rng: rand_chacha::ChaCha8Rng, task: T) -> Self {
+        Progress {
+            iteration: 0,
+            learning_rate,
+            optimizer: Optimizer::adam(),
+            rng,
+            lists: ValidationLists::default(),
+            elapsed_s: 0.0,
+            last_train_s: 0.0,
+            task,
+        }
+    }
+}

@@ -20,14 +20,14 @@ use super::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
 use super::run::{
-    new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces, Hooks, Printer,
+    mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces, Hooks,
+    Printer,
 };
 use crate::data::{Dataset, Split, SplitPosition, N_CLASSES};
 use crate::error::HostError;
 use crate::plot::{plot_learning_curve, plot_smnist, SmnistMonitor};
 use crate::tasks::smnist::{SmnistBatch, SmnistEncoding};
 use crate::train::deepr::{neuron_signs, RewiredMatrix};
-use crate::train::optim::Optimizer;
 use crate::train::update::{Rewiring, Weights};
 use crate::train::{
     run_pass, zero_states, LossTerm, Params, PassOptions, PassResult, RateRegulariser, Spec,
@@ -366,51 +366,21 @@ pub fn loss_terms(encoding: &SmnistEncoding, labels: &[usize]) -> Vec<Vec<LossTe
         .collect()
 }
 
-/// Result lists of a run (one entry per validation).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SmnistLists {
-    /// Iteration of each validation.
-    pub iteration_list: Vec<usize>,
+/// What sMNIST adds to the loop state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SmnistState {
     /// Validation accuracy (the original stores it as `error_list`).
     pub accuracy_list: Vec<f64>,
-    /// Validation classification loss.
-    pub loss_list: Vec<f64>,
-    /// Validation regularisation loss.
-    pub loss_reg_list: Vec<f64>,
-    /// Validation total loss.
-    pub loss_with_reg_list: Vec<f64>,
-    /// Mean firing rate (Hz).
-    pub rate_list: Vec<f64>,
-    /// Connectivity of all rewired matrices together.
+    /// Connectivity of w_in, w_rec and w_out together at each validation.
     pub connectivity_list: Vec<f64>,
-    /// Seconds of the last training step before each validation.
-    pub training_time: Vec<f64>,
-    /// Seconds since the start of training.
-    pub time_to_ref: Vec<f64>,
-}
-
-/// Everything a checkpoint holds besides the arrays.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SmnistProgress {
-    /// Next iteration to run.
-    pub iteration: usize,
-    /// Current learning rate.
-    pub learning_rate: f64,
-    /// Optimiser state.
-    pub optimizer: Optimizer,
-    /// The random generator.
-    pub rng: ChaCha8Rng,
-    /// Result lists so far.
-    pub lists: SmnistLists,
     /// Position of the training split.
     pub train_position: SplitPosition,
     /// Position of the validation split.
     pub validation_position: SplitPosition,
-    /// Seconds of training before this checkpoint.
-    pub elapsed_s: f64,
-    /// Seconds of the last training step.
-    pub last_train_s: f64,
 }
+
+/// Everything a checkpoint holds besides the arrays.
+pub type SmnistProgress = super::run::Progress<SmnistState>;
 
 /// How a run ended.
 #[derive(Clone, Debug, Serialize)]
@@ -467,17 +437,16 @@ impl SmnistSession {
             None
         };
         Ok(SmnistSession {
-            progress: SmnistProgress {
-                iteration: 0,
-                learning_rate: flags.learning_rate,
-                optimizer: Optimizer::adam(),
+            progress: SmnistProgress::start(
+                flags.learning_rate,
                 rng,
-                lists: SmnistLists::default(),
-                train_position: data.train.position(),
-                validation_position: data.validation.position(),
-                elapsed_s: 0.0,
-                last_train_s: 0.0,
-            },
+                SmnistState {
+                    accuracy_list: Vec::new(),
+                    connectivity_list: Vec::new(),
+                    train_position: data.train.position(),
+                    validation_position: data.validation.position(),
+                },
+            ),
             spec,
             weights,
             data,
@@ -504,9 +473,9 @@ impl SmnistSession {
         let mut data = load_data(&flags)?;
         let (ckpt, progress) = load_run::<SmnistProgress>(dir)?;
         let bad = |m: String| checkpoint_error(&dir.join(CHECKPOINT_FILE), m);
-        data.train.restore(progress.train_position.clone())?;
+        data.train.restore(progress.task.train_position.clone())?;
         data.validation
-            .restore(progress.validation_position.clone())?;
+            .restore(progress.task.validation_position.clone())?;
         let mut rng = ChaCha8Rng::seed_from_u64(flags.seed as u64);
         let mut spec = build_spec(&flags, &mut rng);
         let mut weights = init_weights(&flags, &mut rng)?;
@@ -522,8 +491,8 @@ impl SmnistSession {
     }
 
     fn save_checkpoint(&mut self) -> Result<(), HostError> {
-        self.progress.train_position = self.data.train.position();
-        self.progress.validation_position = self.data.validation.position();
+        self.progress.task.train_position = self.data.train.position();
+        self.progress.task.validation_position = self.data.validation.position();
         match &self.run_dir {
             Some(dir) => save_run(dir, &self.spec, &self.weights, &self.progress, |_| {}),
             None => Ok(()),
@@ -658,7 +627,7 @@ impl SmnistSession {
             iterations: self.progress.iteration,
             validation_accuracy: self
                 .progress
-                .lists
+                .task
                 .accuracy_list
                 .last()
                 .copied()
@@ -699,16 +668,10 @@ impl SmnistSession {
         .unzip();
         let connectivity =
             connected.iter().sum::<usize>() as f64 / sizes.iter().sum::<usize>() as f64;
-        let lists = &mut self.progress.lists;
-        lists.iteration_list.push(k);
-        lists.accuracy_list.push(accuracy);
-        lists.loss_list.push(f64::from(pass.loss_ce));
-        lists.loss_reg_list.push(f64::from(pass.loss_reg));
-        lists.loss_with_reg_list.push(f64::from(pass.loss));
-        lists.rate_list.push(mean_hz(&pass.rates));
-        lists.connectivity_list.push(connectivity);
-        lists.training_time.push(self.progress.last_train_s);
-        lists.time_to_ref.push(elapsed);
+        let train_s = self.progress.last_train_s;
+        self.progress.lists.record(k, &pass, train_s, elapsed);
+        self.progress.task.accuracy_list.push(accuracy);
+        self.progress.task.connectivity_list.push(connectivity);
         printer.say(format!(
             "Iteration {k}, epoch {} validation accuracy {accuracy:.3}",
             self.data.train.epochs_completed()
@@ -764,7 +727,7 @@ impl SmnistSession {
         let curve: Vec<(f64, f64)> = lists
             .iteration_list
             .iter()
-            .zip(&lists.accuracy_list)
+            .zip(&self.progress.task.accuracy_list)
             .map(|(&k, &a)| (k as f64, a))
             .collect();
         plot_learning_curve(
@@ -783,7 +746,8 @@ impl SmnistSession {
         write_json(
             &dir.join("results.json"),
             &serde_json::json!({
-                "accuracy": self.progress.lists.accuracy_list.last(),
+                "accuracy": self.progress.task.accuracy_list.last(),
+                "task": self.progress.task,
                 "lists": self.progress.lists,
                 "iterations": self.progress.iteration,
                 "flags": self.flags,
@@ -791,8 +755,4 @@ impl SmnistSession {
             }),
         )
     }
-}
-
-fn mean_hz(rates: &[f32]) -> f64 {
-    rates.iter().map(|&r| f64::from(r) * 1000.0).sum::<f64>() / rates.len().max(1) as f64
 }

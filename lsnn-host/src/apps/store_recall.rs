@@ -26,7 +26,6 @@ use crate::error::HostError;
 use crate::plot::{plot_learning_curve, plot_store_recall, StoreRecallMonitor};
 use crate::tasks::store_recall::{generate, recall_error, StoreRecallBatch, StoreRecallParams};
 use crate::train::deepr::RewiredMatrix;
-use crate::train::optim::Optimizer;
 use crate::train::update::{Rewiring, Weights};
 use crate::train::{
     run_pass, zero_states, HostState, LossTerm, Params, PassOptions, PassResult, RateRegulariser,
@@ -401,45 +400,17 @@ pub fn char_logits(pass: &PassResult<f32>, n_out: usize) -> Array3<f32> {
     Array3::from_shape_fn((b, c, n_out), |(i, k, o)| pass.logits[i][k][o])
 }
 
-/// The result lists of a run (the original's `training_results.json` names).
+/// What store-recall adds to the loop state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ResultLists {
-    /// Validation recall error at every iteration.
+pub struct StoreRecallState {
+    /// Validation recall error at every iteration (the stop criterion's input).
     pub error_list: Vec<f64>,
-    /// Validation recall loss at every iteration.
-    pub loss_list: Vec<f64>,
-    /// Validation regularisation loss at every iteration.
-    pub loss_reg_list: Vec<f64>,
-    /// Validation total loss at every iteration.
-    pub loss_with_reg_list: Vec<f64>,
-    /// Mean firing rate (Hz) of the validation pass at every iteration.
-    pub rate_list: Vec<f64>,
-    /// Seconds taken by the previous training step, at every iteration.
-    pub training_time: Vec<f64>,
-    /// Seconds since the start of training, at every iteration.
-    pub time_to_ref: Vec<f64>,
+    /// Iteration at which the stop criterion was met.
+    pub solved_at: Option<usize>,
 }
 
 /// Everything a checkpoint holds besides the arrays.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Progress {
-    /// Next iteration to run.
-    pub iteration: usize,
-    /// Current learning rate.
-    pub learning_rate: f64,
-    /// Optimiser state.
-    pub optimizer: Optimizer,
-    /// The random generator (data, noise, rewiring).
-    pub rng: ChaCha8Rng,
-    /// The result lists so far.
-    pub lists: ResultLists,
-    /// Iteration at which the stop criterion was met.
-    pub solved_at: Option<usize>,
-    /// Seconds of training before this checkpoint (for time_to_ref across resumes).
-    pub elapsed_s: f64,
-    /// Seconds of the last training step.
-    pub last_train_s: f64,
-}
+pub type Progress = super::run::Progress<StoreRecallState>;
 
 /// A run in memory.
 pub struct Session {
@@ -498,16 +469,7 @@ impl Session {
             train_state: zero_states(&spec, flags.batch_train),
             val_state: zero_states(&spec, flags.batch_val),
             test_state: zero_states(&spec, flags.batch_test),
-            progress: Progress {
-                iteration: 0,
-                learning_rate: flags.learning_rate,
-                optimizer: Optimizer::adam(),
-                rng,
-                lists: ResultLists::default(),
-                solved_at: None,
-                elapsed_s: 0.0,
-                last_train_s: 0.0,
-            },
+            progress: Progress::start(flags.learning_rate, rng, StoreRecallState::default()),
             spec,
             weights,
             flags,
@@ -595,7 +557,8 @@ impl Session {
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
         let (bar, say) = (&printer.bar, |text: String| printer.say(text));
         let elapsed_before = self.progress.elapsed_s;
-        while self.progress.iteration < self.flags.n_iter && self.progress.solved_at.is_none() {
+        while self.progress.iteration < self.flags.n_iter && self.progress.task.solved_at.is_none()
+        {
             let k = self.progress.iteration;
             if k > 0 && k % self.flags.lr_decay_every == 0 {
                 let old = self.progress.learning_rate;
@@ -617,31 +580,22 @@ impl Session {
             self.val_state = val_state;
             let error = recall_error(char_logits(&val, self.flags.n_charac).view(), &val_batch)?;
             let rate_hz: Vec<f64> = val.rates.iter().map(|&r| f64::from(r) * 1000.0).collect();
-            let lists = &mut self.progress.lists;
-            lists.error_list.push(error);
-            lists.loss_list.push(f64::from(val.loss_ce));
-            lists.loss_reg_list.push(f64::from(val.loss_reg));
-            lists.loss_with_reg_list.push(f64::from(val.loss));
-            lists
-                .rate_list
-                .push(rate_hz.iter().sum::<f64>() / rate_hz.len() as f64);
-            lists.training_time.push(self.progress.last_train_s);
-            lists
-                .time_to_ref
-                .push(elapsed_before + started.elapsed().as_secs_f64());
+            self.progress.task.error_list.push(error);
+            let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+            let train_s = self.progress.last_train_s;
+            self.progress.lists.record(k, &val, train_s, elapsed);
+            let lists = &self.progress.lists;
             bar.set_message(format!(
                 "loss {:.3}  err {:.3}  rate {:.1} Hz",
                 val.loss,
                 error,
                 lists.rate_list.last().unwrap_or(&f64::NAN)
             ));
+            let errors = &self.progress.task.error_list;
 
             if printing {
-                let mean_err = mean_last(&lists.error_list, self.flags.print_every);
-                let tail = &lists.error_list[lists
-                    .error_list
-                    .len()
-                    .saturating_sub(self.flags.print_every)..];
+                let mean_err = mean_last(errors, self.flags.print_every);
+                let tail = &errors[errors.len().saturating_sub(self.flags.print_every)..];
                 let (_, _, _, std_err, _, _) = stats(tail);
                 say(format!(
                     "Iteration {k}, statistics on the validation set average error {mean_err:.2} +- {std_err:.2} (trial averaged)"
@@ -661,7 +615,7 @@ impl Session {
                         "LESS THAN {} ERROR ACHIEVED - STOPPING - SOLVED at epoch {k}",
                         self.flags.stop_crit
                     ));
-                    self.progress.solved_at = Some(k);
+                    self.progress.task.solved_at = Some(k);
                     self.progress.iteration = k + 1;
                     break;
                 }
@@ -704,8 +658,8 @@ impl Session {
         Ok(Outcome {
             run_dir: self.run_dir.clone(),
             iterations: self.progress.iteration,
-            solved_at: self.progress.solved_at,
-            final_error: mean_last(&self.progress.lists.error_list, self.flags.print_every),
+            solved_at: self.progress.task.solved_at,
+            final_error: mean_last(&self.progress.task.error_list, self.flags.print_every),
             test_error,
             seconds: started.elapsed().as_secs_f64(),
         })
@@ -744,10 +698,10 @@ impl Session {
             write_json(
                 &dir.join("results.json"),
                 &serde_json::json!({
-                    "error": lists.error_list.last(),
+                    "error": self.progress.task.error_list.last(),
                     "loss": lists.loss_list.last(),
                     "loss_with_reg": lists.loss_with_reg_list.last(),
-                    "error_list": lists.error_list,
+                    "error_list": self.progress.task.error_list,
                     "loss_list": lists.loss_list,
                     "loss_reg_list": lists.loss_reg_list,
                     "loss_with_reg_list": lists.loss_with_reg_list,
@@ -755,7 +709,7 @@ impl Session {
                     "training_time": lists.training_time,
                     "time_to_ref": lists.time_to_ref,
                     "iterations": self.progress.iteration,
-                    "solved_at": self.progress.solved_at,
+                    "solved_at": self.progress.task.solved_at,
                     "flags": self.flags,
                     "test_errors": test_errors,
                     "test_errors_mean": mean,
@@ -769,7 +723,10 @@ impl Session {
                 let curve = |v: &[f64]| -> Vec<(f64, f64)> {
                     v.iter().enumerate().map(|(i, &e)| (i as f64, e)).collect()
                 };
-                let (err, loss) = (curve(&lists.error_list), curve(&lists.loss_list));
+                let (err, loss) = (
+                    curve(&self.progress.task.error_list),
+                    curve(&lists.loss_list),
+                );
                 plot_learning_curve(
                     &dir.join("plots").join("learning_curve.png"),
                     "store-recall: validation",
