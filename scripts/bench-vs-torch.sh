@@ -24,7 +24,7 @@ field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readlines()[-1
 
 row() { # name, torch args, lsnn args
   local torch_ms ours_ms
-  torch_ms=$("$PYTHON" "$PEER" --device cpu $2 | field ms_median)
+  torch_ms=$("$PYTHON" "$PEER" --device cpu $2 2>/dev/null | field ms_median)
   ours_ms=$($BIN bench --device cpu $3 | field ms_median)
   python3 -c "print(f'| $1 | {float($ours_ms):.0f} ms | {float($torch_ms):.0f} ms | {float($torch_ms)/float($ours_ms):.1f}x |')"
 }
