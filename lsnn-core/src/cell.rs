@@ -2,7 +2,8 @@
 
 use core::marker::PhantomData;
 
-use crate::state::{Accumulator, RingStore, StepView};
+use crate::neuron::{allows_shortcuts, neuron_step_with, Factor, NoSpike, One, PrevSpike};
+use crate::state::{Accumulator, NeuronList, RingStore, StepView};
 use crate::synapse::{self, Synapses};
 use crate::{neuron_step, CellConfig, CellState, CoreError, Neuron, NeuronState, Real, StepConsts};
 
@@ -23,6 +24,29 @@ impl<F: Real> CurrentNoise<F> for NoNoise {
     }
 }
 
+/// The body for `j` = 0, 1, 2, 3, written out: the firmware's size-optimised link-time pipeline
+/// would keep a loop of four (or a closure called four times) instead.
+macro_rules! four {
+    ($j:ident => $body:block) => {{
+        {
+            let $j = 0;
+            $body
+        }
+        {
+            let $j = 1;
+            $body
+        }
+        {
+            let $j = 2;
+            $body
+        }
+        {
+            let $j = 3;
+            $body
+        }
+    }};
+}
+
 /// An LSNN cell (recurrent ALIF population with delayed input and recurrent synapses).
 ///
 /// `A` is the element type of the delay ring (see [`Accumulator`]): `F` for float weights
@@ -38,7 +62,41 @@ pub struct Cell<'a, F, In, Rec, A = F> {
     w_rec: Rec,
     /// Current of one ring unit (1 for float rings).
     unit: F,
+    /// Every neuron [`allows_shortcuts`] and `dt = V0 = 1`: steps without noise take the
+    /// exact shortcuts.
+    shortcuts: bool,
     _acc: PhantomData<A>,
+}
+
+impl<'a, F: Real, In, Rec, A> Cell<'a, F, In, Rec, A> {
+    /// The one place a cell is put together (after its checks).
+    fn assemble(
+        config: CellConfig<F>,
+        neurons: &'a [Neuron<F>],
+        w_in: In,
+        w_rec: Rec,
+        unit: F,
+    ) -> Self {
+        let consts = config.step_consts();
+        Cell {
+            shortcuts: neurons.iter().all(allows_shortcuts)
+                && consts.decay_b.is_finite()
+                && consts.decay_b.is_sign_positive()
+                && consts.one_minus_decay_b.is_finite()
+                && consts.one_minus_decay_b.is_sign_positive()
+                && consts.spike > F::zero()
+                // The shortcuts leave out the factors dt and V0 (see `One`).
+                && consts.dt == F::one()
+                && consts.v0 == F::one(),
+            consts,
+            config,
+            neurons,
+            w_in,
+            w_rec,
+            unit,
+            _acc: PhantomData,
+        }
+    }
 }
 
 impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
@@ -53,15 +111,7 @@ impl<'a, F: Real, In: Synapses<F>, Rec: Synapses<F>> Cell<'a, F, In, Rec> {
         check_shapes(&config, neurons, &w_in, &w_rec)?;
         synapse::validate(&w_in, "w_in", config.n_delay, false)?;
         synapse::validate(&w_rec, "w_rec", config.n_delay, true)?;
-        Ok(Cell {
-            consts: config.step_consts(),
-            config,
-            neurons,
-            w_in,
-            w_rec,
-            unit: F::one(),
-            _acc: PhantomData,
-        })
+        Ok(Cell::assemble(config, neurons, w_in, w_rec, F::one()))
     }
 }
 
@@ -96,15 +146,7 @@ impl<'a, F: Real, In: Synapses<i32>, Rec: Synapses<i32>> Cell<'a, F, In, Rec, i3
                 why: "the sum of |w| over all synapses exceeds i32::MAX (the ring could overflow)",
             });
         }
-        Ok(Cell {
-            consts: config.step_consts(),
-            config,
-            neurons,
-            w_in,
-            w_rec,
-            unit,
-            _acc: PhantomData,
-        })
+        Ok(Cell::assemble(config, neurons, w_in, w_rec, unit))
     }
 }
 
@@ -120,15 +162,7 @@ impl<'a, F: Real, A, In: Synapses<A>, Rec: Synapses<A>> Cell<'a, F, In, Rec, A> 
         unit: F,
     ) -> Result<Self, CoreError> {
         check_shapes(&config, neurons, &w_in, &w_rec)?;
-        Ok(Cell {
-            consts: config.step_consts(),
-            config,
-            neurons,
-            w_in,
-            w_rec,
-            unit,
-            _acc: PhantomData,
-        })
+        Ok(Cell::assemble(config, neurons, w_in, w_rec, unit))
     }
 }
 
@@ -253,13 +287,49 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         check_len("state n_delay", self.config.n_delay, state.n_delay())?;
         let view = state.step_view();
         let n = view.v.len();
-        let mut ring = Ring {
-            slots: view.ring,
-            head: view.head,
-            n_delay: view.n_delay,
-            n,
-            _f: PhantomData,
-        };
+        let (z, spiked) = (&*view.z, &*view.spiked);
+        let (groups, shift) = (*view.spike_groups, view.group_shift);
+        if let Some(rows) = view.rows {
+            let ring = Ring {
+                slots: &mut *view.ring,
+                rows: Table(rows),
+                _f: PhantomData,
+            };
+            let spikes = crate::state::spikes_of(z, spiked, groups, shift);
+            self.deliver_all(ring, events, spikes)?;
+        } else {
+            let rows = Computed {
+                head: view.head,
+                n_delay: view.n_delay,
+                n,
+            };
+            let ring = Ring {
+                slots: &mut *view.ring,
+                rows,
+                _f: PhantomData,
+            };
+            let spikes = crate::state::spikes_of(z, spiked, groups, shift);
+            self.deliver_all(ring, events, spikes)?;
+        }
+        if self.shortcuts && !view.maybe_negative && !self.noisy() {
+            self.update_quiet(view, One, One);
+        } else {
+            self.update_neurons(view, noise);
+        }
+        state.advance();
+        Ok(())
+    }
+
+    /// Delivers the input events, then the PREVIOUS spikes `z` (still in the state), visiting
+    /// only the groups of neurons that the spike summary marks (neurons ascending, as a scan
+    /// of `z` would).
+    #[inline(always)]
+    fn deliver_all<E: IntoIterator<Item = (usize, F)>, W: Rows>(
+        &self,
+        mut ring: Ring<'_, F, A, W>,
+        events: E,
+        spikes: impl Iterator<Item = (usize, F)>,
+    ) -> Result<(), CoreError> {
         for (i, xi) in events {
             if i >= self.n_in() {
                 return Err(CoreError::Size {
@@ -276,37 +346,23 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
             }
             deliver(&self.w_in, i, &mut ring, |w| A::input(xi, w));
         }
-        self.deliver_recurrent(&mut ring, view.z, *view.spike_groups, view.group_shift);
-        let view = StepView {
-            ring: ring.slots,
-            ..view
-        };
-        if self.config.injected_noise_current > F::zero() {
-            self.update_neurons::<true, Noise>(view, noise);
-        } else {
-            self.update_neurons::<false, Noise>(view, noise);
+        for (k, zk) in spikes {
+            deliver(&self.w_rec, k, &mut ring, |w| A::spike(zk, w));
         }
-        state.advance();
         Ok(())
     }
 
-    /// Uses the PREVIOUS spikes `z`, still in the state, visiting only the groups of neurons
-    /// that the spike summary marks (neurons ascending, as a scan of `z` would).
-    #[inline(always)]
-    fn deliver_recurrent(&self, ring: &mut Ring<'_, F, A>, z: &[F], groups: u64, shift: u32) {
-        for (k, zk) in crate::state::spikes_in(z, groups, shift) {
-            deliver(&self.w_rec, k, ring, |w| A::spike(zk, w));
-        }
+    /// Whether the step adds current noise.
+    fn noisy(&self) -> bool {
+        self.config.injected_noise_current > F::zero()
     }
 
-    /// Out of line: one call per step, and a function of its own keeps the loop's values in
-    /// registers on a Cortex-M4.
+    /// The step of every neuron by [`neuron_step`], with noise if the cell has it. Out of line:
+    /// one call per step, and a function of its own keeps the loop's values in registers on a
+    /// Cortex-M4.
     #[inline(never)]
-    fn update_neurons<const NOISY: bool, Noise: CurrentNoise<F>>(
-        &self,
-        view: StepView<'_, F, A>,
-        noise: &mut Noise,
-    ) {
+    fn update_neurons<Noise: CurrentNoise<F>>(&self, view: StepView<'_, F, A>, noise: &mut Noise) {
+        let noisy = self.noisy();
         let noise_std = self.config.injected_noise_current;
         let n_refractory = self.config.n_refractory as u16;
         let n = view.v.len();
@@ -324,9 +380,10 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         let (i_now, refractory_left) = (&mut i_now[..n], &mut view.refractory_left[..n]);
         let shift = view.group_shift;
         let mut groups = 0u64;
+        view.spiked.clear();
         for j in 0..n {
             let mut i_t = i_now[j].current(unit);
-            if NOISY {
+            if noisy {
                 i_t = i_t + noise_std * noise.standard_normal();
             }
             let prev = NeuronState {
@@ -339,49 +396,409 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
             v[j] = out.state.v;
             z[j] = out.state.z;
             b[j] = out.state.b;
+            let bit = 1 << ((j >> shift) & 63);
             if out.spiked {
                 refractory_left[j] = n_refractory;
-                groups |= 1 << ((j >> shift) & 63);
+                groups |= bit;
+                view.spiked.push(j);
             } else if left > 0 {
                 refractory_left[j] = left - 1;
             }
             i_now[j] = A::default();
         }
         *view.spike_groups = groups;
+        view.refractory.valid = false;
+        *view.active_groups = u64::MAX;
     }
+
+    /// The step without noise, for cells whose neurons all [`allows_shortcuts`] and states with
+    /// no `b` or `z` below 0 (or `b` `-0`), using the summaries of [`CellState`], four neurons
+    /// at a time: a group at rest that no current reaches stays at rest and is skipped; in a
+    /// group where no `z` is set, every `z` is `+0` (no loads or stores of `z` unless a neuron
+    /// spikes; the refractory counter is read only when a neuron is above its threshold); a
+    /// ring entry that is clear gives the input term `+0` (no conversion, no store). The
+    /// counters are counted down afterwards, through the list of refractory neurons. Every
+    /// value is the one [`neuron_step`] gives (see [`neuron_step_with`]).
+    #[inline(never)]
+    fn update_quiet<Dt: Factor<F>, V0: Factor<F>>(&self, view: StepView<'_, F, A>, dt: Dt, v0: V0) {
+        let n = view.v.len();
+        let start = view.head * n;
+        let Some(i_now) = view.ring.get_mut(start..start + n) else {
+            return;
+        };
+        let q = Quiet {
+            k: &self.consts,
+            dt,
+            v0,
+            unit: self.unit,
+            n_refractory: self.config.n_refractory as u16,
+        };
+        let n = n
+            .min(self.neurons.len())
+            .min(view.z.len())
+            .min(view.b.len());
+        let n = n.min(view.refractory_left.len());
+        let whole = n / 4 * 4;
+        let (v, v_tail) = view.v[..n].split_at_mut(whole);
+        let (z, z_tail) = view.z[..n].split_at_mut(whole);
+        let (b, b_tail) = view.b[..n].split_at_mut(whole);
+        let (e, e_tail) = i_now[..n].split_at_mut(whole);
+        let (left, left_tail) = view.refractory_left[..n].split_at_mut(whole);
+        let (neurons, neurons_tail) = self.neurons[..n].split_at(whole);
+        let list = view.refractory;
+        let before = list.len();
+        let spiked = view.spiked;
+        spiked.clear();
+        let shift = view.group_shift;
+        let mut marks = Marks {
+            old_spikes: *view.spike_groups,
+            spikes: 0,
+            woke: 0,
+            shift,
+        };
+        // `special` has a bit for each group that is at rest or where some `z` may be set;
+        // the chunks of four are taken 32 at a time, with a bit each (32-bit shifts are cheap).
+        let old_active = *view.active_groups;
+        let special = marks.old_spikes | !old_active;
+        let mut at = 0usize;
+        while at < whole {
+            let mut bits = chunk_bits(special, shift, at / 4);
+            let end = whole.min(at + 128);
+            while at + 4 <= end {
+                let this = at;
+                at += 4;
+                let is_special = bits & 1 != 0;
+                bits >>= 1;
+                let mut spike_chunk = false;
+                if is_special {
+                    let g = (this >> shift) & 63;
+                    if (marks.old_spikes >> g) & 1 != 0 {
+                        spike_chunk = true;
+                    } else if e
+                        .get(this..at)
+                        .is_some_and(|e| e.iter().all(|x| x.is_clear()))
+                    {
+                        // At rest: stays so without input.
+                        continue;
+                    } else {
+                        marks.woke |= 1 << g;
+                    }
+                }
+                let (Some(vc), Some(bc), Some(ec), Some(nc)) = (
+                    v.get_mut(this..at),
+                    b.get_mut(this..at),
+                    e.get_mut(this..at),
+                    neurons.get(this..at),
+                ) else {
+                    break;
+                };
+                let (Ok(vc), Ok(bc), Ok(ec), Ok(nc)) = (
+                    <&mut [F; 4]>::try_from(vc),
+                    <&mut [F; 4]>::try_from(bc),
+                    <&mut [A; 4]>::try_from(ec),
+                    <&[Neuron<F>; 4]>::try_from(nc),
+                ) else {
+                    break;
+                };
+                let mut above = 0u32;
+                if !spike_chunk {
+                    four!(j => {
+                        if q.step(&nc[j], &mut vc[j], &mut bc[j], &mut ec[j], NoSpike) {
+                            above |= 1 << j;
+                        }
+                    });
+                } else if let Some(Ok(zc)) = z.get_mut(this..at).map(<&mut [F; 4]>::try_from) {
+                    // Some `z` may be set: read, and cleared (set again below if it spikes).
+                    four!(j => {
+                        if q.step(&nc[j], &mut vc[j], &mut bc[j], &mut ec[j], zc[j]) {
+                            above |= 1 << j;
+                        }
+                        zc[j] = F::zero();
+                    });
+                }
+                if above != 0 {
+                    let lists = [&mut *spiked, &mut *list];
+                    q.fire(&mut *z, &mut *left, lists, &mut marks, this, above);
+                }
+            }
+        }
+        // The last (n mod 4) neurons.
+        if whole < n {
+            let g = (whole >> shift).min(63);
+            marks.woke |= 1 << g;
+            let tail = Slices {
+                v: v_tail,
+                z: z_tail,
+                b: b_tail,
+                e: e_tail,
+                left: left_tail,
+                neurons: neurons_tail,
+                list: &mut *list,
+                spiked: &mut *spiked,
+            };
+            if q.general(tail, whole, 0, n - whole) {
+                marks.spikes |= 1 << g;
+            }
+        }
+        // The counters: set to R where a neuron spiked (listed as it spiked), counted down
+        // where one was refractory.
+        list.count_down(before, &mut view.refractory_left[..n], &view.z[..n]);
+        *view.spike_groups = marks.spikes;
+        *view.active_groups = old_active | marks.woke;
+    }
+}
+
+/// Bit `i` tells whether the group of chunk `first + i` (neurons `4 (first + i) ..`, groups of
+/// `1 << shift` neurons) is marked in `groups`.
+#[inline(always)]
+fn chunk_bits(groups: u64, shift: u32, first: usize) -> u32 {
+    if shift == 2 {
+        return (groups >> (first & 63)) as u32;
+    }
+    let mut bits = 0u32;
+    for i in 0..32 {
+        let g = (4 * (first + i)) >> shift;
+        if g < 64 && (groups >> g) & 1 != 0 {
+            bits |= 1 << i;
+        }
+    }
+    bits
+}
+
+/// The per-neuron slices of a step (or of its last few neurons), for the paths off the
+/// common one (see [`Cell::update_quiet`]).
+struct Slices<'p, F, A> {
+    v: &'p mut [F],
+    z: &'p mut [F],
+    b: &'p mut [F],
+    e: &'p mut [A],
+    left: &'p mut [u16],
+    neurons: &'p [Neuron<F>],
+    list: &'p mut NeuronList,
+    spiked: &'p mut NeuronList,
+}
+
+/// The summary bits a step reads and writes outside its common path (see
+/// [`Cell::update_quiet`]).
+struct Marks {
+    old_spikes: u64,
+    spikes: u64,
+    woke: u64,
+    shift: u32,
+}
+
+/// What the quiet step of one neuron needs (see [`Cell::update_quiet`]).
+struct Quiet<'k, F, Dt, V0> {
+    k: &'k StepConsts<F>,
+    dt: Dt,
+    v0: V0,
+    unit: F,
+    n_refractory: u16,
+}
+
+impl<F: Real, Dt: Factor<F>, V0: Factor<F>> Quiet<'_, F, Dt, V0> {
+    /// A neuron with previous spike `z`: updates `v`, `b` and the ring entry, returns whether
+    /// `v` (the previous one) is above the threshold: the neuron spikes unless it is refractory
+    /// (the caller then sets `z` and the counter).
+    #[inline(always)]
+    fn step<A: Accumulator<F>, Z: PrevSpike<F>>(
+        &self,
+        n: &Neuron<F>,
+        v: &mut F,
+        b: &mut F,
+        e: &mut A,
+        z: Z,
+    ) -> bool {
+        let input = input_term(e, n, self.unit);
+        let out = neuron_step_with::<F, Z, Dt, V0, true>(
+            n, self.k, self.dt, self.v0, *v, z, *b, input, false,
+        );
+        *v = out.state.v;
+        *b = out.state.b;
+        out.spiked
+    }
+
+    /// The neurons `at + j` for the bits `j` of `above` were above their thresholds in
+    /// [`Quiet::quiet`]: those that are not refractory spike.
+    #[inline(never)]
+    #[cold]
+    fn fire(
+        &self,
+        z: &mut [F],
+        left: &mut [u16],
+        [spiked, list]: [&mut NeuronList; 2],
+        marks: &mut Marks,
+        at: usize,
+        above: u32,
+    ) {
+        let (Some(z), Some(left)) = (z.get_mut(at..at + 4), left.get_mut(at..at + 4)) else {
+            return;
+        };
+        let mut fired = false;
+        let mut above = above;
+        while above != 0 {
+            let j = above.trailing_zeros() as usize;
+            above &= above - 1;
+            if let (Some(z), Some(left)) = (z.get_mut(j), left.get_mut(j)) {
+                if *left == 0 {
+                    *z = self.k.spike;
+                    *left = self.n_refractory;
+                    spiked.push(at + j);
+                    if self.n_refractory > 0 {
+                        list.push(at + j);
+                    }
+                    fired = true;
+                }
+            }
+        }
+        if fired {
+            marks.spikes |= 1 << ((at >> marks.shift) & 63);
+        }
+    }
+
+    /// Neurons `lo..hi` of the slices (neuron `first + j` at index `j`) with any `z`: the
+    /// general step, refractory as the counters say (they are counted down afterwards, see
+    /// [`NeuronList::count_down`]). Returns whether one spiked.
+    #[inline(never)]
+    fn general<A: Accumulator<F>>(
+        &self,
+        s: Slices<'_, F, A>,
+        first: usize,
+        lo: usize,
+        hi: usize,
+    ) -> bool {
+        let mut spiked = false;
+        let hi = hi.min(s.v.len());
+        let lo = lo.min(hi);
+        let (v, z, b) = (&mut s.v[lo..hi], &mut s.z[lo..hi], &mut s.b[lo..hi]);
+        let (e, left, nr) = (&mut s.e[lo..hi], &mut s.left[lo..hi], &s.neurons[lo..hi]);
+        for j in 0..v
+            .len()
+            .min(z.len())
+            .min(b.len())
+            .min(e.len())
+            .min(left.len())
+            .min(nr.len())
+        {
+            let input = input_term(&mut e[j], &nr[j], self.unit);
+            let out = neuron_step_with::<F, F, Dt, V0, true>(
+                &nr[j],
+                self.k,
+                self.dt,
+                self.v0,
+                v[j],
+                z[j],
+                b[j],
+                input,
+                left[j] > 0,
+            );
+            v[j] = out.state.v;
+            b[j] = out.state.b;
+            z[j] = out.state.z;
+            if out.spiked {
+                left[j] = self.n_refractory;
+                s.spiked.push(first + lo + j);
+                if self.n_refractory > 0 {
+                    s.list.push(first + lo + j);
+                }
+                spiked = true;
+            }
+        }
+        spiked
+    }
+}
+
+/// Whether [`input_term`] tests for a clear entry. On a microcontroller (32-bit ARM) the test
+/// saves the conversion, the product and the store for the many neurons that no current
+/// reaches in a step; a workstation core would mispredict the branch about as often as it
+/// saved anything, so there the term is always computed. The result is the same bits.
+const SKIP_CLEAR_ENTRIES: bool = cfg!(target_arch = "arm");
+
+/// The input term `(1 - decay) * i_t` of a ring entry, which is cleared.
+#[inline(always)]
+fn input_term<F: Real, A: Accumulator<F>>(e: &mut A, n: &Neuron<F>, unit: F) -> F {
+    input_term_with::<F, A, SKIP_CLEAR_ENTRIES>(e, n, unit)
+}
+
+/// [`input_term`], testing for a clear entry or not: when the entry is clear (`i_t = +0`,
+/// and the cell checked that `1 - decay` is finite with its sign bit clear) the term is `+0`,
+/// and clearing the entry changes nothing.
+#[inline(always)]
+fn input_term_with<F: Real, A: Accumulator<F>, const SKIP: bool>(
+    e: &mut A,
+    n: &Neuron<F>,
+    unit: F,
+) -> F {
+    let x = *e;
+    if SKIP && x.is_clear() {
+        return F::zero();
+    }
+    *e = A::default();
+    n.one_minus_decay * x.current(unit)
 }
 
 /// Delivers the outgoing synapses of `pre` into the ring, each weight mapped by `value`. Out of
 /// line (one call per spike) so that the per-synapse loop keeps its values in registers.
 #[inline(never)]
-fn deliver<F, A: Accumulator<F>, S: Synapses<A>>(
+fn deliver<F, A: Accumulator<F>, S: Synapses<A>, W: Rows>(
     syn: &S,
     pre: usize,
-    ring: &mut Ring<'_, F, A>,
+    ring: &mut Ring<'_, F, A, W>,
     value: impl Fn(A) -> A,
 ) {
     syn.for_each_outgoing(pre, |target, delay, w| ring.add(target, delay, value(w)));
 }
 
-/// The delay ring during delivery.
-struct Ring<'s, F, A> {
-    slots: &'s mut [A],
+/// Delay slots up to which delivery looks the slots up in a [`Table`].
+const RING_ROWS: usize = crate::state::RING_ROWS;
+
+/// Where in the ring the slot that arrives in `delay` steps starts, during one step.
+trait Rows {
+    fn row(&self, delay: usize) -> usize;
+}
+
+/// The start of every slot in this step (see [`CellState`]'s table; `n_delay <= RING_ROWS`).
+struct Table<'t>(&'t [u32; RING_ROWS]);
+
+impl Rows for Table<'_> {
+    /// Delays are below `n_delay <= RING_ROWS` (validated): the mask changes none of them.
+    #[inline(always)]
+    fn row(&self, delay: usize) -> usize {
+        self.0[delay & (RING_ROWS - 1)] as usize
+    }
+}
+
+/// The start of a slot, computed (more than [`RING_ROWS`] slots).
+struct Computed {
     head: usize,
     n_delay: usize,
     n: usize,
-    _f: PhantomData<F>,
 }
 
-impl<F, A: Accumulator<F>> Ring<'_, F, A> {
-    /// Adds `x` to what arrives at `target` in `delay` steps. Targets and delays were validated
-    /// when the cell was built; `get_mut` keeps this total anyway.
+impl Rows for Computed {
     #[inline(always)]
-    fn add(&mut self, target: usize, delay: usize, x: A) {
+    fn row(&self, delay: usize) -> usize {
         let mut slot = self.head + delay;
         if slot >= self.n_delay {
             slot -= self.n_delay;
         }
-        if let Some(e) = self.slots.get_mut(slot * self.n + target) {
+        slot * self.n
+    }
+}
+
+/// The delay ring during delivery.
+struct Ring<'s, F, A, W> {
+    slots: &'s mut [A],
+    rows: W,
+    _f: PhantomData<F>,
+}
+
+impl<F, A: Accumulator<F>, W: Rows> Ring<'_, F, A, W> {
+    /// Adds `x` to what arrives at `target` in `delay` steps. Targets and delays were validated
+    /// when the cell was built; `get_mut` keeps this total anyway.
+    #[inline(always)]
+    fn add(&mut self, target: usize, delay: usize, x: A) {
+        if let Some(e) = self.slots.get_mut(self.rows.row(delay) + target) {
             *e = e.add(x);
         }
     }
@@ -396,5 +813,45 @@ fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), Core
             expected,
             got,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both forms of the input term give the same bits and leave the same entry, for neurons
+    /// that allow the shortcuts.
+    #[test]
+    fn input_term_skips_clear_entries_exactly() {
+        let neurons = [
+            Neuron::new(20.0f32, 0.01, 0.0, 1.0).unwrap(),
+            Neuron::new(1e-3f32, 0.01, 1.8, 1.0).unwrap(),
+            Neuron::new(1e30f32, 0.01, 1.8, 1.0).unwrap(),
+            Neuron {
+                decay: 0.0,
+                one_minus_decay: 0.0,
+                thr: 1.0,
+                beta: 0.0,
+            },
+        ];
+        for n in &neurons {
+            assert!(allows_shortcuts(n));
+            for unit in [1.0f32, 2f32.powi(-20), 2f32.powi(-140)] {
+                for x in [0i32, 1, -1, i32::MAX, i32::MIN] {
+                    let (mut a, mut b) = (x, x);
+                    let ta = input_term_with::<f32, i32, true>(&mut a, n, unit);
+                    let tb = input_term_with::<f32, i32, false>(&mut b, n, unit);
+                    assert_eq!((ta.to_bits(), a), (tb.to_bits(), b));
+                }
+                for x in [0.0f32, -0.0, 1.0, -1e-40, f32::INFINITY, f32::NAN] {
+                    let (mut a, mut b) = (x, x);
+                    let ta = input_term_with::<f32, f32, true>(&mut a, n, unit);
+                    let tb = input_term_with::<f32, f32, false>(&mut b, n, unit);
+                    assert!(ta.to_bits() == tb.to_bits() || (ta.is_nan() && tb.is_nan()));
+                    assert_eq!(a.to_bits(), b.to_bits());
+                }
+            }
+        }
     }
 }

@@ -35,8 +35,9 @@ pub use model::{
     WeightKind,
 };
 pub use neuron::{
-    neuron_step, neuron_step_backward, pseudo_derivative, CellConfig, Neuron, NeuronBackward,
-    NeuronGrad, NeuronState, NeuronStep, StepConsts,
+    allows_shortcuts, neuron_step, neuron_step_backward, neuron_step_with, pseudo_derivative,
+    CellConfig, Factor, Neuron, NeuronBackward, NeuronGrad, NeuronState, NeuronStep, One,
+    StepConsts,
 };
 pub use readout::{argmax, downsample, exp_convolve, Readout, WeightSource};
 pub use real::Real;

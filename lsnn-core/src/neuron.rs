@@ -137,7 +137,7 @@ impl<F: Real> Neuron<F> {
     /// The threshold `A = thr + b * beta * V0` for adaptation variable `b`.
     #[inline(always)]
     pub fn threshold(&self, b: F, v0: F) -> F {
-        self.thr + b * self.beta * v0
+        self.thr + v0.times(b * self.beta)
     }
 }
 
@@ -178,18 +178,127 @@ pub fn neuron_step<F: Real>(
     i_t: F,
     refractory: bool,
 ) -> NeuronStep<F> {
-    let b = k.decay_b * prev.b + k.one_minus_decay_b * prev.z;
-    let thr = n.threshold(b, k.v0);
-    let v = n.decay * prev.v + n.one_minus_decay * i_t - prev.z * thr * k.dt;
-    let v_scaled = (prev.v - thr) / thr;
+    neuron_step_with::<F, F, F, F, false>(
+        n,
+        k,
+        k.dt,
+        k.v0,
+        prev.v,
+        prev.z,
+        prev.b,
+        n.one_minus_decay * i_t,
+        refractory,
+    )
+}
+
+/// A factor of the equations that may be known to be exactly 1 ([`One`]): `dt` in the reset
+/// term and `V0` in the threshold. Multiplying by 1 is exact for every float (zeros keep their
+/// sign, infinities and NaN stay what they are), so leaving it out changes no bit.
+pub trait Factor<F>: Copy {
+    /// `x * self`.
+    fn times(self, x: F) -> F;
+}
+
+impl<F: Real> Factor<F> for F {
+    #[inline(always)]
+    fn times(self, x: F) -> F {
+        x * self
+    }
+}
+
+/// The factor 1, left out (see [`Factor`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct One;
+
+impl<F: Real> Factor<F> for One {
+    #[inline(always)]
+    fn times(self, x: F) -> F {
+        x
+    }
+}
+
+/// The previous spike `z` as [`neuron_step_with`] takes it: a value ([`NeuronState::z`]), or
+/// [`NoSpike`], known to be `+0`.
+pub trait PrevSpike<F>: Copy {
+    /// `z` itself.
+    fn z(self) -> F;
+    /// `b_new = decay_b * b + (1 - decay_b) * z` (semantics page, step 2).
+    fn adapt(self, k: &StepConsts<F>, b: F) -> F;
+}
+
+impl<F: Real> PrevSpike<F> for F {
+    #[inline(always)]
+    fn z(self) -> F {
+        self
+    }
+    #[inline(always)]
+    fn adapt(self, k: &StepConsts<F>, b: F) -> F {
+        k.decay_b * b + k.one_minus_decay_b * self
+    }
+}
+
+/// A previous spike `z` known to be `+0`, for a `b` that is not `-0` or `< 0` (NaN is fine)
+/// and `decay_b`, `1 - decay_b` finite with their sign bits clear: then `(1 - decay_b) * z`
+/// is `+0`, and `decay_b * b` is not `-0`, so adding `+0` to it changes nothing:
+/// `b_new = decay_b * b`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoSpike;
+
+impl<F: Real> PrevSpike<F> for NoSpike {
+    #[inline(always)]
+    fn z(self) -> F {
+        F::zero()
+    }
+    #[inline(always)]
+    fn adapt(self, k: &StepConsts<F>, b: F) -> F {
+        k.decay_b * b
+    }
+}
+
+/// [`neuron_step`] with what a caller may know in advance, the same equations in the same
+/// order (every result bit-identical, provided the conditions below hold):
+///
+/// - `input` is the input term `(1 - decay) * i_t`. A caller that knows `i_t = +0` and that
+///   `1 - decay` is finite with its sign bit clear may pass `+0`, which is that product.
+/// - `dt` and `v0` are `k.dt` and `k.v0`, or [`One`] where that constant is exactly 1.
+/// - `prev_z` is the previous spike, or [`NoSpike`] under the conditions it states.
+/// - `THR_POSITIVE`: the caller guarantees that the threshold `A` of this step is not `<= 0`
+///   (it is `> 0`, or NaN). Then the spike test is the one comparison `v > A`, which decides as
+///   the general test does: for `A > 0` it is the general test, and for `A` NaN both are false.
+///   This holds when `thr > 0` (or NaN), `beta` is not `< 0` and `b_new` is not `< 0`, e.g.
+///   when neither the previous `b` nor `z` is `< 0` (`b_new = decay_b b + (1 - decay_b) z` with
+///   both factors in [0, 1] cannot then be `< 0`, and `A = thr + b_new beta V0 >= thr` or NaN).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn neuron_step_with<
+    F: Real,
+    Z: PrevSpike<F>,
+    Dt: Factor<F>,
+    V0: Factor<F>,
+    const THR_POSITIVE: bool,
+>(
+    n: &Neuron<F>,
+    k: &StepConsts<F>,
+    dt: Dt,
+    v0: V0,
+    prev_v: F,
+    prev_z: Z,
+    prev_b: F,
+    input: F,
+    refractory: bool,
+) -> NeuronStep<F> {
+    let b = prev_z.adapt(k, prev_b);
+    let thr = n.thr + v0.times(b * n.beta);
+    let v = n.decay * prev_v + input - dt.times(prev_z.z() * thr);
+    let v_scaled = (prev_v - thr) / thr;
     // H(v_scaled) = H((v - A) / A) is `v > A` when A > 0 (always, unless beta < 0): v > A > 0
     // makes v - A at least one ulp of A, so the quotient is at least 2^-24 and cannot round
     // to 0; v <= A makes it <= 0; NaN fails both tests. Callers that do not read `v_scaled`
     // (the cell) thus never divide on the common path.
-    let above = if thr > F::zero() {
-        prev.v > thr
+    let above = if THR_POSITIVE || thr > F::zero() {
+        prev_v > thr
     } else {
-        spike_test_by_division(prev.v, thr)
+        spike_test_by_division(prev_v, thr)
     };
     let spiked = above && !refractory;
     let z = if spiked { k.spike } else { F::zero() };
@@ -199,6 +308,21 @@ pub fn neuron_step<F: Real>(
         v_scaled,
         spiked,
     }
+}
+
+/// Whether the constants of `n` allow the exact shortcuts of [`neuron_step_with`] that the
+/// cell takes: `decay` and `1 - decay` finite with the sign bit clear (so `(1 - decay) * +0`
+/// is `+0`, and a neuron at rest, `v = b = z = +0` with no input, stays exactly at rest),
+/// `thr` finite and `> 0`, `beta` finite and not `< 0` (so `A` is never `<= 0` while no `b` or
+/// `z` is `< 0`). Every neuron built by [`Neuron::new`] with `beta >= 0` qualifies.
+pub fn allows_shortcuts<F: Real>(n: &Neuron<F>) -> bool {
+    let plain = |x: F| x.is_finite() && x.is_sign_positive();
+    plain(n.decay)
+        && plain(n.one_minus_decay)
+        && n.thr.is_finite()
+        && n.thr > F::zero()
+        && n.beta.is_finite()
+        && n.beta >= F::zero()
 }
 
 /// The original's spike test `(v - A) / A > 0`, for thresholds that are not positive (a

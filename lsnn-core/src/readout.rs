@@ -89,11 +89,61 @@ pub trait WeightSource<F> {
 
     /// Calls `f(k, w[start + k])` for `k` in `0..n`, stopping early at the end of the source.
     fn for_each_in(&self, start: usize, n: usize, f: impl FnMut(usize, F));
+
+    /// `y[k] = y[k] + a * w[start + k]` for every `k` of `y` (stopping early at the end of
+    /// the source), in order. Sources can do this without a closure per weight.
+    #[inline(always)]
+    fn mul_add_into(&self, start: usize, a: F, y: &mut [F])
+    where
+        F: Real,
+    {
+        self.for_each_in(start, y.len(), |k, w| {
+            if let Some(y) = y.get_mut(k) {
+                *y = *y + a * w;
+            }
+        });
+    }
+
+    /// `out[k] = x[k] + w[k]` for every `k` of `out` and `x` (stopping early at the end of the
+    /// source).
+    #[inline(always)]
+    fn add_to(&self, x: &[F], out: &mut [F])
+    where
+        F: Real,
+    {
+        self.for_each_in(0, out.len().min(x.len()), |k, w| {
+            if let (Some(o), Some(&x)) = (out.get_mut(k), x.get(k)) {
+                *o = x + w;
+            }
+        });
+    }
 }
 
 impl<F: Copy> WeightSource<F> for &[F] {
     fn len(&self) -> usize {
         <[F]>::len(self)
+    }
+
+    #[inline(always)]
+    fn mul_add_into(&self, start: usize, a: F, y: &mut [F])
+    where
+        F: Real,
+    {
+        if let Some(w) = self.get(start..) {
+            for (y, &w) in y.iter_mut().zip(w) {
+                *y = *y + a * w;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add_to(&self, x: &[F], out: &mut [F])
+    where
+        F: Real,
+    {
+        for ((o, &x), &w) in out.iter_mut().zip(x).zip(self.iter()) {
+            *o = x + w;
+        }
     }
 
     #[inline(always)]
@@ -232,21 +282,17 @@ impl<F: Real, W: WeightSource<F>> Readout<'_, F, W> {
                 });
             }
             count += 1;
-            self.w_out.for_each_in(j * self.n_out, self.n_out, |k, w| {
-                if let Some(y) = filtered.get_mut(k) {
-                    *y = *y + gain * zj * w;
-                }
-            });
+            // `y + gain * zj * w` is `y + (gain * zj) * w`.
+            self.w_out.mul_add_into(j * self.n_out, gain * zj, filtered);
         }
-        for (o, &y) in out.iter_mut().zip(filtered.iter()) {
-            *o = y + F::zero();
-        }
-        if let Some(b) = &self.b_out {
-            b.for_each_in(0, self.n_out, |k, bk| {
-                if let (Some(o), Some(&y)) = (out.get_mut(k), filtered.get(k)) {
-                    *o = y + bk;
+        match &self.b_out {
+            // Exactly `n_out` biases (checked when the readout was built).
+            Some(b) => b.add_to(filtered, out),
+            None => {
+                for (o, &y) in out.iter_mut().zip(filtered.iter()) {
+                    *o = y + F::zero();
                 }
-            });
+            }
         }
         Ok(count)
     }

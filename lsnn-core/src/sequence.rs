@@ -330,11 +330,42 @@ pub fn write_result_line(
     spikes: u64,
     classes: impl IntoIterator<Item = usize>,
 ) -> fmt::Result {
-    write!(out, "seq {sequence} spikes {spikes} pred")?;
+    write!(out, "seq {sequence} spikes ")?;
+    write_decimal(out, spikes)?;
+    out.write_str(" pred")?;
     for c in classes {
         write!(out, " {c}")?;
     }
     Ok(())
+}
+
+/// `x` in decimal, as `{x}` prints it, without 64-bit division (which would cost a
+/// microcontroller about a kilobyte of flash): digits by repeated subtraction.
+fn write_decimal(out: &mut impl fmt::Write, x: u64) -> fmt::Result {
+    const POWERS: [u64; 20] = {
+        let mut p = [1u64; 20];
+        let mut k = 19;
+        while k > 0 {
+            p[k - 1] = p[k] * 10;
+            k -= 1;
+        }
+        p
+    };
+    let mut digits = [b'0'; 20];
+    let mut rest = x;
+    for (d, &power) in digits.iter_mut().zip(&POWERS) {
+        while rest >= power {
+            rest -= power;
+            *d += 1;
+        }
+    }
+    let first = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len() - 1);
+    digits[first..]
+        .iter()
+        .try_for_each(|&d| out.write_char(char::from(d)))
 }
 
 /// What [`run_sequence`] reports while it runs.

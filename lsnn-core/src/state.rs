@@ -31,6 +31,9 @@ pub trait Accumulator<F>: Copy + Default + PartialEq + Debug {
     fn spike(z: F, w: Self) -> Self;
     /// The input current of a ring entry: itself for floats, `(self as F) * unit` for integers.
     fn current(self, unit: F) -> F;
+    /// Whether the entry is bit for bit the cleared entry (`+0`, not `-0`; `0` for integers):
+    /// its current is then `+0`, and clearing it changes nothing.
+    fn is_clear(self) -> bool;
 }
 
 impl<F: Real> Accumulator<F> for F {
@@ -54,6 +57,10 @@ impl<F: Real> Accumulator<F> for F {
     fn current(self, _unit: F) -> F {
         self
     }
+    #[inline(always)]
+    fn is_clear(self) -> bool {
+        self.to_bits_u64() == 0
+    }
 }
 
 impl<F: Real> Accumulator<F> for i32 {
@@ -76,6 +83,10 @@ impl<F: Real> Accumulator<F> for i32 {
     #[inline(always)]
     fn current(self, unit: F) -> F {
         F::from_i32(self) * unit
+    }
+    #[inline(always)]
+    fn is_clear(self) -> bool {
+        self == 0
     }
 }
 
@@ -146,9 +157,23 @@ impl<F: Real, R: AsRef<[i32]> + AsMut<[i32]>> RingStore<F> for I32Ring<R> {
 /// [`CellState::float_len`]); with an [`I32Ring`] (integer weights) `S` holds `3 N` floats and
 /// the ring `D N` integers. `C` holds `N` counters.
 ///
-/// Besides, a 64-bit summary of where the spikes `z` are: bit `g` is set when a neuron of group
-/// `g` (neurons `g << shift ..`, groups of a power of two covering N in at most 64 groups) may
-/// have spiked. Delivery and the readout visit only those groups instead of scanning all N.
+/// Besides, 64-bit summaries over groups of neurons (group `g` is neurons `g << shift ..`; a
+/// power of two, at least 4, covering N in at most 64 groups), each bit a superset of what it
+/// stands for, so that a step can skip the groups it does not need to visit:
+///
+/// - spikes: the bit of a group is clear only if every `z` of the group is `+0` (bit for bit).
+///   Delivery and the readout visit only the other groups instead of scanning all N.
+/// - active: clear only if the whole group is at rest: `v`, `z`, `b` all `+0` and no neuron
+///   refractory. Such a group stays exactly at rest in a step without input (see
+///   [`crate::neuron::allows_shortcuts`]), so the cell skips it unless a current arrives.
+///
+/// Also, as short lists (up to 64 neurons each, ascending; past that, or after the state was set
+/// by hand, the summaries above or a scan of all counters stand in): the neurons that spiked in
+/// the last step, and the refractory neurons. And whether some `b` or `z` might be `< 0`, or
+/// some `b` `-0` (only [`CellState::set_neuron`]
+/// can put one there; steps never do): while none is, every threshold is positive or NaN for
+/// neurons with `beta >= 0`, the spike test is one comparison, and a neuron that did not spike
+/// adapts as `b_new = decay_b * b` (see [`crate::neuron::NoSpike`]).
 #[derive(Clone, Debug)]
 pub struct CellState<F, S, C, R = Inline> {
     floats: S,
@@ -158,13 +183,21 @@ pub struct CellState<F, S, C, R = Inline> {
     n_delay: usize,
     head: usize,
     spike_groups: u64,
+    active_groups: u64,
+    spiked: NeuronList,
+    refractory: NeuronList,
+    /// `rows[k]` = `(k mod D) N`, where slot `k mod D` starts, for `D <= RING_ROWS`: the slot
+    /// that arrives in `d` steps starts at `rows[head + d]`, with no division.
+    rows: [u32; 2 * RING_ROWS],
+    maybe_negative: bool,
     group_shift: u32,
     _f: PhantomData<F>,
 }
 
-/// `log2` of the smallest power-of-two group size that covers `n` neurons in 64 groups.
+/// `log2` of the smallest power-of-two group size, at least 4, that covers `n` neurons in 64
+/// groups.
 fn group_shift(n: usize) -> u32 {
-    let per_group = n.div_ceil(64).max(1);
+    let per_group = n.div_ceil(64).max(4);
     per_group.next_power_of_two().trailing_zeros()
 }
 
@@ -277,6 +310,14 @@ where
             n_delay,
             head: 0,
             spike_groups: 0,
+            active_groups: 0,
+            spiked: NeuronList::new(),
+            refractory: NeuronList::new(),
+            rows: core::array::from_fn(|k| {
+                // < 256 * 65536: fits
+                ((k % n_delay) * n_rec) as u32
+            }),
+            maybe_negative: false,
             group_shift: group_shift(n_rec),
             _f: PhantomData,
         };
@@ -293,6 +334,10 @@ where
         self.refractory_left.as_mut().fill(0);
         self.head = 0;
         self.spike_groups = 0;
+        self.active_groups = 0;
+        self.spiked = NeuronList::new();
+        self.refractory = NeuronList::new();
+        self.maybe_negative = false;
     }
 
     /// Number of neurons N.
@@ -344,8 +389,32 @@ where
         f[j] = s.v;
         f[n + j] = s.z;
         f[2 * n + j] = s.b;
-        if s.z != F::zero() {
-            self.spike_groups |= 1 << ((j >> self.group_shift) & 63);
+        let bit = self.group_bit(j);
+        if s.z.to_bits_u64() != 0 {
+            self.spike_groups |= bit;
+        }
+        self.spiked.valid = false;
+        if (s.v.to_bits_u64() | s.z.to_bits_u64() | s.b.to_bits_u64()) != 0 {
+            self.active_groups |= bit;
+        }
+        let negative_zero = s.b == F::zero() && s.b.is_sign_negative();
+        if s.z < F::zero() || s.b < F::zero() || negative_zero {
+            self.maybe_negative = true;
+        }
+    }
+
+    /// The summary bit of the group of neuron `j`.
+    #[inline(always)]
+    fn group_bit(&self, j: usize) -> u64 {
+        1 << ((j >> self.group_shift) & 63)
+    }
+
+    /// After a counter was set by hand: the list of refractory neurons is rebuilt by the next
+    /// step, and the group of neuron `j` is no longer at rest if it is refractory.
+    fn note_refractory(&mut self, j: usize) {
+        self.refractory.valid = false;
+        if self.refractory_left.as_ref()[j] > 0 {
+            self.active_groups |= self.group_bit(j);
         }
     }
 
@@ -353,7 +422,7 @@ where
     /// entries of [`CellState::z`], found through the group summary (cost: the groups that
     /// spiked, not N).
     pub fn spikes(&self) -> impl Iterator<Item = (usize, F)> + '_ {
-        spikes_in(self.z(), self.spike_groups, self.group_shift)
+        spikes_of(self.z(), &self.spiked, self.spike_groups, self.group_shift)
     }
 
     /// The ring entry that will arrive at neuron `j` in `delay` steps (0 = this coming step),
@@ -373,11 +442,13 @@ where
             .rposition(|&z| z > F::zero())
             .map_or(0, |k| k + 1 + n_refractory - recent.len());
         self.refractory_left.as_mut()[j] = left as u16;
+        self.note_refractory(j);
     }
 
     /// Sets how many refractory steps neuron `j` has left.
     pub fn set_refractory_left(&mut self, j: usize, left: u16) {
         self.refractory_left.as_mut()[j] = left;
+        self.note_refractory(j);
     }
 
     #[inline(always)]
@@ -402,7 +473,18 @@ where
             n_delay: self.n_delay,
             refractory_left: self.refractory_left.as_mut(),
             spike_groups: &mut self.spike_groups,
+            active_groups: &mut self.active_groups,
+            spiked: &mut self.spiked,
+            refractory: &mut self.refractory,
+            maybe_negative: self.maybe_negative,
             group_shift: self.group_shift,
+            rows: if self.n_delay <= RING_ROWS {
+                self.rows
+                    .get(self.head..self.head + RING_ROWS)
+                    .and_then(|r| r.try_into().ok())
+            } else {
+                None
+            },
         }
     }
 
@@ -412,6 +494,108 @@ where
         if self.head >= self.n_delay {
             self.head = 0;
         }
+    }
+}
+
+/// Delay slots up to which a step finds where a slot starts in a table.
+pub(crate) const RING_ROWS: usize = 16;
+
+/// Capacity of [`NeuronList`].
+const NEURON_LIST: usize = 64;
+
+/// A short list of neurons (those that spiked, or that are refractory), when they fit and
+/// `valid` (otherwise the summaries stand in, or a step scans every counter and rebuilds it).
+#[derive(Clone, Debug)]
+pub(crate) struct NeuronList {
+    ids: [u16; NEURON_LIST],
+    len: usize,
+    /// The list holds exactly the neurons it stands for (those that spiked in the last step,
+    /// ascending; or the refractory ones), each once.
+    pub valid: bool,
+}
+
+impl NeuronList {
+    const fn new() -> Self {
+        NeuronList {
+            ids: [0; NEURON_LIST],
+            len: 0,
+            valid: true,
+        }
+    }
+
+    /// Empty and valid.
+    #[inline(always)]
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.valid = true;
+    }
+
+    /// The neurons listed.
+    #[inline(always)]
+    pub fn ids(&self) -> &[u16] {
+        self.ids.get(..self.len).unwrap_or_default()
+    }
+
+    /// Adds neuron `j` (not listed yet); the list is no longer valid if it is full.
+    #[inline(always)]
+    pub fn push(&mut self, j: usize) {
+        match self.ids.get_mut(self.len) {
+            Some(slot) => {
+                *slot = j as u16;
+                self.len += 1;
+            }
+            None => self.valid = false,
+        }
+    }
+
+    /// Counts down the counters at the end of a step: the neurons listed before the step
+    /// (the first `before`) by one, dropping those that reach 0; those added in the step
+    /// (spikes, counters just set to R) stay. If the list is not valid, every counter that is
+    /// not 0 and whose neuron did not spike (`z` is `+0`) is counted down, and the list
+    /// rebuilt if it can be.
+    #[inline(never)]
+    pub fn count_down<F: Real>(&mut self, before: usize, left: &mut [u16], z: &[F]) {
+        if !self.valid {
+            self.len = 0;
+            self.valid = true;
+            for (j, (l, z)) in left.iter_mut().zip(z).enumerate() {
+                if *l > 0 {
+                    if z.to_bits_u64() == 0 {
+                        *l -= 1;
+                    }
+                    if *l > 0 {
+                        self.push(j);
+                    }
+                }
+            }
+            return;
+        }
+        let len = self.len.min(NEURON_LIST);
+        let before = before.min(len);
+        let mut kept = 0;
+        for i in 0..before {
+            // Refractory during the step, so it did not spike.
+            let j = self.ids[i];
+            if let Some(l) = left.get_mut(usize::from(j)) {
+                *l = l.saturating_sub(1);
+                if *l > 0 {
+                    self.ids[kept] = j;
+                    kept += 1;
+                }
+            }
+        }
+        // Those added in the step, moved down (no memmove: it would cost the firmware flash).
+        for i in before..len {
+            self.ids[kept] = self.ids[i];
+            kept += 1;
+        }
+        self.len = kept;
+    }
+
+    /// Number of neurons listed.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
     }
 }
 
@@ -425,36 +609,79 @@ pub(crate) struct StepView<'a, F, A> {
     pub head: usize,
     pub n_delay: usize,
     pub refractory_left: &'a mut [u16],
-    /// The spike summary (see [`CellState`]); the step rewrites it.
+    /// The summaries (see [`CellState`]); the step rewrites them.
     pub spike_groups: &'a mut u64,
+    pub active_groups: &'a mut u64,
+    pub spiked: &'a mut NeuronList,
+    pub refractory: &'a mut NeuronList,
+    /// Whether some `b` or `z` might be `< 0`, or some `b` `-0`.
+    pub maybe_negative: bool,
     pub group_shift: u32,
+    /// Where the slot that arrives in `d` steps starts, for `d < RING_ROWS` (if
+    /// `n_delay <= RING_ROWS`).
+    pub rows: Option<&'a [u32; RING_ROWS]>,
 }
 
-/// The non-zero entries of `z` in the groups marked in `groups`, ascending.
+/// The non-zero entries of `z`, ascending: the listed ones, or (when the list is not valid)
+/// those in the groups marked in `groups`.
 #[inline(always)]
-pub(crate) fn spikes_in<F: Real>(
-    z: &[F],
+pub(crate) fn spikes_of<'a, F: Real>(
+    z: &'a [F],
+    list: &'a NeuronList,
     groups: u64,
     shift: u32,
-) -> impl Iterator<Item = (usize, F)> + '_ {
-    let mut bits = groups;
-    core::iter::from_fn(move || {
-        if bits == 0 {
-            return None;
+) -> Spikes<'a, F> {
+    Spikes {
+        z,
+        ids: if list.valid { list.ids() } else { &[] },
+        groups: if list.valid { 0 } else { groups },
+        shift,
+        at: 0,
+        end: 0,
+    }
+}
+
+/// The iterator of [`spikes_of`].
+pub(crate) struct Spikes<'a, F> {
+    z: &'a [F],
+    /// Listed spikes still to come.
+    ids: &'a [u16],
+    /// Groups still to scan, and the part of the current one still to scan.
+    groups: u64,
+    shift: u32,
+    at: usize,
+    end: usize,
+}
+
+impl<F: Real> Iterator for Spikes<'_, F> {
+    type Item = (usize, F);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, F)> {
+        if let Some((&j, rest)) = self.ids.split_first() {
+            self.ids = rest;
+            let j = usize::from(j);
+            return self.z.get(j).map(|&zj| (j, zj));
         }
-        let g = bits.trailing_zeros() as usize;
-        bits &= bits - 1;
-        Some(g)
-    })
-    .flat_map(move |g| {
-        let start = (g << shift).min(z.len());
-        let end = ((g + 1) << shift).min(z.len());
-        z[start..end]
-            .iter()
-            .enumerate()
-            .filter(|(_, &zk)| zk != F::zero())
-            .map(move |(k, &zk)| (start + k, zk))
-    })
+        loop {
+            while self.at < self.end {
+                let k = self.at;
+                self.at += 1;
+                // `x & !sign != 0` is `x != 0.0` (NaN included), without a float comparison.
+                match self.z.get(k) {
+                    Some(&zk) if zk.to_bits_u64() & !F::SIGN_BIT != 0 => return Some((k, zk)),
+                    _ => {}
+                }
+            }
+            if self.groups == 0 {
+                return None;
+            }
+            let g = self.groups.trailing_zeros() as usize;
+            self.groups &= self.groups - 1;
+            self.at = (g << self.shift).min(self.z.len());
+            self.end = ((g + 1) << self.shift).min(self.z.len());
+        }
+    }
 }
 
 /// A [`CellState`] in fixed arrays: no allocator, capacity known at compile time.

@@ -119,6 +119,26 @@ fn window_means_and_result_lines() {
     let mut line = String::new();
     write_result_line(&mut line, 3, 17, [1, 0, 2]).unwrap();
     assert_eq!(line, "seq 3 spikes 17 pred 1 0 2");
+    // The spike count is printed without 64-bit division, exactly as `{}` would.
+    let mut counts = vec![
+        0u64,
+        1,
+        9,
+        10,
+        99,
+        100,
+        4_294_967_295,
+        4_294_967_296,
+        u64::MAX,
+    ];
+    counts.extend((0..64).map(|k| 1u64 << k));
+    counts.extend((1..20).map(|k| 10u64.pow(k) - 1));
+    counts.extend((1..20).map(|k| 10u64.pow(k)));
+    for c in counts {
+        let mut line = String::new();
+        write_result_line(&mut line, 0, c, []).unwrap();
+        assert_eq!(line, format!("seq 0 spikes {c} pred"));
+    }
 }
 
 /// A two-neuron network driven by one input; the driver reports every step and window.

@@ -137,15 +137,90 @@ impl WeightSource<f32> for LeWeights<'_> {
 
     #[inline]
     fn for_each_in(&self, start: usize, n: usize, mut f: impl FnMut(usize, f32)) {
+        let mut k = 0;
+        self.each_in(start, n, |w| {
+            f(k, w);
+            k += 1;
+        });
+    }
+
+    #[inline(always)]
+    fn mul_add_into(&self, start: usize, a: f32, y: &mut [f32]) {
+        let Some(part) = self.part(start, y.len()) else {
+            return;
+        };
+        let scale = self.scale;
+        match self.kind {
+            WeightKind::F32 => {
+                for (y, b) in y.iter_mut().zip(part.chunks_exact(4)) {
+                    *y += a * decode_f32(b);
+                }
+            }
+            WeightKind::I16 => {
+                for (y, b) in y.iter_mut().zip(part.chunks_exact(2)) {
+                    *y += a * (scale * f32::from(i16::from_le_bytes([b[0], b[1]])));
+                }
+            }
+            WeightKind::I8 => {
+                for (y, &q) in y.iter_mut().zip(part) {
+                    *y += a * (scale * f32::from(q as i8));
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add_to(&self, x: &[f32], out: &mut [f32]) {
+        let n = out.len().min(x.len());
+        let Some(part) = self.part(0, n) else {
+            return;
+        };
+        let scale = self.scale;
+        let pairs = out.iter_mut().zip(x);
+        match self.kind {
+            WeightKind::F32 => {
+                for ((o, &x), b) in pairs.zip(part.chunks_exact(4)) {
+                    *o = x + decode_f32(b);
+                }
+            }
+            WeightKind::I16 => {
+                for ((o, &x), b) in pairs.zip(part.chunks_exact(2)) {
+                    *o = x + scale * f32::from(i16::from_le_bytes([b[0], b[1]]));
+                }
+            }
+            WeightKind::I8 => {
+                for ((o, &x), &q) in pairs.zip(part) {
+                    *o = x + scale * f32::from(q as i8);
+                }
+            }
+        }
+    }
+}
+
+impl<'a> LeWeights<'a> {
+    /// The bytes of weights `start..start + n` (fewer at the end).
+    #[inline(always)]
+    fn part(&self, start: usize, n: usize) -> Option<&'a [u8]> {
         let w = self.kind.width();
         let end = start.saturating_add(n).min(LeWeights::len(self));
-        if let Some(part) = self
-            .bytes
+        self.bytes
             .get(start.saturating_mul(w)..end.saturating_mul(w))
-        {
-            for (k, b) in part.chunks_exact(w).enumerate() {
-                f(k, self.decode(b));
-            }
+    }
+
+    /// Calls `f(w)` for the weights `start..start + n` in order (stopping early at the end),
+    /// decoded as [`LeWeights::get`] does, with the kind decided once.
+    #[inline(always)]
+    fn each_in(&self, start: usize, n: usize, mut f: impl FnMut(f32)) {
+        let Some(part) = self.part(start, n) else {
+            return;
+        };
+        let scale = self.scale;
+        match self.kind {
+            WeightKind::F32 => part.chunks_exact(4).for_each(|b| f(decode_f32(b))),
+            WeightKind::I16 => part
+                .chunks_exact(2)
+                .for_each(|b| f(scale * f32::from(i16::from_le_bytes([b[0], b[1]])))),
+            WeightKind::I8 => part.iter().for_each(|&q| f(scale * f32::from(q as i8))),
         }
     }
 }
@@ -273,16 +348,21 @@ impl<'a> ModelSynapses<'a> {
     /// (targets, delays, weights) bytes of row `pre`.
     #[inline(always)]
     fn row_bytes(&self, pre: usize) -> Option<(&'a [u8], &'a [u8], &'a [u8])> {
-        let range = self.row(pre)?;
-        // `row` bounds the range by nnz; saturation and `get` keep this total regardless.
+        // `parse` checked the offsets (from 0, non-decreasing, last = nnz); `get` keeps this
+        // total regardless.
+        // (The products cannot wrap for a parsed model: every offset is at most nnz, and 4 nnz
+        // bytes fit in memory. Wrapping would only give other bytes, never a panic.)
+        let o: &[u8; 8] = self.offsets.get(pre.wrapping_mul(4)..)?.first_chunk()?;
+        let start = u32::from_le_bytes([o[0], o[1], o[2], o[3]]) as usize;
+        let end = u32::from_le_bytes([o[4], o[5], o[6], o[7]]) as usize;
         let w = self.kind.width();
         let targets = self
             .targets
-            .get(range.start.saturating_mul(2)..range.end.saturating_mul(2))?;
-        let delays = self.delays.get(range.clone())?;
+            .get(start.wrapping_mul(2)..end.wrapping_mul(2))?;
+        let delays = self.delays.get(start..end)?;
         let weights = self
             .weights
-            .get(range.start.saturating_mul(w)..range.end.saturating_mul(w))?;
+            .get(start.wrapping_mul(w)..end.wrapping_mul(w))?;
         Some((targets, delays, weights))
     }
 }
