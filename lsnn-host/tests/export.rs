@@ -1,8 +1,10 @@
 //! `lsnn-host export`: f32 / i16 / i8 models of a trained run and of the random sMNIST-sized
 //! network, input sequence files, and `infer --inputs` (the firmware's reference).
 
+mod common;
+use common::*;
+
 use std::path::Path;
-use std::process::Command;
 
 use lsnn_core::model::{Model, WeightKind};
 use lsnn_host::apps::export::{
@@ -99,27 +101,13 @@ fn quantised_exports_run_on_the_integer_cell_and_agree_with_sequence_lines() {
     assert!(sequences_of(&analog, 1).is_err());
 }
 
-fn cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lsnn-host"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
 #[test]
 fn cli_exports_the_random_smnist_network_and_infer_prints_sequence_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("m.lsnn");
     let seqs = tmp.path().join("s.seq");
     let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mnist-subset");
-    let (code, text) = cli(&[
+    let (code, text) = run_cli(&[
         "export",
         "--random-smnist",
         "--weights",
@@ -149,7 +137,7 @@ fn cli_exports_the_random_smnist_network_and_infer_prints_sequence_lines() {
     assert!((1800..=2112).contains(&nnz_in), "{nnz_in}");
     assert!((5000..=5808).contains(&nnz_rec), "{nnz_rec}");
 
-    let (code, text) = cli(&[
+    let (code, text) = run_cli(&[
         "infer",
         "--model",
         model.to_str().unwrap(),
@@ -162,6 +150,6 @@ fn cli_exports_the_random_smnist_network_and_infer_prints_sequence_lines() {
     // 840 steps in 30 windows of 28
     assert_eq!(line.split(" pred ").nth(1).unwrap().split(' ').count(), 30);
 
-    let (code, text) = cli(&["export", "--out", model.to_str().unwrap()]);
+    let (code, text) = run_cli(&["export", "--out", model.to_str().unwrap()]);
     assert_eq!(code, 2, "{text}");
 }

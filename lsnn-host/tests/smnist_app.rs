@@ -1,11 +1,12 @@
 //! The sMNIST application on the shipped MNIST subset: resume, eval == infer, bad input.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lsnn_host::apps::checkpoint::Checkpoint;
 use lsnn_host::apps::infer::{infer, InferArgs};
-use lsnn_host::apps::run::Hooks;
 use lsnn_host::apps::smnist::{SmnistFlags, SmnistSession};
 
 fn subset() -> PathBuf {
@@ -27,13 +28,6 @@ fn small_flags(results: &Path, n_iter: usize) -> SmnistFlags {
         do_plot: false,
         results_dir: results.to_path_buf(),
         ..SmnistFlags::defaults(&subset())
-    }
-}
-
-fn quiet() -> Hooks {
-    Hooks {
-        quiet: true,
-        ..Hooks::default()
     }
 }
 
@@ -100,19 +94,6 @@ fn eval_and_core_inference_of_the_exported_model_agree() {
     assert_eq!(report.predictions, host);
     assert!((1.0 - report.error - accuracy).abs() < 1e-12);
     assert!(report.spikes > 0);
-}
-
-fn run_cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lsnn-host"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The store-recall application end to end: resume, the NaN guard, export + core inference,
 //! bad input.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lsnn_host::apps::checkpoint::{Checkpoint, Tensor};
 use lsnn_host::apps::export::run_model;
@@ -31,13 +33,6 @@ fn small_flags(results: &Path, n_iter: usize) -> StoreRecallFlags {
         do_plot: false,
         results_dir: results.to_path_buf(),
         ..StoreRecallFlags::defaults()
-    }
-}
-
-fn quiet() -> Hooks {
-    Hooks {
-        quiet: true,
-        ..Hooks::default()
     }
 }
 
@@ -160,20 +155,6 @@ fn exported_model_run_by_the_core_spikes_exactly_like_the_host_forward() {
         }
     }
     assert!(total > 100, "the network should spike: {total}");
-}
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lsnn-host"))
-}
-
-fn run_cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin()).args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]

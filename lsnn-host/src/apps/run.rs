@@ -334,3 +334,39 @@ impl<T> Progress<T> {
         }
     }
 }
+
+/// Flag range checks shared by the trainers; each error names the flag.
+pub mod flag_checks {
+    use crate::error::HostError;
+
+    fn bad(flag: &str, message: String) -> HostError {
+        HostError::Flag {
+            flag: flag.to_string(),
+            message,
+        }
+    }
+
+    /// Every count must be >= 1.
+    pub fn at_least_one(flags: &[(&str, usize)]) -> Result<(), HostError> {
+        match flags.iter().find(|(_, v)| *v == 0) {
+            Some((flag, _)) => Err(bad(flag, "must be >= 1".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Every value must be finite and > 0.
+    pub fn positive(flags: &[(&str, f64)]) -> Result<(), HostError> {
+        match flags.iter().find(|(_, x)| !(x.is_finite() && *x > 0.0)) {
+            Some((flag, x)) => Err(bad(flag, format!("{x} must be a finite number > 0"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Every value must be finite and >= 0.
+    pub fn non_negative(flags: &[(&str, f64)]) -> Result<(), HostError> {
+        match flags.iter().find(|(_, x)| !(x.is_finite() && *x >= 0.0)) {
+            Some((flag, x)) => Err(bad(flag, format!("{x} must be a finite number >= 0"))),
+            None => Ok(()),
+        }
+    }
+}

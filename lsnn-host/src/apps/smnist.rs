@@ -20,8 +20,8 @@ use super::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
 use super::run::{
-    mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces, Hooks,
-    Printer,
+    flag_checks, mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces,
+    Hooks, Printer,
 };
 use crate::data::{Dataset, Split, SplitPosition, N_CLASSES};
 use crate::error::HostError;
@@ -195,7 +195,7 @@ impl SmnistFlags {
                 message: why,
             })
         };
-        for (flag, value) in [
+        flag_checks::at_least_one(&[
             ("--n-batch-train", self.n_batch_train),
             ("--n-batch-validation", self.n_batch_validation),
             ("--n-iter", self.n_iter),
@@ -203,11 +203,7 @@ impl SmnistFlags {
             ("--lr-decay-every", self.lr_decay_every),
             ("--print-every", self.print_every),
             ("--ext-time", self.ext_time),
-        ] {
-            if value == 0 {
-                return bad(flag, "must be >= 1".into());
-            }
-        }
+        ])?;
         if self.n_delay > 256 {
             return bad("--n-delay", format!("{} must be <= 256", self.n_delay));
         }
@@ -236,18 +232,14 @@ impl SmnistFlags {
         if !(0.0..=1.0).contains(&self.proportion_excitatory) {
             return bad("--proportion-excitatory", "must be in [0, 1]".into());
         }
-        for (flag, x) in [
+        flag_checks::positive(&[
             ("--thr", self.thr),
             ("--tau-a", self.tau_a),
             ("--tau-v", self.tau_v),
             ("--learning-rate", self.learning_rate),
             ("--V0", self.v0),
-        ] {
-            if !(x.is_finite() && x > 0.0) {
-                return bad(flag, format!("{x} must be a finite number > 0"));
-            }
-        }
-        for (flag, x) in [
+        ])?;
+        flag_checks::non_negative(&[
             ("--lr-decay", self.lr_decay),
             ("--reg", self.reg),
             ("--reg-rate", self.reg_rate),
@@ -255,11 +247,7 @@ impl SmnistFlags {
             ("--l1", self.l1),
             ("--rewiring-temperature", self.rewiring_temperature),
             ("--dampening-factor", self.dampening_factor),
-        ] {
-            if !(x.is_finite() && x >= 0.0) {
-                return bad(flag, format!("{x} must be a finite number >= 0"));
-            }
-        }
+        ])?;
         self.encoding().validate().map_err(|e| HostError::Flag {
             flag: "--n-in/--ext-time/--crs-thr".into(),
             message: e.to_string(),

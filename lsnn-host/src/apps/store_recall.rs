@@ -20,7 +20,8 @@ use super::checkpoint::{
 };
 pub use super::run::Hooks;
 use super::run::{
-    mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces, Printer,
+    flag_checks, mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json,
+    ElementTraces, Printer,
 };
 use crate::error::HostError;
 use crate::plot::{plot_learning_curve, plot_store_recall, StoreRecallMonitor};
@@ -191,7 +192,7 @@ impl StoreRecallFlags {
                 message: why,
             })
         };
-        for (flag, value) in [
+        flag_checks::at_least_one(&[
             ("--batch-train", self.batch_train),
             ("--batch-val", self.batch_val),
             ("--batch-test", self.batch_test),
@@ -202,11 +203,7 @@ impl StoreRecallFlags {
             ("--tau-char", self.tau_char),
             ("--lr-decay-every", self.lr_decay_every),
             ("--print-every", self.print_every),
-        ] {
-            if value == 0 {
-                return bad(flag, "must be >= 1".into());
-            }
-        }
+        ])?;
         if self.n_rec + self.n_con == 0 {
             return bad(
                 "--n-rec/--n-con",
@@ -233,18 +230,14 @@ impl StoreRecallFlags {
                 );
             }
         }
-        for (flag, x) in [
+        flag_checks::positive(&[
             ("--dt", self.dt),
             ("--thr", self.thr),
             ("--tau-a", self.tau_a),
             ("--tau-out", self.tau_out),
             ("--learning-rate", self.learning_rate),
-        ] {
-            if !(x.is_finite() && x > 0.0) {
-                return bad(flag, format!("{x} must be a finite number > 0"));
-            }
-        }
-        for (flag, x) in [
+        ])?;
+        flag_checks::non_negative(&[
             ("--lr-decay", self.lr_decay),
             ("--reg", self.reg),
             ("--reg-rate", self.reg_rate),
@@ -253,11 +246,7 @@ impl StoreRecallFlags {
             ("--l1", self.l1),
             ("--rewiring-temperature", self.rewiring_temperature),
             ("--stop-crit", self.stop_crit),
-        ] {
-            if !(x.is_finite() && x >= 0.0) {
-                return bad(flag, format!("{x} must be a finite number >= 0"));
-            }
-        }
+        ])?;
         self.task().validate().map_err(|e| HostError::Flag {
             flag: "--seq-len/--seq-delay/--n-charac/--n-in/--f0".into(),
             message: e.to_string(),
