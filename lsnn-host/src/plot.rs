@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -730,23 +730,6 @@ pub fn plot_learning_curve(
     root.present().map_err(draw_err(path))
 }
 
-/// The per-character mean of a `[T, O]` array over `seq_len` equal chunks (the tutorial's
-/// `tf_downsample`), for filling [`StoreRecallMonitor::char_softmax`]. `None` when `T` is not a
-/// positive multiple of `seq_len`.
-pub fn downsample_mean(x: ArrayView2<f32>, seq_len: usize) -> Option<Array2<f32>> {
-    let n_t = x.nrows();
-    if seq_len == 0 || n_t == 0 || n_t % seq_len != 0 {
-        return None;
-    }
-    let chunk = n_t / seq_len;
-    let mut out = Array2::zeros((seq_len, x.ncols()));
-    for (i, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {
-        let part = x.slice_axis(Axis(0), ndarray::Slice::from(i * chunk..(i + 1) * chunk));
-        row.assign(&part.mean_axis(Axis(0))?);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,7 +786,9 @@ mod tests {
             out[[t, 0]] = 1.0 - p1;
             out[[t, 1]] = p1;
         }
-        let char_softmax = downsample_mean(out.view(), p.seq_len).unwrap();
+        let mut chars = vec![0.0f32; p.seq_len * 2];
+        lsnn_core::downsample(out.as_slice().unwrap(), 2, p.seq_len, &mut chars).unwrap();
+        let char_softmax = Array2::from_shape_vec((p.seq_len, 2), chars).unwrap();
         StoreRecallMonitor {
             input: batch.input.dense_element(0),
             z,
@@ -1026,15 +1011,6 @@ mod tests {
             plot_learning_curve(&path, "", "", series).unwrap();
             assert_png(&path);
         }
-    }
-
-    #[test]
-    fn downsample_mean_averages_equal_chunks() {
-        let x = Array2::from_shape_fn((6, 2), |(t, c)| (t * 10 + c) as f32);
-        let d = downsample_mean(x.view(), 3).unwrap();
-        assert_eq!(d, ndarray::array![[5.0, 6.0], [25.0, 26.0], [45.0, 46.0]]);
-        assert!(downsample_mean(x.view(), 4).is_none());
-        assert!(downsample_mean(x.view(), 0).is_none());
     }
 
     /// Writes sample figures for a person to look at:
