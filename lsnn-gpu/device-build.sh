@@ -40,6 +40,11 @@ for p in ../shared/bench/torch_lsnn.py shared/bench/torch_lsnn.py /work/shared/b
     if [ -f "$p" ]; then peer=$p; break; fi
 done
 if [ -n "$peer" ]; then cp "$peer" "$out/"; else echo "warning: torch_lsnn.py not found" >&2; fi
+# The original MNIST for the training runs on the device (11 MB of IDX .gz files).
+for d in ../shared/data/mnist shared/data/mnist /work/shared/data/mnist; do
+    if [ -f "$d/train-images-idx3-ubyte.gz" ]; then mkdir -p "$out/mnist" && cp "$d"/*.gz "$out/mnist/"; break; fi
+done
+[ -d "$out/mnist" ] || echo "warning: MNIST not found: PART=train will be skipped" >&2
 git rev-parse --short HEAD > "$out/commit" 2>/dev/null || true
 ls -la "$out"
 du -sh "$out"
