@@ -11,9 +11,10 @@
 #   5. a short sMNIST training run on the GPU (real MNIST, carried in BIN/mnist): speed of the
 #      whole application (host data pipeline and validation included) and its accuracy
 #   6. compute-sanitizer memcheck, racecheck and initcheck on small training runs
+#   7. Nsight Compute's duration of every kernel of one iteration of each configuration
 #
 # Usage: bash lsnn-gpu/device-check.sh [BIN]
-#   PART=main    1-4             PART=san   6            PART=all   1-6 (default)
+#   PART=main    1-4             PART=san   6            PART=all   1-7 (default)
 #   PART=long    the sMNIST tutorial on the GPU: N_ITER (36000) iterations, test accuracy, wall time
 #   DEADLINE     seconds for the whole script (default 540): a step gets at most what is left
 #                (minus a margin for the summary) and is skipped when under 10 s are left.
@@ -67,6 +68,20 @@ case $PART in all)
     if [ -d "$BIN/mnist" ]; then
         step train-smnist-200 90 "$BIN"/lsnn-host train smnist --device cuda --data-dir "$BIN/mnist" \
             --n-iter 200 --print-every 100 --seed 1 --do-plot false --results-dir /tmp/runs-short
+    fi
+    ;;
+esac
+
+case $PART in all)
+    # Time per kernel (Nsight Compute, clocks left as they are): where an iteration goes.
+    ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    if [ -n "$ncu" ]; then
+        for task in smnist store-recall; do
+            step "ncu-$task" 90 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv \
+                "$BIN"/lsnn-host bench --task "$task" --device cuda --iters 1
+        done
+    else
+        summary+=("ncu                        not found")
     fi
     ;;
 esac

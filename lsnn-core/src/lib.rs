@@ -22,6 +22,7 @@ mod cell;
 mod error;
 pub mod model;
 pub mod neuron;
+pub mod philox;
 mod readout;
 mod real;
 pub mod sequence;

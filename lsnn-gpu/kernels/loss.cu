@@ -36,12 +36,14 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_loss(const LossArgs a) {
         const float weight = __uint_as_float(tm.w);
         float mx = -INFINITY;
         for (unsigned o = 0; o < O; ++o) mx = fmaxf(mx, l[o]);
+        // exp in double, rounded to float: the host's `softmax_exp`, so that dL/dlogits (and
+        // every gradient after it) is bit-identical to the host's; expf's last bit differs.
         float total = 0.0f;
-        for (unsigned o = 0; o < O; ++o) total = total + expf(l[o] - mx);
+        for (unsigned o = 0; o < O; ++o) total = total + (float)exp((double)(l[o] - mx));
         const float ce = logf(total) - (l[tm.z] - mx);
         a.ce[q] = weight * ce;
         for (unsigned o = 0; o < O; ++o) {
-            const float g = expf(l[o] - mx) / total - (o == tm.z ? 1.0f : 0.0f);
+            const float g = (float)exp((double)(l[o] - mx)) / total - (o == tm.z ? 1.0f : 0.0f);
             a.dlogits[(size_t)q * O + o] = g * weight;
         }
     }

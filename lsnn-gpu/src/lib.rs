@@ -25,7 +25,6 @@ pub mod args;
 pub mod error;
 pub mod launch;
 pub mod layout;
-pub mod philox;
 pub mod ptx;
 pub mod trainer;
 

@@ -98,7 +98,7 @@ pub struct Gpu {
 
 impl Gpu {
     /// The first device, its primary context, the four modules (JIT-compiled from the embedded
-    /// PTX) and a non-blocking stream. `LSNN_GPU_SYNC=1` synchronises after every launch (to
+    /// PTX) and a stream. `LSNN_GPU_SYNC=1` synchronises after every launch (to
     /// find the kernel behind an asynchronous error).
     pub fn new() -> Result<Gpu, GpuError> {
         let name = probe().ok_or_else(|| GpuError::NoDevice("no CUDA driver or device".into()))?;
@@ -124,7 +124,10 @@ impl Gpu {
             backward: load(ptx::BACKWARD, "loading backward.ptx")?,
             loss: load(ptx::LOSS, "loading loss.ptx")?,
             update: load(ptx::UPDATE, "loading update.ptx")?,
-            stream: Stream::new(StreamFlags::NON_BLOCKING, None).ctx("cuStreamCreate")?,
+            // A blocking stream: the synchronous uploads (`write`, cuMemcpyHtoD on the legacy
+            // stream) may return before their DMA lands when the source is pageable; a blocking
+            // stream's next launch waits for it, a non-blocking one would not.
+            stream: Stream::new(StreamFlags::DEFAULT, None).ctx("cuStreamCreate")?,
             shared_limit,
             name,
             sync_each_launch: std::env::var("LSNN_GPU_SYNC").is_ok_and(|v| v == "1"),

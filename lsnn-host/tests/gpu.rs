@@ -217,10 +217,10 @@ mod cuda {
     }
 
     /// The sMNIST tutorial's network (DEEP R on w_in, w_rec, w_out with Dale's law): on the GPU
-    /// every step keeps exactly the budget of connections and the fixed signs; the first two
-    /// losses equal the host's (before reconnected synapses can differ in effect).
+    /// every step keeps exactly the budget of connections and the fixed signs, and the losses
+    /// follow the host's (the same Philox draws place the same new synapses).
     #[test]
-    fn smnist_deep_r_on_the_gpu_keeps_budget_signs_and_the_hosts_first_losses() {
+    fn smnist_deep_r_on_the_gpu_keeps_budget_signs_and_the_hosts_losses() {
         if !device() {
             return;
         }
@@ -276,12 +276,10 @@ mod cuda {
                 losses.push(r.loss);
             }
             eprintln!("iteration {k}: host {} gpu {}", losses[0], losses[1]);
-            if k < 2 {
-                assert!(
-                    rel(losses[0], losses[1]) < 1e-4,
-                    "iteration {k}: {losses:?}"
-                );
-            }
+            assert!(
+                rel(losses[0], losses[1]) < 1e-4,
+                "iteration {k}: {losses:?}"
+            );
             let w = &runs[1].1;
             let connected: usize = w.rewired.iter().map(|m| m.n_connected()).sum();
             assert_eq!(connected, k_budget, "iteration {k}: GPU connections");
@@ -301,6 +299,65 @@ mod cuda {
                 }
             }
         }
+    }
+
+    /// sMNIST end to end on real digits (the shipped 600-image subset) with the tutorial's
+    /// network: a new batch and new labels every iteration, DEEP R with Dale's law. The GPU run
+    /// follows the CPU run: validation losses and accuracies, connectivity, test accuracy.
+    #[test]
+    fn smnist_app_on_the_gpu_follows_the_cpu_run() {
+        if !device() {
+            return;
+        }
+        let subset = std::env::var_os("LSNN_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
+            .join("mnist-subset");
+        let tmp = tempfile::tempdir().unwrap();
+        let flags = |device: Device, name: &str| smnist::SmnistFlags {
+            validation_size: 100,
+            n_batch_train: 16,
+            n_batch_validation: 16,
+            n_iter: 12,
+            print_every: 4,
+            seed: 5,
+            do_plot: false,
+            results_dir: tmp.path().join(name),
+            device,
+            ..smnist::SmnistFlags::defaults(&subset)
+        };
+        let quiet = Hooks {
+            quiet: true,
+            ..Hooks::default()
+        };
+        let mut runs = Vec::new();
+        for (device, name) in [(Device::Cpu, "cpu"), (Device::Cuda, "gpu")] {
+            let mut s = smnist::SmnistSession::new(flags(device, name)).unwrap();
+            let outcome = s.run(quiet).unwrap();
+            runs.push((s, outcome));
+        }
+        let ((cpu, cpu_out), (gpu, gpu_out)) = (&runs[0], &runs[1]);
+        let (a, b) = (&cpu.progress.lists.loss_list, &gpu.progress.lists.loss_list);
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.len(), b.len());
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            let e = (x - y).abs() / x.abs().max(1e-30);
+            eprintln!("validation {k}: cpu {x} gpu {y} rel {e:.2e}");
+            assert!(e < 1e-4, "validation {k}: cpu {x} gpu {y}");
+        }
+        assert_eq!(
+            cpu.progress.task.accuracy_list,
+            gpu.progress.task.accuracy_list
+        );
+        assert_eq!(
+            cpu.progress.task.connectivity_list,
+            gpu.progress.task.connectivity_list
+        );
+        eprintln!(
+            "test accuracy: cpu {} gpu {}",
+            cpu_out.test_accuracy, gpu_out.test_accuracy
+        );
+        assert_eq!(cpu_out.test_accuracy, gpu_out.test_accuracy);
     }
 
     fn small_flags(results: &std::path::Path, n_iter: usize, device: Device) -> StoreRecallFlags {

@@ -7,9 +7,10 @@
 //! checkpoints, validation, plots and exports work unchanged. Without the feature, choosing
 //! `cuda` is a flag error (exit 2).
 //!
-//! What differs from the CPU step: DEEP R's random reconnection uses the GPU's Philox stream
-//! keyed by one draw of the run's generator (the number of connections is the same, the places
-//! are not), and gradients are summed in another order (float rounding).
+//! The GPU step computes what the CPU step computes, bit for bit where the device's arithmetic
+//! allows it: the same event order and gradient sums (elements in order, the recurrent adjoint
+//! in warp order on both), the same softmax `exp` (f64), and DEEP R's random numbers from
+//! Philox keyed by the same one draw of the run's generator (`lsnn_core::philox`).
 
 use serde::{Deserialize, Serialize};
 

@@ -15,8 +15,9 @@ use super::network::{Params, Spec};
 use crate::error::HostError;
 use crate::input::InputBatch;
 
-/// Batch elements whose gradients one task accumulates before the ordered sum.
-const REDUCE_CHUNK: usize = 4;
+/// Batch elements whose gradients are computed in parallel (one buffer each) before they are
+/// added to the total in order.
+const REDUCE_WAVE: usize = 32;
 
 /// The firing-rate regulariser `sum_j coeff_j (rate_j - target)^2`, rates in spikes per ms.
 #[derive(Clone, Debug, PartialEq)]
@@ -172,31 +173,33 @@ pub fn run_pass<F: Real>(
             readout,
         };
         let (n_in, n, n_out) = (spec.n_in(), spec.n_rec(), params.n_out());
-        // Fixed chunks summed in order: the same bits whatever the number of threads.
-        let partial: Vec<ElementGrads<F>> = passes
-            .par_chunks(REDUCE_CHUNK)
-            .zip(term_grads.par_chunks(REDUCE_CHUNK))
+        // Each element's gradient from zero, then summed in element order (0 + g_0 + g_1 + ...):
+        // the same bits whatever the number of threads, and the GPU's reduction exactly.
+        let mut total = ElementGrads::zeros(n_in, n, n_out);
+        let mut wave: Vec<ElementGrads<F>> = Vec::new();
+        for (w, (passes, term_grads)) in passes
+            .chunks(REDUCE_WAVE)
+            .zip(term_grads.chunks(REDUCE_WAVE))
             .enumerate()
-            .map(|(chunk, (passes, term_grads))| {
-                let mut acc = ElementGrads::zeros(n_in, n, n_out);
-                for (k, ((trace, pass), tg)) in passes.iter().zip(term_grads).enumerate() {
+        {
+            wave.resize_with(passes.len(), || ElementGrads::zeros(n_in, n, n_out));
+            wave.par_iter_mut()
+                .zip(passes.par_iter().zip(term_grads))
+                .enumerate()
+                .for_each(|(k, (acc, ((trace, pass), tg)))| {
+                    acc.fill_zero();
                     let seeds = LossSeeds {
                         term_grads: tg.clone(),
                         z_every_step: reg.map(|_| reg_grad.as_slice()),
                         linear: opts.linear.as_ref().map(|(a, b)| (a.view(), b.view())),
                     };
-                    let b = chunk * REDUCE_CHUNK + k;
-                    backward_element(&ctx, trace, input, b, pass, &seeds, &mut acc);
-                }
-                acc
-            })
-            .collect();
-        let total = partial
-            .iter()
-            .fold(ElementGrads::zeros(n_in, n, n_out), |mut a, b| {
-                a.accumulate(b);
-                a
-            });
+                    let b = w * REDUCE_WAVE + k;
+                    backward_element(&ctx, trace, input, b, pass, &seeds, acc);
+                });
+            for g in &wave {
+                total.accumulate(g);
+            }
+        }
         Some(to_param_grads(spec, params, total))
     } else {
         None

@@ -236,7 +236,7 @@ pub fn readout_element<F: Real>(
 /// Softmax cross-entropy of `logits` against `target` and its gradient w.r.t. the logits.
 pub fn cross_entropy<F: Real>(logits: &[F], target: usize) -> (F, Vec<F>) {
     let max = logits.iter().fold(F::neg_infinity(), |m, &x| m.max(x));
-    let exps: Vec<F> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let exps: Vec<F> = logits.iter().map(|&x| softmax_exp(x - max)).collect();
     let total = exps.iter().fold(F::zero(), |a, &x| a + x);
     let loss = total.ln() - (logits[target] - max);
     let grad = exps
@@ -245,6 +245,28 @@ pub fn cross_entropy<F: Real>(logits: &[F], target: usize) -> (F, Vec<F>) {
         .map(|(o, &e)| e / total - if o == target { F::one() } else { F::zero() })
         .collect();
     (loss, grad)
+}
+
+/// `exp` evaluated in f64 and rounded to `F`: the GPU's loss kernel does the same, so dL/dlogits
+/// are bit-identical on both (two f32 `exp` implementations differ in the last bit).
+pub fn softmax_exp<F: Real>(x: F) -> F {
+    F::of(x.to_f64().exp())
+}
+
+/// `sum_j w_j x_j` over one row in the order of a CUDA warp: lane `l` sums the entries
+/// `j = l, l + 32, ...` in turn, then the 32 partial sums meet in a butterfly (`__shfl_xor` with
+/// offsets 16, 8, 4, 2, 1). The GPU's backward sums the recurrent adjoint this way; summing the
+/// same way here keeps the two bit-identical. Entries left out (disconnected) add nothing.
+pub fn warp_order_sum<F: Real>(mut for_each: impl FnMut(&mut dyn FnMut(usize, F))) -> F {
+    let mut lanes = [F::zero(); 32];
+    for_each(&mut |j, x| lanes[j % 32] = lanes[j % 32] + x);
+    for offset in [16, 8, 4, 2, 1] {
+        let before = lanes;
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane = before[l] + before[l ^ offset];
+        }
+    }
+    lanes[0]
 }
 
 /// Adjoint seeds of the loss for one element of the batch.
@@ -299,6 +321,14 @@ impl<F: Real> ElementGrads<F> {
             w_out: Array2::zeros((n, n_out)),
             b_out: vec![F::zero(); n_out],
         }
+    }
+
+    /// Sets every entry to zero.
+    pub fn fill_zero(&mut self) {
+        self.w_in.fill(F::zero());
+        self.w_rec.fill(F::zero());
+        self.w_out.fill(F::zero());
+        self.b_out.fill(F::zero());
     }
 
     /// `self += other`.
@@ -463,11 +493,10 @@ pub fn backward_element<F: Real>(
                 if pseudo_derivative(v_scaled, ctx.consts.dampening_factor) == F::zero() {
                     continue;
                 }
-                let mut acc = F::zero();
-                ctx.w_rec.for_each_outgoing(k, |j, d, w| {
-                    acc = acc + w * g_i[arrival[d] + j];
+                g_z_rec[k] = warp_order_sum(|add| {
+                    ctx.w_rec
+                        .for_each_outgoing(k, |j, d, w| add(j, w * g_i[arrival[d] + j]));
                 });
-                g_z_rec[k] = acc;
             }
         }
         for (j, _) in trace.spikes(t) {

@@ -2,12 +2,12 @@
 //! theta > 0) rewired after every optimiser step so that the number of connections stays fixed.
 
 use crate::error::HostError;
+use lsnn_core::philox;
 use lsnn_core::Real;
 use nalgebra::DMatrix;
 use ndarray::Array2;
-use rand::seq::index::sample;
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal, WeightedIndex};
+use rand_distr::{Distribution, StandardNormal};
 
 /// The value a reconnected synapse starts from.
 pub const RECONNECT_THETA: f64 = 1e-12;
@@ -212,26 +212,41 @@ fn balance_columns(theta: &mut Array2<f64>, neuron_sign: &[f64]) {
     }
 }
 
+/// Where a rewired matrix sits in the flat parameter vector `w_in | w_rec | w_out | b_out` (the
+/// arrays present, in [`crate::train::Params::named`]'s order): DEEP R's Philox counters are
+/// keyed by these, so the host and lsnn-gpu draw the same numbers for the same entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlatPlace {
+    /// Index of the array among those present.
+    pub segment: u32,
+    /// Flat index of its first entry.
+    pub start: u32,
+}
+
 /// Steps 3 and 4 of a DEEP R step, after the optimiser: entries disconnected before the step
-/// go back to 0; connected ones get `-lr * l1 + sqrt(2 lr T) N(0, 1)`.
-pub fn guard_and_regularise<F: Real, R: Rng>(
+/// go back to 0; connected ones get `-lr * l1 + sqrt(2 lr T) N(0, 1)`, the normal drawn from
+/// Philox block `(place.start + k, STREAM_NOISE)` under `key` for entry k.
+pub fn guard_and_regularise<F: Real>(
     theta: &mut Array2<F>,
     was_connected: &Array2<bool>,
     lr: f64,
     l1: f64,
     temperature: f64,
-    rng: &mut R,
+    key: u64,
+    place: FlatPlace,
 ) {
     let noise_scale = (2.0 * lr * temperature).sqrt();
+    let key = philox::key_words(key);
     theta.zip_mut_with(was_connected, |t, &was| {
         if !was {
             *t = F::zero();
         }
     });
-    for t in theta.iter_mut() {
+    for (k, t) in theta.iter_mut().enumerate() {
         if *t > F::zero() {
-            let noise: f64 = if temperature > 0.0 {
-                noise_scale * Distribution::<f64>::sample(&StandardNormal, rng)
+            let noise = if temperature > 0.0 {
+                let counter = [place.start + k as u32, philox::STREAM_NOISE, 0, 0];
+                noise_scale * philox::normal(philox::philox4x32_10(counter, key))
             } else {
                 0.0
             };
@@ -251,36 +266,81 @@ pub fn budget<F: Real>(matrices: &[RewiredMatrix<F>]) -> usize {
 /// Step 5: reconnect `K - connected` synapses, split among the matrices by categorical draws
 /// (probabilities proportional to size * p), each at uniformly chosen disconnected entries,
 /// set to theta = 1e-12 with their fixed sign. Returns the number connected afterwards.
-pub fn reconnect<F: Real, R: Rng>(
+///
+/// The draws are Philox blocks under `key` (lsnn-gpu's `lsnn_reconnect` makes the same ones):
+/// draw i of the split is block `(i, STREAM_SPLIT)`, a uniform over the matrices in segment
+/// order; matrix s then takes entries `below(word 0 of block (attempt, STREAM_PICK, s), size)`
+/// for attempt = 0, 1, ..., keeping the disconnected ones (uniform without replacement), or all
+/// of its disconnected entries when it needs that many.
+pub fn reconnect<F: Real>(
     matrices: &mut [RewiredMatrix<F>],
-    rng: &mut R,
+    places: &[FlatPlace],
+    key: u64,
 ) -> Result<usize, HostError> {
+    if places.len() != matrices.len() {
+        return Err(HostError::Network(format!(
+            "{} rewired matrices but {} flat places",
+            matrices.len(),
+            places.len()
+        )));
+    }
     let connected: usize = matrices.iter().map(|m| m.n_connected()).sum();
     let missing = budget(matrices).saturating_sub(connected);
-    if missing > 0 {
-        let weights: Vec<f64> = matrices
-            .iter()
-            .map(|m| m.theta.len() as f64 * m.connectivity)
-            .collect();
-        let split = WeightedIndex::new(&weights)
-            .map_err(|e| HostError::Network(format!("rewiring connectivities: {e}")))?;
-        let mut counts = vec![0usize; matrices.len()];
-        for _ in 0..missing {
-            counts[split.sample(rng)] += 1;
+    let key = philox::key_words(key);
+    let mut order: Vec<usize> = (0..matrices.len()).collect();
+    order.sort_by_key(|&m| places[m].segment);
+    let weight = |m: &RewiredMatrix<F>| m.theta.len() as f64 * m.connectivity;
+    let total: f64 = order.iter().map(|&m| weight(&matrices[m])).sum();
+    let mut counts = vec![0usize; matrices.len()];
+    for i in 0..missing {
+        if total <= 0.0 {
+            break;
         }
-        for (m, &count) in matrices.iter_mut().zip(&counts) {
-            let candidates: Vec<usize> = m
-                .theta
-                .iter()
-                .enumerate()
-                .filter(|(_, &t)| t <= F::zero())
-                .map(|(k, _)| k)
-                .collect();
-            let count = count.min(candidates.len());
-            let flat = m.theta.as_slice_mut().expect("standard layout");
-            for pick in sample(rng, candidates.len(), count) {
-                flat[candidates[pick]] = F::of(RECONNECT_THETA);
+        let r = philox::philox4x32_10([i as u32, philox::STREAM_SPLIT, 0, 0], key);
+        let u = philox::uniform53(r[0], r[1]) * total;
+        let (mut cumulative, mut pick, mut last) = (0.0, None, None);
+        for &m in &order {
+            if weight(&matrices[m]) <= 0.0 {
+                continue;
             }
+            last = Some(m);
+            cumulative += weight(&matrices[m]);
+            if u < cumulative {
+                pick = Some(m);
+                break;
+            }
+        }
+        if let Some(m) = pick.or(last) {
+            counts[m] += 1;
+        }
+    }
+    for &m in &order {
+        let matrix = &mut matrices[m];
+        let disconnected = matrix.theta.len() - matrix.n_connected();
+        let want = counts[m].min(disconnected);
+        if want == 0 {
+            continue;
+        }
+        let flat = matrix.theta.as_slice_mut().expect("standard layout");
+        let reconnect = F::of(RECONNECT_THETA);
+        if want == disconnected {
+            flat.iter_mut()
+                .filter(|t| !(**t > F::zero()))
+                .for_each(|t| *t = reconnect);
+            continue;
+        }
+        let size = u32::try_from(flat.len())
+            .map_err(|_| HostError::Network("a rewired matrix over 2^32 entries".into()))?;
+        let (mut placed, mut attempt) = (0, 0u32);
+        while placed < want {
+            let counter = [attempt, philox::STREAM_PICK, places[m].segment, 0];
+            let r = philox::philox4x32_10(counter, key);
+            let at = philox::below(r[0], size) as usize;
+            if !(flat[at] > F::zero()) {
+                flat[at] = reconnect;
+                placed += 1;
+            }
+            attempt = attempt.wrapping_add(1);
         }
     }
     Ok(matrices.iter().map(|m| m.n_connected()).sum())
@@ -392,8 +452,11 @@ mod tests {
     fn previously_disconnected_entries_reset_and_new_negatives_stay() {
         let mut theta = Array2::from_shape_vec((1, 3), vec![-0.5f64, -0.2, 0.3]).unwrap();
         let was = Array2::from_shape_vec((1, 3), vec![false, true, true]).unwrap();
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        guard_and_regularise(&mut theta, &was, 0.1, 0.5, 0.0, &mut rng);
+        let place = FlatPlace {
+            segment: 0,
+            start: 0,
+        };
+        guard_and_regularise(&mut theta, &was, 0.1, 0.5, 0.0, 7, place);
         assert_eq!(theta.as_slice().unwrap(), &[0.0, -0.2, 0.3 - 0.05]);
     }
 }

@@ -5,7 +5,7 @@ use ndarray::Array2;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::deepr::{guard_and_regularise, reconnect, RewiredMatrix};
+use super::deepr::{guard_and_regularise, reconnect, FlatPlace, RewiredMatrix};
 use super::network::Params;
 use super::optim::Optimizer;
 use crate::error::HostError;
@@ -35,6 +35,29 @@ impl<F: Real> Weights<F> {
             *dense_mut(&mut self.params, &m.name)? = m.weights();
         }
         Ok(())
+    }
+
+    /// The place of each rewired matrix in the flat parameter vector.
+    pub fn flat_places(&self) -> Result<Vec<FlatPlace>, HostError> {
+        let named = self.params.named();
+        self.rewired
+            .iter()
+            .map(|m| {
+                let segment = named
+                    .iter()
+                    .position(|(n, _)| *n == m.name)
+                    .ok_or_else(|| {
+                        HostError::Network(format!("cannot rewire unknown matrix {}", m.name))
+                    })?;
+                let start: usize = named[..segment].iter().map(|(_, a)| a.len()).sum();
+                Ok(FlatPlace {
+                    segment: segment as u32,
+                    start: u32::try_from(start).map_err(|_| {
+                        HostError::Network("over 2^32 parameters cannot be rewired".into())
+                    })?,
+                })
+            })
+            .collect()
     }
 
     /// Checks every gradient for NaN/Inf (naming the first offending array), then applies the
@@ -92,10 +115,13 @@ impl<F: Real> Weights<F> {
                 l1: 0.0,
                 temperature: 0.0,
             });
-            for (m, was) in self.rewired.iter_mut().zip(&was_connected) {
-                guard_and_regularise(&mut m.theta, was, lr, r.l1, r.temperature, rng);
+            // One draw of the run's generator keys this step's Philox numbers, as on the GPU.
+            let key = rng.gen::<u64>();
+            let places = self.flat_places()?;
+            for ((m, was), &place) in self.rewired.iter_mut().zip(&was_connected).zip(&places) {
+                guard_and_regularise(&mut m.theta, was, lr, r.l1, r.temperature, key, place);
             }
-            reconnect(&mut self.rewired, rng)?;
+            reconnect(&mut self.rewired, &places, key)?;
             self.sync_rewired()?;
         }
         Ok(())

@@ -1,6 +1,15 @@
-//! Philox4x32-10, the counter-based generator of the DEEP R kernels (`lsnn_philox` in
-//! `kernels/lsnn.cuh`), mirrored on the CPU: tested here against Random123's known-answer
-//! vectors, and against the kernel by the device test `philox_matches_the_rust_mirror`.
+//! Philox4x32-10, the counter-based generator of DEEP R's random numbers on the host trainer and
+//! in lsnn-gpu's kernels (`lsnn_philox` in `lsnn-gpu/kernels/lsnn.cuh`): a draw is a pure function
+//! of (key, counter), so both place reconnected synapses and draw noise identically whatever
+//! runs in parallel. Tested here against Random123's known-answer vectors, and against the
+//! kernel by lsnn-gpu's device test `philox_matches_the_rust_mirror`.
+
+/// Counter word 1 (the stream) of DEEP R's noise on connected entries.
+pub const STREAM_NOISE: u32 = 0;
+/// Stream of the categorical split of new connections among the matrices.
+pub const STREAM_SPLIT: u32 = 1;
+/// Stream of the placement of new connections (rejection sampling).
+pub const STREAM_PICK: u32 = 2;
 
 /// One Philox4x32-10 block for `counter` under `key`.
 pub fn philox4x32_10(mut c: [u32; 4], mut k: [u32; 2]) -> [u32; 4] {
@@ -28,6 +37,19 @@ pub fn key_words(key: u64) -> [u32; 2] {
 /// Uniform in [0, 1) with 53 bits from two words (`lsnn_uniform53`).
 pub fn uniform53(a: u32, b: u32) -> f64 {
     (f64::from(a >> 5) * 67_108_864.0 + f64::from(b >> 6)) * (1.0 / 9_007_199_254_740_992.0)
+}
+
+/// Standard normal by Box-Muller from the four words of one block (`lsnn_normal`).
+pub fn normal(r: [u32; 4]) -> f64 {
+    const TWO_53: f64 = 9_007_199_254_740_992.0;
+    let u1 = (uniform53(r[0], r[1]) * TWO_53 + 1.0) / TWO_53;
+    let u2 = uniform53(r[2], r[3]);
+    libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(core::f64::consts::TAU * u2)
+}
+
+/// `floor(x * n / 2^32)`: a uniform index below `n` from one word (CUDA's `__umulhi`).
+pub fn below(x: u32, n: u32) -> u32 {
+    ((u64::from(x) * u64::from(n)) >> 32) as u32
 }
 
 #[cfg(test)]
