@@ -16,6 +16,7 @@
 # Usage: bash lsnn-gpu/device-check.sh [BIN]
 #   PART=main    1-4             PART=san   6            PART=all   1-7 (default)
 #   PART=long    the sMNIST tutorial on the GPU: N_ITER (36000) iterations, test accuracy, wall time
+#   SEEDS        seeds of the short sMNIST runs (default 1)
 #   DEADLINE     seconds for the whole script (default 540): a step gets at most what is left
 #                (minus a margin for the summary) and is skipped when under 10 s are left.
 set -uo pipefail
@@ -66,8 +67,11 @@ esac
 
 case $PART in all)
     if [ -d "$BIN/mnist" ]; then
-        step train-smnist-200 90 "$BIN"/lsnn-host train smnist --device cuda --data-dir "$BIN/mnist" \
-            --n-iter 200 --print-every 100 --seed 1 --do-plot false --results-dir /tmp/runs-short
+        for seed in ${SEEDS:-1}; do
+            step "train-smnist-200-seed$seed" 90 "$BIN"/lsnn-host train smnist --device cuda \
+                --data-dir "$BIN/mnist" --n-iter 200 --print-every 100 --seed "$seed" \
+                --do-plot false --results-dir /tmp/runs-short
+        done
     fi
     ;;
 esac

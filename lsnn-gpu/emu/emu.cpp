@@ -69,6 +69,10 @@ void emu_lsnn_forward(unsigned grid, unsigned block, unsigned shared, const Forw
 void emu_lsnn_backward(unsigned grid, unsigned block, unsigned shared, const BackwardArgs* a) {
     run_grid(grid, block, shared, [a] { lsnn_backward(*a); });
 }
+void emu_lsnn_rec_rows(unsigned n_rec, const float2* syn, unsigned n_in, float2* rows,
+                       unsigned* count) {
+    run_grid(n_rec, 32, 0, [=] { lsnn_rec_rows(syn, n_in, n_rec, rows, count); });
+}
 void emu_lsnn_loss(unsigned grid, unsigned block, unsigned shared, const LossArgs* a) {
     run_grid(grid, block, shared, [a] { lsnn_loss(*a); });
 }

@@ -13,19 +13,37 @@
 //    as a non-blocking reduction; there is a single writer per address, so the result is the
 //    sequential sum); one reduction over blocks follows (lsnn_reduce_grads);
 // 4. the recurrent adjoint dL/dz_{t-1} = sum_j w_rec[k][j] dL/di_j(t + d_kj), only for neurons k
-//    whose pseudo-derivative at step t - 1 is non-zero (as the host), one warp per such k
-//    (lanes over j, then a shuffle reduction), computed by the warp that owns k, so only one
-//    __syncthreads per step is needed (between 2-3 and 4).
+//    whose pseudo-derivative at step t - 1 is non-zero (as the host), by thread k over the
+//    connected synapses of its row (`lsnn_rec_rows`, j ascending: the host's order), so all
+//    such neurons work at once and only one __syncthreads per step is needed (between 2-3
+//    and 4).
 //
 // Dynamic shared memory (floats unless noted): dL/di ring [D + 2][NP], readout adjoints per term
 // [max_terms][NP], term windows [max_terms][2] (u32), then (when acc_in_shared) the gradient rows
 // of w_in and w_rec [(I + N) * N].
 #include "lsnn.cuh"
 
-__device__ __forceinline__ float lsnn_warp_sum(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(LSNN_FULL_MASK, x, o);
-    return x;
+// The connected recurrent synapses of row k (w_rec[k][j] != 0), j ascending, compacted into
+// rows[k * N ..] as (weight, j | delay << 16); count[k] of them. One warp per row; run after
+// every change of the weights (each iteration, before the backward).
+extern "C" __global__ void lsnn_rec_rows(const float2* syn, unsigned n_in, unsigned n_rec,
+                                         float2* rows, unsigned* count) {
+    const unsigned k = blockIdx.x, lane = threadIdx.x;
+    const float2* row = syn + (size_t)(n_in + k) * n_rec;
+    float2* out = rows + (size_t)k * n_rec;
+    unsigned n = 0;
+    for (unsigned base = 0; base < n_rec; base += 32u) {
+        const unsigned j = base + lane;
+        const float2 s = j < n_rec ? row[j] : make_float2(0.0f, 0.0f);
+        const bool connected = j < n_rec && s.x != 0.0f;
+        const unsigned mask = __ballot_sync(LSNN_FULL_MASK, connected);
+        if (connected) {
+            const unsigned before = __popc(mask & ((1u << lane) - 1u));
+            out[n + before] = make_float2(s.x, __uint_as_float(j | (__float_as_uint(s.y) << 16)));
+        }
+        n += __popc(mask);
+    }
+    if (lane == 0) count[k] = n;
 }
 
 extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardArgs a) {
@@ -97,13 +115,26 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
 
     float g_v = 0.0f, g_z = 0.0f, g_b = 0.0f, g_z_rec = 0.0f, carry = 0.0f;
     float b_after = live ? a.tr_b[tr0 + (size_t)T * N + j] : 0.0f;
+    // The trace of step t is loaded one step early (it does not depend on the adjoints), so
+    // its latency hides behind the work of the step before.
+    float v_before = live ? a.tr_v[tr0 + (size_t)(T - 1) * N + j] : 0.0f;
+    float b_before = live ? a.tr_b[tr0 + (size_t)(T - 1) * N + j] : 0.0f;
+    unsigned spk_word = spk[(size_t)(T - 1) * W + warp];
+    unsigned ref_word = ref[(size_t)(T - 1) * W + warp];
     unsigned slot = (T - 1) % (D + 1);  // ring row of step t
     for (int ti = (int)T - 1; ti >= 0; --ti) {
         const unsigned t = (unsigned)ti;
-        const float v_before = live ? a.tr_v[tr0 + (size_t)t * N + j] : 0.0f;
-        const float b_before = live ? a.tr_b[tr0 + (size_t)t * N + j] : 0.0f;
-        const unsigned spk_word = spk[(size_t)t * W + warp];
-        const bool refractory = (ref[(size_t)t * W + warp] >> lane) & 1u;
+        const bool refractory = (ref_word >> lane) & 1u;
+        float v_next = 0.0f, b_next = 0.0f;  // step t - 1
+        unsigned spk_next = 0, ref_next = 0;
+        if (t > 0) {
+            if (live) {
+                v_next = a.tr_v[tr0 + (size_t)(t - 1) * N + j];
+                b_next = a.tr_b[tr0 + (size_t)(t - 1) * N + j];
+            }
+            spk_next = spk[(size_t)(t - 1) * W + warp];
+            ref_next = ref[(size_t)(t - 1) * W + warp];
+        }
 
         // 1. Adjoints of the outputs of step t.
         for (unsigned q = 0; q < nq; ++q)
@@ -163,33 +194,32 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
 
         // 4. dL/dz_{t-1} through the recurrent synapses, only where z_{t-1} can matter.
         g_z_rec = 0.0f;
-        if (t > 0) {
-            const float v_m1 = live ? a.tr_v[tr0 + (size_t)(t - 1) * N + j] : 0.0f;
-            const bool refractory_m1 = (ref[(size_t)(t - 1) * W + warp] >> lane) & 1u;
+        if (t > 0 && live) {
+            const float v_m1 = v_next;
+            const bool refractory_m1 = (ref_next >> lane) & 1u;
             const float thr = lsnn_threshold(neuron, b_before, k.v0);
             const float v_scaled = (v_m1 - thr) / thr;
-            const bool active = live && !refractory_m1 &&
-                                lsnn_pseudo_derivative(v_scaled, k.dampening_factor) != 0.0f;
-            unsigned todo = __ballot_sync(LSNN_FULL_MASK, active);
-            while (todo) {
-                const unsigned l = (unsigned)(__ffs(todo) - 1);
-                todo &= todo - 1u;
-                const unsigned kk = warp * 32u + l;
-                const float2* row = a.syn + (size_t)(I + kk) * N;
+            if (!refractory_m1 && lsnn_pseudo_derivative(v_scaled, k.dampening_factor) != 0.0f) {
+                const float2* row = a.rec_rows + (size_t)j * N;
+                const unsigned n_conn = a.rec_count[j];
                 float s = 0.0f;
-                for (unsigned jj = lane; jj < N; jj += 32u) {
-                    const float2 syn = row[jj];
-                    const unsigned d = __float_as_uint(syn.y);
+                for (unsigned e = 0; e < n_conn; ++e) {
+                    const float2 syn = row[e];
+                    const unsigned packed = __float_as_uint(syn.y);
+                    const unsigned jj = packed & 0xffffu, d = packed >> 16;
                     unsigned r = slot + d;
                     if (r > D) r -= D + 1;
                     if (t + d >= T) r = zero_row;
-                    s += syn.x * g_i[r * NP + jj];
+                    s = s + syn.x * g_i[r * NP + jj];
                 }
-                s = lsnn_warp_sum(s);
-                if (lane == l) g_z_rec = s;
+                g_z_rec = s;
             }
         }
         b_after = b_before;
+        v_before = v_next;
+        b_before = b_next;
+        spk_word = spk_next;
+        ref_word = ref_next;
         slot = slot == 0 ? D : slot - 1;
     }
 

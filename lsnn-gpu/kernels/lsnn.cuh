@@ -182,6 +182,8 @@ struct ForwardArgs {
 struct BackwardArgs {
     const float4* neurons;
     const float2* syn;
+    const float2* rec_rows;
+    const unsigned* rec_count;
     const float* w_out;
     const unsigned* in_offsets;
     const unsigned* in_channels;

@@ -72,6 +72,8 @@ kernel_args!(
     BackwardArgs {
         neurons: u64,
         syn: u64,
+        rec_rows: u64,
+        rec_count: u64,
         w_out: u64,
         in_offsets: u64,
         in_channels: u64,

@@ -25,6 +25,13 @@ use lsnn_core::philox::{key_words, philox4x32_10};
 
 extern "C" {
     fn emu_lsnn_forward(grid: u32, block: u32, shared: u32, a: *const ForwardArgs);
+    fn emu_lsnn_rec_rows(
+        n_rec: u32,
+        syn: *const [f32; 2],
+        n_in: u32,
+        rows: *mut [f32; 2],
+        count: *mut u32,
+    );
     fn emu_lsnn_backward(grid: u32, block: u32, shared: u32, a: *const BackwardArgs);
     fn emu_lsnn_loss(grid: u32, block: u32, shared: u32, a: *const LossArgs);
     fn emu_lsnn_clear(flags: *mut u32, counters: *mut u32);
@@ -47,6 +54,8 @@ struct Emu {
     opt: OptimizerKind,
     neurons: Vec<[f32; 4]>,
     syn: Vec<[f32; 2]>,
+    rec_rows: Vec<[f32; 2]>,
+    rec_count: Vec<u32>,
     params: Vec<f32>,
     theta: Vec<f32>,
     sign: Vec<f32>,
@@ -133,6 +142,8 @@ impl Emu {
             k: KernelConsts::new(&spec.config, spec.tau_out),
             neurons: neuron_table(&spec.neurons().unwrap()),
             syn,
+            rec_rows: vec![[f32::NAN; 2]; n * n],
+            rec_count: vec![u32::MAX; n],
             params,
             theta,
             sign,
@@ -237,6 +248,8 @@ impl Emu {
         let net = NetPtrs {
             neurons: at(&mut self.neurons),
             syn: at(&mut self.syn),
+            rec_rows: at(&mut self.rec_rows),
+            rec_count: at(&mut self.rec_count),
             params: at(&mut self.params),
             theta: at(&mut self.theta),
             sign: at(&mut self.sign),
@@ -316,6 +329,13 @@ impl Emu {
         let e: LaunchPlan = elementwise_plan(l.len());
         // SAFETY: as in `forward`.
         unsafe {
+            emu_lsnn_rec_rows(
+                d.n_rec as u32,
+                net.syn as *const [f32; 2],
+                d.n_in as u32,
+                net.rec_rows as *mut [f32; 2],
+                net.rec_count as *mut u32,
+            );
             emu_lsnn_backward(
                 plan.launch.grid,
                 plan.launch.block,

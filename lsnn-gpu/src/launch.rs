@@ -17,6 +17,10 @@ pub struct NetPtrs {
     pub neurons: u64,
     /// `[(I + N) * N]` float2 synapses.
     pub syn: u64,
+    /// `[N * N]` float2: the connected recurrent synapses of each row (`lsnn_rec_rows`).
+    pub rec_rows: u64,
+    /// `[N]` u32: how many of them.
+    pub rec_count: u64,
     /// `[P]` parameters.
     pub params: u64,
     /// `[P]` DEEP R magnitudes.
@@ -235,6 +239,8 @@ pub fn backward_args(
     BackwardArgs {
         neurons: net.neurons,
         syn: net.syn,
+        rec_rows: net.rec_rows,
+        rec_count: net.rec_count,
         w_out: offset(net.params, wo),
         in_offsets: b.in_offsets,
         in_channels: b.in_channels,

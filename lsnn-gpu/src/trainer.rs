@@ -632,6 +632,8 @@ pub struct GpuTrainer {
     consts: KernelConsts,
     neurons: DeviceBuffer<[f32; 4]>,
     syn: DeviceBuffer<[f32; 2]>,
+    rec_rows: DeviceBuffer<[f32; 2]>,
+    rec_count: DeviceBuffer<u32>,
     set: UpdateSet,
     metrics: DeviceBuffer<f32>,
     rates: DeviceBuffer<f32>,
@@ -687,6 +689,8 @@ impl GpuTrainer {
             consts: KernelConsts::new(&spec.config, spec.tau_out),
             neurons: upload(&neuron_table(spec.neurons), "neurons")?,
             syn: upload(&syn_host, "synapses")?,
+            rec_rows: alloc(n * n, "recurrent rows")?,
+            rec_count: alloc(n, "recurrent row lengths")?,
             set: UpdateSet::new(segments, optimizer, &flat, &theta, &sign)?,
             metrics: alloc(4, "metrics")?,
             rates: alloc(n, "rates")?,
@@ -1035,6 +1039,8 @@ impl GpuTrainer {
         NetPtrs {
             neurons: ptr(&self.neurons),
             syn: ptr(&self.syn),
+            rec_rows: ptr(&self.rec_rows),
+            rec_count: ptr(&self.rec_count),
             metrics: ptr(&self.metrics),
             rates: ptr(&self.rates),
             reg_grad: ptr(&self.reg_grad),
@@ -1065,10 +1071,33 @@ impl GpuTrainer {
             .launch(&self.gpu.loss, "lsnn_loss", launch::one_block(), args)
     }
 
+    /// The connected recurrent synapses of each row, from the current weights (the backward's
+    /// recurrent adjoint reads them).
+    fn queue_rec_rows(&self) -> Result<(), GpuError> {
+        let func = self
+            .gpu
+            .backward
+            .get_function("lsnn_rec_rows")
+            .ctx("lsnn_rec_rows")?;
+        let stream = &self.gpu.stream;
+        let (n_in, n_rec) = (self.dims.n_in as u32, self.dims.n_rec as u32);
+        let (syn, rows, count) = (ptr(&self.syn), ptr(&self.rec_rows), ptr(&self.rec_count));
+        // SAFETY: syn holds (I + N) * N entries, rows N * N and count N (allocated in `new`).
+        unsafe {
+            launch!(func<<<n_rec, 32u32, 0u32, stream>>>(syn, n_in, n_rec, rows, count))
+                .ctx("lsnn_rec_rows")?;
+        }
+        if self.gpu.sync_each_launch {
+            self.gpu.synchronize()?;
+        }
+        Ok(())
+    }
+
     fn queue_gradients(&self, poison: Option<usize>) -> Result<(), GpuError> {
         let bb = self.batch()?;
         let (d, k, l) = (&self.dims, &self.consts, &self.layout);
         let (net, b, s) = (self.net_ptrs(), bb.ptrs(), bb.shape());
+        self.queue_rec_rows()?;
         let plan = backward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit)?;
         let args = launch::backward_args(d, k, l, &net, &b, &s, plan.acc_in_shared);
         self.gpu

@@ -253,22 +253,6 @@ pub fn softmax_exp<F: Real>(x: F) -> F {
     F::of(x.to_f64().exp())
 }
 
-/// `sum_j w_j x_j` over one row in the order of a CUDA warp: lane `l` sums the entries
-/// `j = l, l + 32, ...` in turn, then the 32 partial sums meet in a butterfly (`__shfl_xor` with
-/// offsets 16, 8, 4, 2, 1). The GPU's backward sums the recurrent adjoint this way; summing the
-/// same way here keeps the two bit-identical. Entries left out (disconnected) add nothing.
-pub fn warp_order_sum<F: Real>(mut for_each: impl FnMut(&mut dyn FnMut(usize, F))) -> F {
-    let mut lanes = [F::zero(); 32];
-    for_each(&mut |j, x| lanes[j % 32] = lanes[j % 32] + x);
-    for offset in [16, 8, 4, 2, 1] {
-        let before = lanes;
-        for (l, lane) in lanes.iter_mut().enumerate() {
-            *lane = before[l] + before[l ^ offset];
-        }
-    }
-    lanes[0]
-}
-
 /// Adjoint seeds of the loss for one element of the batch.
 #[derive(Clone, Debug, Default)]
 pub struct LossSeeds<'a, F> {
@@ -493,10 +477,12 @@ pub fn backward_element<F: Real>(
                 if pseudo_derivative(v_scaled, ctx.consts.dampening_factor) == F::zero() {
                     continue;
                 }
-                g_z_rec[k] = warp_order_sum(|add| {
-                    ctx.w_rec
-                        .for_each_outgoing(k, |j, d, w| add(j, w * g_i[arrival[d] + j]));
+                // Connected synapses, j ascending: lsnn-gpu's backward sums in this order too.
+                let mut acc = F::zero();
+                ctx.w_rec.for_each_outgoing(k, |j, d, w| {
+                    acc = acc + w * g_i[arrival[d] + j];
                 });
+                g_z_rec[k] = acc;
             }
         }
         for (j, _) in trace.spikes(t) {
