@@ -255,6 +255,11 @@ pub fn guard_and_regularise<F: Real>(
     }
 }
 
+/// Not `theta > 0` (NaN included), as the kernels test it.
+fn is_disconnected<F: Real>(theta: F) -> bool {
+    theta.partial_cmp(&F::zero()) != Some(std::cmp::Ordering::Greater)
+}
+
 /// The global budget `K = int(sum_m size_m * p_m)`, summed in float32 as TensorFlow does.
 pub fn budget<F: Real>(matrices: &[RewiredMatrix<F>]) -> usize {
     matrices
@@ -325,7 +330,7 @@ pub fn reconnect<F: Real>(
         let reconnect = F::of(RECONNECT_THETA);
         if want == disconnected {
             flat.iter_mut()
-                .filter(|t| !(**t > F::zero()))
+                .filter(|t| is_disconnected(**t))
                 .for_each(|t| *t = reconnect);
             continue;
         }
@@ -336,7 +341,7 @@ pub fn reconnect<F: Real>(
             let counter = [attempt, philox::STREAM_PICK, places[m].segment, 0];
             let r = philox::philox4x32_10(counter, key);
             let at = philox::below(r[0], size) as usize;
-            if !(flat[at] > F::zero()) {
+            if is_disconnected(flat[at]) {
                 flat[at] = reconnect;
                 placed += 1;
             }
