@@ -121,13 +121,15 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
     float b_before = live ? a.tr_b[tr0 + (size_t)(T - 1) * N + j] : 0.0f;
     unsigned spk_word = spk[(size_t)(T - 1) * W + warp];
     unsigned ref_word = ref[(size_t)(T - 1) * W + warp];
+    unsigned e_lo = offs[T - 1], e_hi = offs[T];  // step t's input events
     unsigned slot = (T - 1) % (D + 1);  // ring row of step t
     for (int ti = (int)T - 1; ti >= 0; --ti) {
         const unsigned t = (unsigned)ti;
         const bool refractory = (ref_word >> lane) & 1u;
         float v_next = 0.0f, b_next = 0.0f;  // step t - 1
-        unsigned spk_next = 0, ref_next = 0;
+        unsigned spk_next = 0, ref_next = 0, e_before = e_lo;
         if (t > 0) {
+            e_before = offs[t - 1];
             if (live) {
                 v_next = a.tr_v[tr0 + (size_t)(t - 1) * N + j];
                 b_next = a.tr_b[tr0 + (size_t)(t - 1) * N + j];
@@ -155,8 +157,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
 
         // 3. Weight gradients of the synapses that delivered at step t (arrival t + d).
         if (live) {
-            const unsigned e1 = offs[t + 1];
-            for (unsigned e = offs[t]; e < e1; ++e) {
+#pragma unroll 2
+            for (unsigned e = e_lo; e < e_hi; ++e) {
                 const unsigned i = a.in_channels[e];
                 const float x = a.in_values[e];
                 const unsigned d = __float_as_uint(a.syn[(size_t)i * N + j].y);
@@ -202,15 +204,25 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
             if (!refractory_m1 && lsnn_pseudo_derivative(v_scaled, k.dampening_factor) != 0.0f) {
                 const float2* row = a.rec_rows + (size_t)j * N;
                 const unsigned n_conn = a.rec_count[j];
+                // Four synapses at a time: their loads and products are independent, so they
+                // are in flight together; the sum still adds them one by one, in order.
                 float s = 0.0f;
-                for (unsigned e = 0; e < n_conn; ++e) {
-                    const float2 syn = row[e];
-                    const unsigned packed = __float_as_uint(syn.y);
-                    const unsigned jj = packed & 0xffffu, d = packed >> 16;
-                    unsigned r = slot + d;
-                    if (r > D) r -= D + 1;
-                    if (t + d >= T) r = zero_row;
-                    s = s + syn.x * g_i[r * NP + jj];
+                for (unsigned e0 = 0; e0 < n_conn; e0 += 4u) {
+                    float prod[4];
+#pragma unroll
+                    for (unsigned u = 0; u < 4u; ++u) {
+                        const unsigned e = e0 + u < n_conn ? e0 + u : e0;
+                        const float2 syn = row[e];
+                        const unsigned packed = __float_as_uint(syn.y);
+                        const unsigned jj = packed & 0xffffu, d = packed >> 16;
+                        unsigned r = slot + d;
+                        if (r > D) r -= D + 1;
+                        if (t + d >= T) r = zero_row;
+                        prod[u] = syn.x * g_i[r * NP + jj];
+                    }
+#pragma unroll
+                    for (unsigned u = 0; u < 4u; ++u)
+                        if (e0 + u < n_conn) s = s + prod[u];
                 }
                 g_z_rec = s;
             }
@@ -220,6 +232,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
         b_before = b_next;
         spk_word = spk_next;
         ref_word = ref_next;
+        e_hi = e_lo;
+        e_lo = e_before;
         slot = slot == 0 ? D : slot - 1;
     }
 

@@ -62,7 +62,10 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
     const int n_refractory = (int)a.n_refractory;
     unsigned head = 0;
     float psp = 0.0f, zs = 0.0f, lin = 0.0f;
+    // Step t's input events are [e_lo, e_hi); the next bound is loaded a step early.
+    unsigned e_lo = offs[0], e_hi = offs[1];
     for (unsigned t = 0; t < T; ++t) {
+        const unsigned e_after = t + 2 <= T ? offs[t + 2] : e_hi;
         const unsigned cur = t & 1u, nxt = cur ^ 1u;
         const bool refractory = left > 0;
         if (live) {
@@ -72,8 +75,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
                 a.tr_b[r] = bb;
             }
             // Inputs of step t, channels ascending (Cell::step_events).
-            const unsigned e1 = offs[t + 1];
-            for (unsigned e = offs[t]; e < e1; ++e) {
+#pragma unroll 2
+            for (unsigned e = e_lo; e < e_hi; ++e) {
                 const unsigned i = a.in_channels[e];
                 const float x = a.in_values[e];
                 const float2 s = a.syn[(size_t)i * N + j];
@@ -106,6 +109,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
             left = z > 0.0f ? n_refractory : (left > 0 ? left - 1 : 0);
         }
         head = (head + 1 == D) ? 0 : head + 1;
+        e_lo = e_hi;
+        e_hi = e_after;
         const unsigned zb = __ballot_sync(LSNN_FULL_MASK, live && z != 0.0f);
         const unsigned rb = __ballot_sync(LSNN_FULL_MASK, live && refractory);
         if (lane == 0) {

@@ -256,6 +256,8 @@ struct ReduceArgs {
 };
 
 #define LSNN_MAX_SEGMENTS 8
+// Threads of the one-block kernels (lsnn_loss, lsnn_reconnect): layout.rs SMALL_BLOCK.
+#define LSNN_RECONNECT_THREADS 256
 
 struct UpdateArgs {
     float* params;

@@ -94,11 +94,13 @@ __device__ __forceinline__ void lsnn_connect(const ReconnectArgs& a, unsigned p)
 // matrices by categorical draws (probabilities proportional to size * p), each placed at
 // uniformly chosen disconnected entries (rejection sampling over the matrix: uniform without
 // replacement), or at all of them when a matrix has no more than it needs. The random numbers
-// come from Philox, not the host's generator: the placement differs from the host's draws, the
-// number of connections after the step is the same (the budget).
-extern "C" __global__ void lsnn_reconnect(const ReconnectArgs a) {
+// are Philox blocks keyed as lsnn-host's `deepr::reconnect` keys them: the same places. Launched
+// with LSNN_RECONNECT_THREADS threads.
+extern "C" __global__ void __launch_bounds__(LSNN_RECONNECT_THREADS) lsnn_reconnect(const ReconnectArgs a) {
     __shared__ unsigned counts[LSNN_MAX_SEGMENTS];
     __shared__ unsigned skip;
+    __shared__ unsigned picks[LSNN_RECONNECT_THREADS];
+    __shared__ unsigned per_warp[LSNN_RECONNECT_THREADS / 32];
     const unsigned tid = threadIdx.x;
     if (tid == 0) {
         skip = (a.flags && (a.flags[0] != 0u || a.flags[2] != 0u)) ? 1u : 0u;
@@ -146,16 +148,36 @@ extern "C" __global__ void lsnn_reconnect(const ReconnectArgs a) {
         if (want == disconnected) {
             for (unsigned p = start + tid; p < start + size; p += blockDim.x)
                 if (!(a.theta[p] > 0.0f)) lsnn_connect(a, p);
-        } else if (tid == 0) {
+        } else {
+            // Rejection sampling: attempt i picks entry below(word 0 of block (i, PICK, s)) and
+            // connects it if it is still disconnected, until `want` are placed. Done a round of
+            // blockDim.x attempts at a time with the sequential result: an attempt succeeds
+            // when its entry was disconnected at the round's start and no earlier attempt of
+            // the round picked it, and the first `want - placed` successes (attempt order)
+            // connect.
             unsigned placed = 0;
-            for (unsigned attempt = 0; placed < want; ++attempt) {
-                const uint4 r =
-                    lsnn_philox(make_uint4(attempt, LSNN_STREAM_PICK, s, 0u), lsnn_key(a.key));
+            for (unsigned base = 0; placed < want; base += blockDim.x) {
+                const uint4 r = lsnn_philox(make_uint4(base + tid, LSNN_STREAM_PICK, s, 0u),
+                                            lsnn_key(a.key));
                 const unsigned p = start + __umulhi(r.x, size);
-                if (!(a.theta[p] > 0.0f)) {
-                    lsnn_connect(a, p);
-                    ++placed;
+                bool ok = !(a.theta[p] > 0.0f);
+                picks[tid] = p;
+                __syncthreads();
+                for (unsigned i = 0; ok && i < tid; ++i)
+                    if (picks[i] == p) ok = false;
+                const unsigned lane = tid & 31u, warp = tid >> 5;
+                const unsigned votes = __ballot_sync(LSNN_FULL_MASK, ok);
+                if (lane == 0) per_warp[warp] = __popc(votes);
+                __syncthreads();
+                unsigned rank = __popc(votes & ((1u << lane) - 1u)), round = 0;
+                for (unsigned w = 0; w < (blockDim.x >> 5); ++w) {
+                    if (w < warp) rank += per_warp[w];
+                    round += per_warp[w];
                 }
+                const unsigned left = want - placed;
+                if (ok && rank < left) lsnn_connect(a, p);
+                placed += round < left ? round : left;
+                __syncthreads();
             }
         }
         __syncthreads();

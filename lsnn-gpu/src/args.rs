@@ -308,6 +308,8 @@ mod tests {
     #[test]
     fn header_constants_match() {
         assert!(HEADER.contains(&format!("#define LSNN_MAX_SEGMENTS {MAX_SEGMENTS}")));
+        let threads = crate::layout::SMALL_BLOCK;
+        assert!(HEADER.contains(&format!("#define LSNN_RECONNECT_THREADS {threads}")));
         assert!(HEADER.contains(&format!("#define LSNN_OPT_ADAM {OPT_ADAM}u")));
         assert!(HEADER.contains(&format!("#define LSNN_OPT_SGD {OPT_SGD}u")));
         // seg_start has one entry more than there are segments.

@@ -800,6 +800,17 @@ fn emulated_kernels_at_the_smnist_width() {
 /// no randomness is involved, and the budget kept.
 #[test]
 fn emulated_update_equals_the_host_update() {
+    update_case(1e-2);
+}
+
+/// An l1 so large that most synapses drop out every step: DEEP R then places hundreds of new
+/// ones by rejection sampling, over several rounds of attempts with repeated picks.
+#[test]
+fn emulated_mass_reconnection_equals_the_host() {
+    update_case(30.0);
+}
+
+fn update_case(l1: f64) {
     let c = Net { seed: 5, ..BASE };
     let (spec, params) = network(&c);
     let mut rng = Rng(77);
@@ -856,7 +867,7 @@ fn emulated_update_equals_the_host_update() {
         let cfg = StepConfig {
             lr: 0.01,
             step,
-            rewiring: Some((1e-2, 1e-4)),
+            rewiring: Some((l1, 1e-4)),
             key,
             poison: None,
         };
@@ -867,7 +878,7 @@ fn emulated_update_equals_the_host_update() {
                 &mut opt,
                 0.01,
                 Some(Rewiring {
-                    l1: 1e-2,
+                    l1,
                     temperature: 1e-4,
                 }),
                 &mut hrng,
@@ -902,6 +913,8 @@ fn emulated_update_equals_the_host_update() {
                 );
             }
         }
+        let reconnected = emu.theta.iter().filter(|&&t| t == 1e-12).count();
+        eprintln!("l1 {l1} step {step}: {reconnected} synapses (re)connected at 1e-12");
         let connected = emu.theta.iter().filter(|&&t| t > 0.0).count();
         assert_eq!(connected, budget, "step {step}");
         assert_eq!(emu.n_connected[0] as usize, budget);
