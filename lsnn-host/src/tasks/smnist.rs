@@ -27,6 +27,7 @@
 //! `(28 + 2) * ext_time` chunks, last chunk) = the last 28 steps for every `ext_time`; the analog
 //! variant takes the last step.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::TaskError;
@@ -275,23 +276,25 @@ impl SmnistEncoding {
         self.encode_pixels(&px)
     }
 
-    /// Encodes images of pixel bytes into a batch of `n_steps` x `n_channels`.
+    /// Encodes images of pixel bytes into a batch of `n_steps` x `n_channels` (images in
+    /// parallel, elements in order).
     pub fn encode_batch(&self, images: &[&[u8]]) -> Result<InputBatch, TaskError> {
-        let mut batch = InputBatch::new(self.n_steps(), self.n_channels());
-        for image in images {
-            let mut events = self.encode_image(image)?;
-            batch
-                .push_element(&mut events)
-                .expect("events lie inside n_steps x n_channels");
-        }
-        Ok(batch)
+        self.batch_of(images, |image| self.encode_image(image))
     }
 
     /// Encodes images given as `[0, 1]` float32 pixels.
     pub fn encode_batch_f32(&self, images: &[&[f32]]) -> Result<InputBatch, TaskError> {
+        self.batch_of(images, |image| self.encode_pixels(image))
+    }
+
+    fn batch_of<T: Sync>(
+        &self,
+        images: &[T],
+        encode: impl Fn(&T) -> Result<Vec<Event>, TaskError> + Sync + Send,
+    ) -> Result<InputBatch, TaskError> {
+        let encoded: Vec<Vec<Event>> = images.par_iter().map(encode).collect::<Result<_, _>>()?;
         let mut batch = InputBatch::new(self.n_steps(), self.n_channels());
-        for image in images {
-            let mut events = self.encode_pixels(image)?;
+        for mut events in encoded {
             batch
                 .push_element(&mut events)
                 .expect("events lie inside n_steps x n_channels");
