@@ -47,7 +47,7 @@ mod cuda {
     use super::*;
 
     use lsnn_host::apps::gpu::{train_step, Device};
-    use lsnn_host::apps::run::Hooks;
+    use lsnn_host::apps::run::{Hooks, TrainStep};
     use lsnn_host::apps::store_recall::{self, Session, StoreRecallFlags};
     use lsnn_host::apps::{bench::BenchTask, smnist};
     use lsnn_host::fixture::{check_file, select_backends, CheckOptions, Family, Status};
@@ -151,21 +151,18 @@ mod cuda {
             let batch = generate(&mut data, 32, &flags.task()).unwrap();
             let terms = store_recall::loss_terms(&batch);
             let mut losses = Vec::new();
+            let step = TrainStep {
+                spec: &spec,
+                input: &batch.input,
+                terms: &terms,
+                reg: &reg,
+                lr: flags.learning_rate,
+                rewiring: None,
+                iteration: k,
+                hooks: &Hooks::default(),
+            };
             for (device, weights, opt, states, rng) in runs.iter_mut() {
-                let r = train_step(
-                    *device,
-                    &spec,
-                    weights,
-                    opt,
-                    flags.learning_rate,
-                    None,
-                    rng,
-                    (&batch.input, &terms, &reg),
-                    states,
-                    k,
-                    &Hooks::default(),
-                )
-                .unwrap();
+                let r = train_step(*device, &step, weights, opt, rng, states).unwrap();
                 losses.push(r.loss);
             }
             let e = rel(losses[0], losses[1]);
@@ -257,22 +254,19 @@ mod cuda {
             .collect();
         for k in 0..10 {
             let mut losses = Vec::new();
+            let step = TrainStep {
+                spec: &spec,
+                input: &input,
+                terms: &terms,
+                reg: &reg,
+                lr: flags.learning_rate,
+                rewiring,
+                iteration: k,
+                hooks: &Hooks::default(),
+            };
             for (device, weights, opt, rng) in runs.iter_mut() {
                 let mut states = zero_states(&spec, b);
-                let r = train_step(
-                    *device,
-                    &spec,
-                    weights,
-                    opt,
-                    flags.learning_rate,
-                    rewiring,
-                    rng,
-                    (&input, &terms, &reg),
-                    &mut states,
-                    k,
-                    &Hooks::default(),
-                )
-                .unwrap();
+                let r = train_step(*device, &step, weights, opt, rng, &mut states).unwrap();
                 losses.push(r.loss);
             }
             eprintln!("iteration {k}: host {} gpu {}", losses[0], losses[1]);

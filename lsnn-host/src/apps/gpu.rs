@@ -14,12 +14,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::run::Hooks;
+use super::run::TrainStep;
 use crate::error::HostError;
-use crate::input::InputBatch;
 use crate::train::optim::Optimizer;
-use crate::train::update::{Rewiring, Weights};
-use crate::train::{HostState, LossTerm, PassResult, RateRegulariser, Spec};
+use crate::train::update::Weights;
+use crate::train::{HostState, PassResult};
 
 /// Where training iterations run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -53,28 +52,18 @@ pub fn no_cuda_build() -> HostError {
 
 /// One training iteration on `device`: forward, backward, non-finite guard, optimiser and
 /// DEEP R, as [`super::run::train_step`].
-#[allow(clippy::too_many_arguments)]
 pub fn train_step<R: rand::Rng>(
     device: Device,
-    spec: &Spec<f32>,
+    step: &TrainStep<'_>,
     weights: &mut Weights<f32>,
     optimizer: &mut Optimizer,
-    lr: f64,
-    rewiring: Option<Rewiring>,
     rng: &mut R,
-    batch: (&InputBatch, &[Vec<LossTerm<f32>>], &RateRegulariser<f32>),
     states: &mut [HostState<f32>],
-    iteration: usize,
-    hooks: &Hooks,
 ) -> Result<PassResult<f32>, HostError> {
     match device {
-        Device::Cpu => super::run::train_step(
-            spec, weights, optimizer, lr, rewiring, rng, batch, states, iteration, hooks,
-        ),
+        Device::Cpu => super::run::train_step(step, weights, optimizer, rng, states),
         #[cfg(feature = "cuda")]
-        Device::Cuda => cuda::train_step(
-            spec, weights, optimizer, lr, rewiring, rng, batch, states, iteration, hooks,
-        ),
+        Device::Cuda => cuda::train_step(step, weights, optimizer, rng, states),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => Err(no_cuda_build()),
     }
@@ -99,7 +88,7 @@ mod cuda {
     use rand_chacha::ChaCha8Rng;
 
     use super::super::bench::{smnist_setup, store_recall_setup, BenchResult, BenchTask};
-    use super::super::run::{training_error, Hooks};
+    use super::super::run::TrainStep;
     use crate::error::HostError;
     use crate::input::InputBatch;
     use crate::train::deepr::RewiredMatrix;
@@ -465,20 +454,14 @@ mod cuda {
     }
 
     /// [`super::train_step`] on the GPU.
-    #[allow(clippy::too_many_arguments)]
     pub fn train_step<R: rand::Rng>(
-        spec: &Spec<f32>,
+        step: &TrainStep<'_>,
         weights: &mut Weights<f32>,
         optimizer: &mut Optimizer,
-        lr: f64,
-        rewiring: Option<Rewiring>,
         rng: &mut R,
-        batch: (&InputBatch, &[Vec<LossTerm<f32>>], &RateRegulariser<f32>),
         states: &mut [HostState<f32>],
-        iteration: usize,
-        hooks: &Hooks,
     ) -> Result<PassResult<f32>, HostError> {
-        let (input, terms, reg) = batch;
+        let (spec, terms) = (step.spec, step.terms);
         NETWORK.with(|cell| {
             let mut slot = cell.borrow_mut();
             if !slot.as_ref().is_some_and(|g| g.fits(spec, weights)) {
@@ -487,19 +470,19 @@ mod cuda {
             }
             let g = slot.as_mut().expect("set above");
             g.sync_in(weights, optimizer)?;
-            g.set_batch(input, terms, Some(reg), None)?;
+            g.set_batch(step.input, terms, Some(step.reg), None)?;
             g.set_states(states)?;
             let rewired = !weights.rewired.is_empty();
             let key = if rewired { rng.gen::<u64>() } else { 0 };
             let layout = *g.trainer.layout();
-            let poison = (hooks.nan_gradient_at == Some(iteration))
+            let poison = (step.hooks.nan_gradient_at == Some(step.iteration))
                 .then(|| layout.range(Param::WRec).expect("always").start + 1);
-            let r = rewiring.unwrap_or(Rewiring {
+            let r = step.rewiring.unwrap_or(Rewiring {
                 l1: 0.0,
                 temperature: 0.0,
             });
             let cfg = StepConfig {
-                lr,
+                lr: step.lr,
                 step: optimizer.step + 1,
                 rewiring: rewired.then_some((r.l1, r.temperature)),
                 key,
@@ -509,12 +492,11 @@ mod cuda {
             g.get_states(states)?;
             match out.outcome {
                 Outcome::NonFiniteLoss => {
-                    let what = "the training loss".to_string();
-                    return Err(training_error(iteration, HostError::NonFinite { what }));
+                    return Err(step.non_finite("the training loss".into()));
                 }
                 Outcome::NonFiniteGradient { param, index } => {
                     let what = format!("gradient of {} (entry {index})", param.name());
-                    return Err(training_error(iteration, HostError::NonFinite { what }));
+                    return Err(step.non_finite(what));
                 }
                 Outcome::Applied => {}
             }

@@ -174,44 +174,66 @@ pub fn training_error(iteration: usize, e: HostError) -> HostError {
     }
 }
 
+/// What one training iteration reads: the network, a batch with its loss terms and
+/// regulariser, and the settings of the update.
+#[derive(Clone, Copy)]
+pub struct TrainStep<'a> {
+    /// The fixed part of the network.
+    pub spec: &'a Spec<f32>,
+    /// The batch's input events.
+    pub input: &'a InputBatch,
+    /// The loss terms of each element.
+    pub terms: &'a [Vec<LossTerm<f32>>],
+    /// The firing-rate regulariser.
+    pub reg: &'a RateRegulariser<f32>,
+    /// Learning rate.
+    pub lr: f64,
+    /// DEEP R's settings, for runs with rewired matrices.
+    pub rewiring: Option<Rewiring>,
+    /// Number of this iteration (0 for the first), for errors and hooks.
+    pub iteration: usize,
+    /// Test-only faults.
+    pub hooks: &'a Hooks,
+}
+
+impl TrainStep<'_> {
+    /// The error of a non-finite loss or gradient in this iteration.
+    pub fn non_finite(&self, what: String) -> HostError {
+        training_error(self.iteration, HostError::NonFinite { what })
+    }
+}
+
 /// One training iteration on a batch: forward, backward, non-finite guard, optimiser and DEEP R.
-#[allow(clippy::too_many_arguments)]
+/// Updates the weights, the optimiser, the run's generator (DEEP R's key) and the states.
 pub fn train_step<R: rand::Rng>(
-    spec: &Spec<f32>,
+    step: &TrainStep<'_>,
     weights: &mut Weights<f32>,
     optimizer: &mut Optimizer,
-    lr: f64,
-    rewiring: Option<Rewiring>,
     rng: &mut R,
-    batch: (&InputBatch, &[Vec<LossTerm<f32>>], &RateRegulariser<f32>),
     states: &mut [HostState<f32>],
-    iteration: usize,
-    hooks: &Hooks,
 ) -> Result<PassResult<f32>, HostError> {
-    let (input, terms, reg) = batch;
     let mut result = run_pass(
-        spec,
+        step.spec,
         &weights.params,
-        input,
+        step.input,
         states,
-        terms,
-        Some(reg),
+        step.terms,
+        Some(step.reg),
         PassOptions {
             gradients: true,
             ..PassOptions::default()
         },
     )?;
     if !result.loss.is_finite() {
-        let what = "the training loss".to_string();
-        return Err(training_error(iteration, HostError::NonFinite { what }));
+        return Err(step.non_finite("the training loss".into()));
     }
     let mut grads = result.grads.take().expect("gradients were asked for");
-    if hooks.nan_gradient_at == Some(iteration) {
+    if step.hooks.nan_gradient_at == Some(step.iteration) {
         grads.w_rec[[0, 1]] = f32::NAN;
     }
     weights
-        .apply(&grads, optimizer, lr, rewiring, rng)
-        .map_err(|e| training_error(iteration, e))?;
+        .apply(&grads, optimizer, step.lr, step.rewiring, rng)
+        .map_err(|e| training_error(step.iteration, e))?;
     Ok(result)
 }
 

@@ -21,7 +21,7 @@ use super::checkpoint::{
 };
 use super::run::{
     flag_checks, mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces,
-    Hooks, Printer,
+    Hooks, Printer, TrainStep,
 };
 use crate::data::{Dataset, Split, SplitPosition, N_CLASSES};
 use crate::error::HostError;
@@ -573,21 +573,26 @@ impl SmnistSession {
             let reg = self.regulariser();
             let mut states = zero_states(&self.spec, batch.labels.len());
             let t0 = Instant::now();
-            let result = super::gpu::train_step(
-                self.flags.device,
-                &self.spec,
-                &mut self.weights,
-                &mut self.progress.optimizer,
-                self.progress.learning_rate,
-                self.flags.rewired().then_some(Rewiring {
+            let step = TrainStep {
+                spec: &self.spec,
+                input: &batch.input,
+                terms: &terms,
+                reg: &reg,
+                lr: self.progress.learning_rate,
+                rewiring: self.flags.rewired().then_some(Rewiring {
                     l1: self.flags.l1,
                     temperature: self.flags.rewiring_temperature,
                 }),
+                iteration: k,
+                hooks: &hooks,
+            };
+            let result = super::gpu::train_step(
+                self.flags.device,
+                &step,
+                &mut self.weights,
+                &mut self.progress.optimizer,
                 &mut self.progress.rng,
-                (&batch.input, &terms, &reg),
                 &mut states,
-                k,
-                &hooks,
             )?;
             self.progress.last_train_s = t0.elapsed().as_secs_f64();
             self.progress.iteration = k + 1;

@@ -21,7 +21,7 @@ use super::checkpoint::{
 pub use super::run::Hooks;
 use super::run::{
     flag_checks, mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json,
-    ElementTraces, Printer,
+    ElementTraces, Printer, TrainStep,
 };
 use crate::error::HostError;
 use crate::plot::{plot_learning_curve, plot_store_recall, StoreRecallMonitor};
@@ -615,18 +615,23 @@ impl Session {
             let terms = loss_terms(&train_batch);
             let reg = self.regulariser();
             let t0 = Instant::now();
+            let step = TrainStep {
+                spec: &self.spec,
+                input: &train_batch.input,
+                terms: &terms,
+                reg: &reg,
+                lr: self.progress.learning_rate,
+                rewiring: self.flags.rewiring(),
+                iteration: k,
+                hooks: &hooks,
+            };
             super::gpu::train_step(
                 self.flags.device,
-                &self.spec,
+                &step,
                 &mut self.weights,
                 &mut self.progress.optimizer,
-                self.progress.learning_rate,
-                self.flags.rewiring(),
                 &mut self.progress.rng,
-                (&train_batch.input, &terms, &reg),
                 &mut self.train_state,
-                k,
-                &hooks,
             )?;
             self.progress.last_train_s = t0.elapsed().as_secs_f64();
             self.progress.iteration = k + 1;
