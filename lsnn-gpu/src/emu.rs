@@ -22,6 +22,9 @@ use crate::layout::{
 };
 use crate::trainer::{flatten_params, OptimizerKind, ParamValues, Rewired, StepConfig};
 use lsnn_core::philox::{key_words, philox4x32_10};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
 extern "C" {
     fn emu_lsnn_forward(grid: u32, block: u32, shared: u32, a: *const ForwardArgs);
@@ -382,28 +385,6 @@ impl Emu {
     }
 }
 
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize % n
-    }
-}
-
 #[derive(Clone, Copy)]
 struct Net {
     seed: u64,
@@ -419,7 +400,7 @@ struct Net {
 
 /// A random network with activity, as lsnn-host's types.
 fn network(c: &Net) -> (Spec<f32>, Params<f32>) {
-    let mut rng = Rng(c.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
     let spec = Spec {
         config: CellConfig {
             dt: c.dt,
@@ -431,22 +412,22 @@ fn network(c: &Net) -> (Spec<f32>, Params<f32>) {
             injected_noise_current: 0.0,
         },
         tau: (0..c.n)
-            .map(|_| 15.0 + 15.0 * rng.uniform() as f32)
+            .map(|_| 15.0 + 15.0 * rng.gen::<f64>() as f32)
             .collect(),
         thr: (0..c.n)
-            .map(|_| (0.01 + 0.02 * rng.uniform() as f32) * c.v0)
+            .map(|_| (0.01 + 0.02 * rng.gen::<f64>() as f32) * c.v0)
             .collect(),
         beta: (0..c.n)
             .map(|j| {
                 if j % 2 == 0 {
                     0.0
                 } else {
-                    1.0 + rng.uniform() as f32
+                    1.0 + rng.gen::<f64>() as f32
                 }
             })
             .collect(),
-        delay_in: Array2::from_shape_simple_fn((c.n_in, c.n), || rng.below(c.d) as u8),
-        delay_rec: Array2::from_shape_simple_fn((c.n, c.n), || rng.below(c.d) as u8),
+        delay_in: Array2::from_shape_simple_fn((c.n_in, c.n), || rng.gen_range(0..c.d) as u8),
+        delay_rec: Array2::from_shape_simple_fn((c.n, c.n), || rng.gen_range(0..c.d) as u8),
         tau_out: 20.0,
     };
     let s_in = 0.3 / (c.n_in as f64).sqrt() * f64::from(c.v0).recip() * 1.0;
@@ -454,32 +435,36 @@ fn network(c: &Net) -> (Spec<f32>, Params<f32>) {
     let params = Params {
         // Mostly excitatory input, so that every configuration spikes.
         w_in: Array2::from_shape_simple_fn((c.n_in, c.n), || {
-            ((rng.normal() + 0.8) * s_in * f64::from(c.v0)) as f32
+            ((rng.sample::<f64, _>(StandardNormal) + 0.8) * s_in * f64::from(c.v0)) as f32
         }),
         w_rec: Array2::from_shape_simple_fn((c.n, c.n), || {
-            if rng.uniform() < 0.3 {
+            if rng.gen::<f64>() < 0.3 {
                 0.0
             } else {
-                (rng.normal() * s_rec) as f32
+                (rng.sample::<f64, _>(StandardNormal) * s_rec) as f32
             }
         }),
-        w_out: Array2::from_shape_simple_fn((c.n, c.n_out), || (rng.normal() * 0.5) as f32),
-        b_out: c
-            .bias
-            .then(|| Array1::from_shape_simple_fn(c.n_out, || (rng.normal() * 0.1) as f32)),
+        w_out: Array2::from_shape_simple_fn((c.n, c.n_out), || {
+            (rng.sample::<f64, _>(StandardNormal) * 0.5) as f32
+        }),
+        b_out: c.bias.then(|| {
+            Array1::from_shape_simple_fn(c.n_out, || {
+                (rng.sample::<f64, _>(StandardNormal) * 0.1) as f32
+            })
+        }),
     };
     (spec, params)
 }
 
 fn input(seed: u64, batch: usize, steps: usize, n_in: usize) -> InputBatch {
-    let mut rng = Rng(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut x = ndarray::Array3::<f32>::zeros((batch, steps, n_in));
     for v in x.iter_mut() {
-        let u = rng.uniform();
+        let u = rng.gen::<f64>();
         if u < 0.05 {
             *v = 1.0;
         } else if u < 0.055 {
-            *v = (rng.normal() * 0.5) as f32;
+            *v = (rng.sample::<f64, _>(StandardNormal) * 0.5) as f32;
         }
     }
     InputBatch::from_dense(x.view())
@@ -487,17 +472,17 @@ fn input(seed: u64, batch: usize, steps: usize, n_in: usize) -> InputBatch {
 
 /// A random non-zero initial state (in both layouts).
 fn initial_state(seed: u64, d: &Dims, spec: &Spec<f32>, batch: usize) -> BatchState {
-    let mut rng = Rng(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut s = BatchState::zeros(d, batch);
     let v0 = spec.config.v0;
     for k in 0..batch * d.n_rec {
-        s.v[k] = (rng.uniform() * 0.03) as f32 * v0;
-        s.z[k] = if rng.uniform() < 0.2 {
+        s.v[k] = (rng.gen::<f64>() * 0.03) as f32 * v0;
+        s.z[k] = if rng.gen::<f64>() < 0.2 {
             1.0 / spec.config.dt
         } else {
             0.0
         };
-        s.b[k] = (rng.uniform() * 0.05) as f32;
+        s.b[k] = (rng.gen::<f64>() * 0.05) as f32;
         s.refractory_left[k] = if s.z[k] > 0.0 {
             d.n_refractory as i32
         } else {
@@ -505,7 +490,7 @@ fn initial_state(seed: u64, d: &Dims, spec: &Spec<f32>, batch: usize) -> BatchSt
         };
     }
     for x in s.ring.iter_mut() {
-        *x = (rng.normal() * 0.01) as f32 * v0;
+        *x = (rng.sample::<f64, _>(StandardNormal) * 0.01) as f32 * v0;
     }
     s
 }
@@ -577,7 +562,7 @@ fn compare_with_host(c: Net, batch: usize, steps: usize, with_state: bool, linea
         rewired: vec![],
     };
     let x = input(c.seed + 100, batch, steps, c.n_in);
-    let mut rng = Rng(c.seed + 200);
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed + 200);
     let window = 10.min(steps);
     let terms: Vec<Vec<LossTerm<f32>>> = (0..batch)
         .map(|_| {
@@ -585,13 +570,13 @@ fn compare_with_host(c: Net, batch: usize, steps: usize, with_state: bool, linea
                 LossTerm {
                     start: steps - window,
                     end: steps,
-                    target: rng.below(c.n_out),
+                    target: rng.gen_range(0..c.n_out),
                     weight: 1.0 / batch as f32,
                 },
                 LossTerm {
                     start: 0,
                     end: steps / 2,
-                    target: rng.below(c.n_out),
+                    target: rng.gen_range(0..c.n_out),
                     weight: 0.5 / batch as f32,
                 },
             ]
@@ -600,8 +585,12 @@ fn compare_with_host(c: Net, batch: usize, steps: usize, with_state: bool, linea
     let reg = RateRegulariser::uniform(c.n, 0.1, 10.0);
     let lin: Option<(Array2<f32>, Array2<f32>)> = linear.then(|| {
         (
-            Array2::from_shape_simple_fn((steps, c.n), || rng.normal() as f32),
-            Array2::from_shape_simple_fn((steps, c.n), || (rng.normal() * 10.0) as f32),
+            Array2::from_shape_simple_fn((steps, c.n), || {
+                rng.sample::<f64, _>(StandardNormal) as f32
+            }),
+            Array2::from_shape_simple_fn((steps, c.n), || {
+                (rng.sample::<f64, _>(StandardNormal) * 10.0) as f32
+            }),
         )
     });
     let mut emu = Emu::new(&spec, &weights, OptimizerKind::adam());
@@ -813,9 +802,9 @@ fn emulated_mass_reconnection_equals_the_host() {
 fn update_case(l1: f64) {
     let c = Net { seed: 5, ..BASE };
     let (spec, params) = network(&c);
-    let mut rng = Rng(77);
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
     // w_in and w_rec rewired at 30 %, unsigned; w_out plain.
-    let mut hrng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+    let mut hrng = ChaCha8Rng::seed_from_u64(1);
     let rewired = vec![
         RewiredMatrix::<f32>::init_unsigned(&mut hrng, "w_in", c.n_in, c.n, 0.3),
         RewiredMatrix::init_unsigned(&mut hrng, "w_rec", c.n, c.n, 0.3),
@@ -829,7 +818,7 @@ fn update_case(l1: f64) {
             vec![LossTerm {
                 start: 40,
                 end: 50,
-                target: rng.below(c.n_out),
+                target: rng.gen_range(0..c.n_out),
                 weight: 0.5,
             }]
         })
@@ -863,7 +852,7 @@ fn update_case(l1: f64) {
             b_out: Some(Array1::from(g[l.range(Param::BOut).unwrap()].to_vec())),
         };
         // The host's step draws its Philox key from its generator: give the kernels that key.
-        let key = rand::Rng::gen::<u64>(&mut hrng.clone());
+        let key = hrng.clone().gen::<u64>();
         let cfg = StepConfig {
             lr: 0.01,
             step,

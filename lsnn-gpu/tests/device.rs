@@ -14,6 +14,9 @@ use lsnn_gpu::{
     BatchInput, DeviceParamSet, Gpu, GpuTrainer, NetworkSpec, OptimizerKind, PackedInput,
     PackedTerms, ParamValues, SetPart, StepConfig,
 };
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
 fn device() -> bool {
     match lsnn_gpu::probe() {
@@ -25,28 +28,6 @@ fn device() -> bool {
             println!("skipped: no CUDA device");
             false
         }
-    }
-}
-
-/// xorshift64*: reproducible draws without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize % n
     }
 }
 
@@ -82,7 +63,7 @@ struct Case {
 
 #[allow(clippy::needless_range_loop)]
 fn forward_case(c: &Case) {
-    let mut rng = Rng(c.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
     let config = CellConfig {
         dt: c.dt,
         tau_adaptation: 300.0,
@@ -94,41 +75,45 @@ fn forward_case(c: &Case) {
     };
     let neurons: Vec<Neuron<f32>> = (0..c.n)
         .map(|j| {
-            let tau = 15.0 + 15.0 * rng.uniform() as f32;
-            let thr = (0.01 + 0.02 * rng.uniform() as f32) * c.v0;
+            let tau = 15.0 + 15.0 * rng.gen::<f64>() as f32;
+            let thr = (0.01 + 0.02 * rng.gen::<f64>() as f32) * c.v0;
             let beta = if j % 2 == 0 {
                 0.0
             } else {
-                1.0 + rng.uniform() as f32
+                1.0 + rng.gen::<f64>() as f32
             };
             Neuron::new(tau, thr, beta, c.dt).unwrap()
         })
         .collect();
     let scale = |fan_in: usize| 0.6 / (fan_in as f64).sqrt();
     let w_in: Vec<f32> = (0..c.n_in * c.n)
-        .map(|_| (rng.normal() * scale(c.n_in) * 2.0) as f32)
+        .map(|_| (rng.sample::<f64, _>(StandardNormal) * scale(c.n_in) * 2.0) as f32)
         .collect();
     let w_rec: Vec<f32> = (0..c.n * c.n)
         .map(|_| {
-            if rng.uniform() < 0.3 {
+            if rng.gen::<f64>() < 0.3 {
                 0.0
             } else {
-                (rng.normal() * scale(c.n) * 0.05) as f32
+                (rng.sample::<f64, _>(StandardNormal) * scale(c.n) * 0.05) as f32
             }
         })
         .collect();
-    let delay_in: Vec<u8> = (0..c.n_in * c.n).map(|_| rng.below(c.d) as u8).collect();
-    let delay_rec: Vec<u8> = (0..c.n * c.n).map(|_| rng.below(c.d) as u8).collect();
+    let delay_in: Vec<u8> = (0..c.n_in * c.n)
+        .map(|_| rng.gen_range(0..c.d) as u8)
+        .collect();
+    let delay_rec: Vec<u8> = (0..c.n * c.n)
+        .map(|_| rng.gen_range(0..c.d) as u8)
+        .collect();
     // Input: 5 % spikes, a few analog values.
     let mut events = vec![vec![Vec::new(); c.steps]; c.batch];
     for per_element in events.iter_mut() {
         for step in per_element.iter_mut() {
             for ch in 0..c.n_in {
-                let u = rng.uniform();
+                let u = rng.gen::<f64>();
                 if u < 0.05 {
                     step.push((ch, 1.0f32));
                 } else if u < 0.06 {
-                    step.push((ch, (rng.normal() * 0.5) as f32));
+                    step.push((ch, (rng.sample::<f64, _>(StandardNormal) * 0.5) as f32));
                 }
             }
         }
@@ -146,17 +131,21 @@ fn forward_case(c: &Case) {
     );
     if c.initial_state {
         for x in state.v.iter_mut() {
-            *x = (rng.uniform() * 0.03) as f32 * c.v0;
+            *x = (rng.gen::<f64>() * 0.03) as f32 * c.v0;
         }
         for (k, x) in state.z.iter_mut().enumerate() {
-            *x = if rng.uniform() < 0.2 { 1.0 / c.dt } else { 0.0 };
+            *x = if rng.gen::<f64>() < 0.2 {
+                1.0 / c.dt
+            } else {
+                0.0
+            };
             state.refractory_left[k] = if *x > 0.0 { c.r as i32 } else { 0 };
         }
         for x in state.b.iter_mut() {
-            *x = (rng.uniform() * 0.05) as f32;
+            *x = (rng.gen::<f64>() * 0.05) as f32;
         }
         for x in state.ring.iter_mut() {
-            *x = (rng.normal() * 0.01) as f32 * c.v0;
+            *x = (rng.sample::<f64, _>(StandardNormal) * 0.01) as f32 * c.v0;
         }
     }
 
@@ -357,9 +346,11 @@ fn adam_and_sgd_follow_the_host_rules_bit_for_bit() {
     if !device() {
         return;
     }
-    let mut rng = Rng(9);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
     let len = 1000;
-    let mut x: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
+    let mut x: Vec<f32> = (0..len)
+        .map(|_| rng.sample::<f64, _>(StandardNormal) as f32)
+        .collect();
     let mut set = DeviceParamSet::new(
         &[SetPart {
             values: &x,
@@ -370,7 +361,9 @@ fn adam_and_sgd_follow_the_host_rules_bit_for_bit() {
     .unwrap();
     let (mut m, mut v) = (vec![0.0; len], vec![0.0; len]);
     for step in 1..=5u64 {
-        let g: Vec<f32> = (0..len).map(|_| (rng.normal() * 1e-3) as f32).collect();
+        let g: Vec<f32> = (0..len)
+            .map(|_| (rng.sample::<f64, _>(StandardNormal) * 1e-3) as f32)
+            .collect();
         let cfg = StepConfig {
             lr: 0.01,
             step,
@@ -385,7 +378,9 @@ fn adam_and_sgd_follow_the_host_rules_bit_for_bit() {
             assert_eq!(got[k].to_bits(), x[k].to_bits(), "step {step} entry {k}");
         }
     }
-    let mut y: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
+    let mut y: Vec<f32> = (0..len)
+        .map(|_| rng.sample::<f64, _>(StandardNormal) as f32)
+        .collect();
     let mut sgd = DeviceParamSet::new(
         &[SetPart {
             values: &y,
@@ -394,7 +389,9 @@ fn adam_and_sgd_follow_the_host_rules_bit_for_bit() {
         OptimizerKind::Sgd,
     )
     .unwrap();
-    let g: Vec<f32> = (0..len).map(|_| rng.normal() as f32).collect();
+    let g: Vec<f32> = (0..len)
+        .map(|_| rng.sample::<f64, _>(StandardNormal) as f32)
+        .collect();
     let cfg = StepConfig {
         lr: 0.1,
         step: 1,
@@ -414,7 +411,7 @@ fn deep_r_keeps_the_budget_and_the_signs() {
     if !device() {
         return;
     }
-    let mut rng = Rng(21);
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
     let sizes = [(30 * 40, 0.12), (40 * 40, 0.12), (40 * 10, 0.3)];
     let mut thetas = Vec::new();
     let mut signs = Vec::new();
@@ -424,8 +421,8 @@ fn deep_r_keeps_the_budget_and_the_signs() {
                 .map(|_| {
                     // Below the budget at first (the host's initialisation draws with
                     // replacement); reconnection then fills up to it.
-                    if rng.uniform() < 0.8 * p {
-                        (rng.normal().abs() * 0.1) as f32
+                    if rng.gen::<f64>() < 0.8 * p {
+                        (rng.sample::<f64, _>(StandardNormal).abs() * 0.1) as f32
                     } else {
                         0.0
                     }
@@ -434,7 +431,7 @@ fn deep_r_keeps_the_budget_and_the_signs() {
         );
         signs.push(
             (0..len)
-                .map(|_| if rng.uniform() < 0.5 { -1.0f32 } else { 1.0 })
+                .map(|_| if rng.gen::<f64>() < 0.5 { -1.0f32 } else { 1.0 })
                 .collect::<Vec<f32>>(),
         );
     }
@@ -452,7 +449,7 @@ fn deep_r_keeps_the_budget_and_the_signs() {
     for step in 1..=50u64 {
         let (_, theta) = set.current().unwrap();
         let g: Vec<f32> = (0..total)
-            .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
+            .map(|_| (rng.gen::<f64>() * 2.0 - 1.0) as f32)
             .collect();
         let cfg = StepConfig {
             lr: 0.05,
