@@ -18,20 +18,8 @@ use rand_chacha::ChaCha8Rng;
 
 fn small_flags(results: &Path) -> StoreRecallFlags {
     StoreRecallFlags {
-        batch_train: 8,
-        batch_val: 8,
-        batch_test: 8,
-        n_in: 20,
-        seq_len: 8,
-        seq_delay: 2,
-        tau_char: 20,
-        n_iter: 3,
-        print_every: 2,
-        stop_crit: 0.0,
         seed: 5,
-        do_plot: false,
-        results_dir: results.to_path_buf(),
-        ..StoreRecallFlags::defaults()
+        ..small_store_recall_flags(results, 3)
     }
 }
 

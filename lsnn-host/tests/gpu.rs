@@ -3,6 +3,8 @@
 //! Without the `cuda` feature: `--device cuda` is a clear flag error (exit 2). With it, every
 //! test needs a CUDA device and prints "skipped: no CUDA device" and passes without one (CI).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -320,10 +322,7 @@ mod cuda {
             device,
             ..smnist::SmnistFlags::defaults(&subset)
         };
-        let quiet = Hooks {
-            quiet: true,
-            ..Hooks::default()
-        };
+        let quiet = common::quiet();
         let mut runs = Vec::new();
         for (device, name) in [(Device::Cpu, "cpu"), (Device::Cuda, "gpu")] {
             let mut s = smnist::SmnistSession::new(flags(device, name)).unwrap();
@@ -356,22 +355,8 @@ mod cuda {
 
     fn small_flags(results: &std::path::Path, n_iter: usize, device: Device) -> StoreRecallFlags {
         StoreRecallFlags {
-            batch_train: 8,
-            batch_val: 8,
-            batch_test: 8,
-            n_in: 20,
-            seq_len: 8,
-            seq_delay: 2,
-            tau_char: 20,
-            n_iter,
-            print_every: 2,
-            lr_decay_every: 3,
-            stop_crit: 0.0,
-            seed: 11,
-            do_plot: false,
-            results_dir: results.to_path_buf(),
             device,
-            ..StoreRecallFlags::defaults()
+            ..common::small_store_recall_flags(results, n_iter)
         }
     }
 
@@ -383,10 +368,7 @@ mod cuda {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();
-        let quiet = Hooks {
-            quiet: true,
-            ..Hooks::default()
-        };
+        let quiet = common::quiet();
         let mut cpu = Session::new(small_flags(&tmp.path().join("cpu"), 6, Device::Cpu)).unwrap();
         cpu.run(quiet).unwrap();
         let mut gpu = Session::new(small_flags(&tmp.path().join("gpu"), 4, Device::Cuda)).unwrap();

@@ -15,25 +15,8 @@ use lsnn_host::HostError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// A small but complete configuration (seconds, not minutes).
 fn small_flags(results: &Path, n_iter: usize) -> StoreRecallFlags {
-    StoreRecallFlags {
-        batch_train: 8,
-        batch_val: 8,
-        batch_test: 8,
-        n_in: 20,
-        seq_len: 8,
-        seq_delay: 2,
-        tau_char: 20,
-        n_iter,
-        print_every: 2,
-        lr_decay_every: 3,
-        stop_crit: 0.0,
-        seed: 11,
-        do_plot: false,
-        results_dir: results.to_path_buf(),
-        ..StoreRecallFlags::defaults()
-    }
+    small_store_recall_flags(results, n_iter)
 }
 
 fn results_json(dir: &Path) -> serde_json::Value {

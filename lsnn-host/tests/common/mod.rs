@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses its own subset
 
+use std::path::Path;
 use std::process::Command;
 
 use lsnn_host::apps::run::Hooks;
+use lsnn_host::apps::store_recall::StoreRecallFlags;
 
 /// Runs the `lsnn-host` binary from the crate's folder: (exit code, stdout + stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String) {
@@ -25,5 +27,26 @@ pub fn quiet() -> Hooks {
     Hooks {
         quiet: true,
         ..Hooks::default()
+    }
+}
+
+/// A small but complete store-recall configuration (seconds, not minutes), seed 11.
+pub fn small_store_recall_flags(results: &Path, n_iter: usize) -> StoreRecallFlags {
+    StoreRecallFlags {
+        batch_train: 8,
+        batch_val: 8,
+        batch_test: 8,
+        n_in: 20,
+        seq_len: 8,
+        seq_delay: 2,
+        tau_char: 20,
+        n_iter,
+        print_every: 2,
+        lr_decay_every: 3,
+        stop_crit: 0.0,
+        seed: 11,
+        do_plot: false,
+        results_dir: results.to_path_buf(),
+        ..StoreRecallFlags::defaults()
     }
 }
