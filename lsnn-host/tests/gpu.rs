@@ -48,12 +48,12 @@ fn device_cuda_without_the_feature_is_a_flag_error() {
 mod cuda {
     use super::*;
 
+    use lsnn_host::apps::bench::{random_spikes, BenchTask};
     use lsnn_host::apps::gpu::{train_step, Device};
     use lsnn_host::apps::run::{Hooks, TrainStep};
+    use lsnn_host::apps::smnist;
     use lsnn_host::apps::store_recall::{self, Session, StoreRecallFlags};
-    use lsnn_host::apps::{bench::BenchTask, smnist};
     use lsnn_host::fixture::{check_file, select_backends, CheckOptions, Family, Status};
-    use lsnn_host::input::{Event, InputBatch};
     use lsnn_host::tasks::store_recall::generate;
     use lsnn_host::train::deepr::budget;
     use lsnn_host::train::optim::Optimizer;
@@ -193,28 +193,6 @@ mod cuda {
         eprintln!("largest w_rec difference after 20 iterations: {diff:.2e}");
     }
 
-    fn synthetic_input(
-        rng: &mut ChaCha8Rng,
-        batch: usize,
-        steps: usize,
-        n_in: usize,
-    ) -> InputBatch {
-        let mut input = InputBatch::new(steps, n_in);
-        for _ in 0..batch {
-            let mut events: Vec<Event> = (0..steps as u32)
-                .flat_map(|t| (0..n_in as u16).map(move |c| (t, c)))
-                .filter(|_| rng.gen::<f64>() < 0.02)
-                .map(|(t, channel)| Event {
-                    t,
-                    channel,
-                    value: 1.0,
-                })
-                .collect();
-            input.push_element(&mut events).unwrap();
-        }
-        input
-    }
-
     /// The sMNIST tutorial's network (DEEP R on w_in, w_rec, w_out with Dale's law): on the GPU
     /// every step keeps exactly the budget of connections and the fixed signs, and the losses
     /// follow the host's (the same Philox draws place the same new synapses).
@@ -232,7 +210,7 @@ mod cuda {
         let weights = smnist::init_weights(&flags, &mut rng).unwrap();
         let k_budget = budget(&weights.rewired);
         let (b, steps) = (32, 840);
-        let input = synthetic_input(&mut rng, b, steps, spec.n_in());
+        let input = random_spikes(&mut rng, b, steps, spec.n_in(), 0.02).unwrap();
         let labels: Vec<usize> = (0..b).map(|_| rng.gen_range(0..10)).collect();
         let terms: Vec<Vec<LossTerm<f32>>> = labels
             .iter()

@@ -122,21 +122,7 @@ pub(crate) fn smnist_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, 
     };
     weights.sync_rewired()?;
     // Synthetic input at the PyTorch peer's density (2 % of the 80 channels per step).
-    let mut input = InputBatch::new(steps, n_in);
-    for _ in 0..batch {
-        let mut events: Vec<Event> = (0..steps as u32)
-            .flat_map(|t| (0..n_in as u16).map(move |c| (t, c)))
-            .filter(|_| rng.gen::<f64>() < 0.02)
-            .map(|(t, channel)| Event {
-                t,
-                channel,
-                value: 1.0,
-            })
-            .collect();
-        input
-            .push_element(&mut events)
-            .map_err(|e| HostError::Network(format!("bad synthetic event {e:?}")))?;
-    }
+    let input = random_spikes(rng, batch, steps, n_in, 0.02)?;
     let terms = (0..batch)
         .map(|_| {
             vec![LossTerm {
@@ -161,6 +147,33 @@ pub(crate) fn smnist_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, 
             temperature: 0.0,
         }),
     })
+}
+
+/// Random input spikes: each (step, channel) carries a spike with probability `density`,
+/// elements one after the other, steps then channels in order.
+pub fn random_spikes<R: Rng>(
+    rng: &mut R,
+    batch: usize,
+    steps: usize,
+    n_in: usize,
+    density: f64,
+) -> Result<InputBatch, HostError> {
+    let mut input = InputBatch::new(steps, n_in);
+    for _ in 0..batch {
+        let mut events: Vec<Event> = (0..steps as u32)
+            .flat_map(|t| (0..n_in as u16).map(move |c| (t, c)))
+            .filter(|_| rng.gen::<f64>() < density)
+            .map(|(t, channel)| Event {
+                t,
+                channel,
+                value: 1.0,
+            })
+            .collect();
+        input
+            .push_element(&mut events)
+            .map_err(|e| HostError::Network(format!("bad synthetic event {e:?}")))?;
+    }
+    Ok(input)
 }
 
 /// Times `iters` training iterations after one warm-up.
