@@ -204,25 +204,15 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
             if (!refractory_m1 && lsnn_pseudo_derivative(v_scaled, k.dampening_factor) != 0.0f) {
                 const float2* row = a.rec_rows + (size_t)j * N;
                 const unsigned n_conn = a.rec_count[j];
-                // Four synapses at a time: their loads and products are independent, so they
-                // are in flight together; the sum still adds them one by one, in order.
                 float s = 0.0f;
-                for (unsigned e0 = 0; e0 < n_conn; e0 += 4u) {
-                    float prod[4];
-#pragma unroll
-                    for (unsigned u = 0; u < 4u; ++u) {
-                        const unsigned e = e0 + u < n_conn ? e0 + u : e0;
-                        const float2 syn = row[e];
-                        const unsigned packed = __float_as_uint(syn.y);
-                        const unsigned jj = packed & 0xffffu, d = packed >> 16;
-                        unsigned r = slot + d;
-                        if (r > D) r -= D + 1;
-                        if (t + d >= T) r = zero_row;
-                        prod[u] = syn.x * g_i[r * NP + jj];
-                    }
-#pragma unroll
-                    for (unsigned u = 0; u < 4u; ++u)
-                        if (e0 + u < n_conn) s = s + prod[u];
+                for (unsigned e = 0; e < n_conn; ++e) {
+                    const float2 syn = row[e];
+                    const unsigned packed = __float_as_uint(syn.y);
+                    const unsigned jj = packed & 0xffffu, d = packed >> 16;
+                    unsigned r = slot + d;
+                    if (r > D) r -= D + 1;
+                    if (t + d >= T) r = zero_row;
+                    s = s + syn.x * g_i[r * NP + jj];
                 }
                 g_z_rec = s;
             }
