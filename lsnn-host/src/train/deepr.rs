@@ -294,22 +294,35 @@ pub fn reconnect<F: Real>(
     let key = philox::key_words(key);
     let mut order: Vec<usize> = (0..matrices.len()).collect();
     order.sort_by_key(|&m| places[m].segment);
-    let weight = |m: &RewiredMatrix<F>| m.theta.len() as f64 * m.connectivity;
-    let total: f64 = order.iter().map(|&m| weight(&matrices[m])).sum();
-    let mut counts = vec![0usize; matrices.len()];
+    let weights: Vec<f64> = order
+        .iter()
+        .map(|&m| matrices[m].theta.len() as f64 * matrices[m].connectivity)
+        .collect();
+    let counts = split(missing, &weights, key);
+    for (&m, &count) in order.iter().zip(&counts) {
+        place(&mut matrices[m], count, places[m].segment, key)?;
+    }
+    Ok(matrices.iter().map(|m| m.n_connected()).sum())
+}
+
+/// How many of `missing` new synapses go to each matrix (weights in segment order): draw i is
+/// a uniform of block `(i, STREAM_SPLIT)` over the cumulated weights.
+fn split(missing: usize, weights: &[f64], key: [u32; 2]) -> Vec<usize> {
+    let total: f64 = weights.iter().sum();
+    let mut counts = vec![0usize; weights.len()];
+    if total <= 0.0 {
+        return counts;
+    }
     for i in 0..missing {
-        if total <= 0.0 {
-            break;
-        }
         let r = philox::philox4x32_10([i as u32, philox::STREAM_SPLIT, 0, 0], key);
         let u = philox::uniform53(r[0], r[1]) * total;
         let (mut cumulative, mut pick, mut last) = (0.0, None, None);
-        for &m in &order {
-            if weight(&matrices[m]) <= 0.0 {
+        for (m, &w) in weights.iter().enumerate() {
+            if w <= 0.0 {
                 continue;
             }
             last = Some(m);
-            cumulative += weight(&matrices[m]);
+            cumulative += w;
             if u < cumulative {
                 pick = Some(m);
                 break;
@@ -319,36 +332,41 @@ pub fn reconnect<F: Real>(
             counts[m] += 1;
         }
     }
-    for &m in &order {
-        let matrix = &mut matrices[m];
-        let disconnected = matrix.theta.len() - matrix.n_connected();
-        let want = counts[m].min(disconnected);
-        if want == 0 {
-            continue;
-        }
-        let flat = matrix.theta.as_slice_mut().expect("standard layout");
-        let reconnect = F::of(RECONNECT_THETA);
-        if want == disconnected {
-            flat.iter_mut()
-                .filter(|t| is_disconnected(**t))
-                .for_each(|t| *t = reconnect);
-            continue;
-        }
-        let size = u32::try_from(flat.len())
-            .map_err(|_| HostError::Network("a rewired matrix over 2^32 entries".into()))?;
-        let (mut placed, mut attempt) = (0, 0u32);
-        while placed < want {
-            let counter = [attempt, philox::STREAM_PICK, places[m].segment, 0];
-            let r = philox::philox4x32_10(counter, key);
-            let at = philox::below(r[0], size) as usize;
-            if is_disconnected(flat[at]) {
-                flat[at] = reconnect;
-                placed += 1;
-            }
-            attempt = attempt.wrapping_add(1);
-        }
+    counts
+}
+
+/// Connects `count` disconnected entries of `matrix` (all of them when it has no more): entry
+/// `below(word 0 of block (attempt, STREAM_PICK, segment), size)` for attempt = 0, 1, ...,
+/// skipping those already connected.
+fn place<F: Real>(
+    matrix: &mut RewiredMatrix<F>,
+    count: usize,
+    segment: u32,
+    key: [u32; 2],
+) -> Result<(), HostError> {
+    let disconnected = matrix.theta.len() - matrix.n_connected();
+    let want = count.min(disconnected);
+    let flat = matrix.theta.as_slice_mut().expect("standard layout");
+    let reconnect = F::of(RECONNECT_THETA);
+    if want == disconnected {
+        flat.iter_mut()
+            .filter(|t| is_disconnected(**t))
+            .for_each(|t| *t = reconnect);
+        return Ok(());
     }
-    Ok(matrices.iter().map(|m| m.n_connected()).sum())
+    let size = u32::try_from(flat.len())
+        .map_err(|_| HostError::Network("a rewired matrix over 2^32 entries".into()))?;
+    let (mut placed, mut attempt) = (0, 0u32);
+    while placed < want {
+        let r = philox::philox4x32_10([attempt, philox::STREAM_PICK, segment, 0], key);
+        let at = philox::below(r[0], size) as usize;
+        if is_disconnected(flat[at]) {
+            flat[at] = reconnect;
+            placed += 1;
+        }
+        attempt = attempt.wrapping_add(1);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
