@@ -361,17 +361,22 @@ impl<T> Progress<T> {
 pub mod flag_checks {
     use crate::error::HostError;
 
-    fn bad(flag: &str, message: String) -> HostError {
+    fn error(flag: &str, message: String) -> HostError {
         HostError::Flag {
             flag: flag.to_string(),
             message,
         }
     }
 
+    /// The error of a bad flag: which one and why.
+    pub fn bad<T>(flag: &str, message: String) -> Result<T, HostError> {
+        Err(error(flag, message))
+    }
+
     /// Every count must be >= 1.
     pub fn at_least_one(flags: &[(&str, usize)]) -> Result<(), HostError> {
         match flags.iter().find(|(_, v)| *v == 0) {
-            Some((flag, _)) => Err(bad(flag, "must be >= 1".into())),
+            Some((flag, _)) => bad(flag, "must be >= 1".into()),
             None => Ok(()),
         }
     }
@@ -379,7 +384,7 @@ pub mod flag_checks {
     /// Every value must be finite and > 0.
     pub fn positive(flags: &[(&str, f64)]) -> Result<(), HostError> {
         match flags.iter().find(|(_, x)| !(x.is_finite() && *x > 0.0)) {
-            Some((flag, x)) => Err(bad(flag, format!("{x} must be a finite number > 0"))),
+            Some((flag, x)) => bad(flag, format!("{x} must be a finite number > 0")),
             None => Ok(()),
         }
     }
@@ -387,7 +392,7 @@ pub mod flag_checks {
     /// Every value must be finite and >= 0.
     pub fn non_negative(flags: &[(&str, f64)]) -> Result<(), HostError> {
         match flags.iter().find(|(_, x)| !(x.is_finite() && *x >= 0.0)) {
-            Some((flag, x)) => Err(bad(flag, format!("{x} must be a finite number >= 0"))),
+            Some((flag, x)) => bad(flag, format!("{x} must be a finite number >= 0")),
             None => Ok(()),
         }
     }

@@ -186,12 +186,7 @@ impl StoreRecallFlags {
     /// Checks every flag; the message names the flag and how to fix it.
     pub fn validate(&self) -> Result<(), HostError> {
         super::gpu::check_device(self.device)?;
-        let bad = |flag: &str, why: String| {
-            Err(HostError::Flag {
-                flag: flag.to_string(),
-                message: why,
-            })
-        };
+        use flag_checks::bad;
         flag_checks::at_least_one(&[
             ("--batch-train", self.batch_train),
             ("--batch-val", self.batch_val),
