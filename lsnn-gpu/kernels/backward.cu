@@ -18,9 +18,15 @@
 //    such neurons work at once and only one __syncthreads per step is needed (between 2-3
 //    and 4).
 //
-// Dynamic shared memory (floats unless noted): dL/di ring [D + 2][NP], readout adjoints per term
+// Dynamic shared memory (floats unless noted): the compacted recurrent rows [rows_capacity]
+// (float2, first for its alignment), dL/di ring [D + 2][NP], readout adjoints per term
 // [max_terms][NP], term windows [max_terms][2] (u32), then (when acc_in_shared) the gradient rows
 // of w_in and w_rec [(I + N) * N].
+//
+// The recurrent adjoint reads every connected synapse of each active neuron at every step: from
+// global memory that is a chain of L2 round trips per step, so the rows are copied into shared
+// memory once per launch when they fit (rows_capacity; DEEP R bounds their number by its
+// budget), else read from global memory.
 #include "lsnn.cuh"
 
 // The connected recurrent synapses of row k (w_rec[k][j] != 0), j ascending, compacted into
@@ -46,6 +52,53 @@ extern "C" __global__ void lsnn_rec_rows(const float2* syn, unsigned n_in, unsig
     if (lane == 0) count[k] = n;
 }
 
+// dL/dz_{t-1} of one neuron: its connected synapses (j ascending) times dL/di at their arrival.
+__device__ __forceinline__ float lsnn_rec_adjoint(const float2* row, unsigned n_conn,
+                                                  const float* g_i, unsigned slot, unsigned t,
+                                                  unsigned T, unsigned D, unsigned NP) {
+    float s = 0.0f;
+    for (unsigned e = 0; e < n_conn; ++e) {
+        const float2 syn = row[e];
+        const unsigned packed = __float_as_uint(syn.y);
+        const unsigned jj = packed & 0xffffu, d = packed >> 16;
+        unsigned r = slot + d;
+        if (r > D) r -= D + 1;
+        if (t + d >= T) r = D + 1;  // the zero row
+        s = s + syn.x * g_i[r * NP + jj];
+    }
+    return s;
+}
+
+// Copies the compacted rows into `rows_sh` when all of them fit in `capacity` entries; `*start`
+// is where this thread's row begins there. `scratch` holds N counts (it is overwritten later).
+#ifndef LSNN_ROWS_IN_SHARED
+#define LSNN_ROWS_IN_SHARED 1  // 0: always read the rows from global memory (for timing)
+#endif
+
+__device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned* scratch,
+                                unsigned* start) {
+    const unsigned N = a.n_rec, j = threadIdx.x;
+    if (!LSNN_ROWS_IN_SHARED || a.rows_capacity == 0) return false;
+    if (j < N) scratch[j] = a.rec_count[j];
+    __syncthreads();
+    unsigned before = 0, total = 0;
+    for (unsigned k = 0; k < N; ++k) {
+        const unsigned c = scratch[k];
+        if (k < j) before += c;
+        total += c;
+    }
+    __syncthreads();
+    if (total > a.rows_capacity) return false;  // uniform: every thread summed the same counts
+    *start = before;
+    // Each thread copies (and later reads) only its own row: no barrier needed.
+    if (j < N) {
+        const float2* row = a.rec_rows + (size_t)j * N;
+        const unsigned n = scratch[j];
+        for (unsigned e = 0; e < n; ++e) rows_sh[before + e] = row[e];
+    }
+    return true;
+}
+
 extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardArgs a) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
@@ -55,7 +108,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
     const bool live = j < N;
     const LsnnConsts k = {a.dt, a.decay_b, a.one_minus_decay_b, a.v0, a.spike, a.dampening_factor};
 
-    float* g_i = smem;
+    float2* rows_sh = (float2*)smem;
+    float* g_i = smem + 2 * a.rows_capacity;
     float* g_psp = g_i + (D + 2) * NP;
     unsigned* window = (unsigned*)(g_psp + a.max_terms * NP);
     float* acc_sh = (float*)(window + 2 * a.max_terms);
@@ -65,6 +119,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
     const unsigned rows = (I + N) * N;
     const unsigned zero_row = D + 1;
 
+    unsigned row_start = 0;
+    const bool rows_in_shared = lsnn_stage_rows(a, rows_sh, (unsigned*)g_i, &row_start);
     for (unsigned p = j; p < rows; p += NP) acc[p] = 0.0f;
     for (unsigned r = 0; r < D + 2; ++r) g_i[r * NP + j] = 0.0f;
     for (unsigned q = 0; q < a.max_terms; ++q) g_psp[q * NP + j] = 0.0f;
@@ -106,6 +162,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
     __syncthreads();
 
     const LsnnNeuron neuron = live ? a.neurons[j] : make_float4(0.0f, 0.0f, 1.0f, 0.0f);
+    const unsigned n_conn = live ? a.rec_count[j] : 0;
     const float reg = (a.reg_grad && live) ? a.reg_grad[j] : 0.0f;
     const size_t tr0 = (size_t)b * (T + 1) * N;
     const unsigned* spk = a.tr_spk + (size_t)b * (T + 1) * W;
@@ -169,19 +226,11 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
                 if (in_shared) acc_sh[(size_t)i * N + j] += g;
                 else atomicAdd(&part[(size_t)i * N + j], g);
             }
-            for (unsigned w = 0; w < W; ++w) {
-                unsigned bits;
-                if (t == 0) {
-                    bits = 0;
-                    for (unsigned l = 0; l < 32 && w * 32 + l < N; ++l)
-                        if (z0[w * 32 + l] != 0.0f) bits |= 1u << l;
-                } else {
-                    bits = spk[(size_t)t * W + w];
-                }
-                while (bits) {
-                    const unsigned kk = w * 32u + (unsigned)(__ffs(bits) - 1);
-                    bits &= bits - 1u;
-                    const float zk = t == 0 ? z0[kk] : k.spike;
+            if (t == 0) {
+                // The initial state's z (any value, not only spikes).
+                for (unsigned kk = 0; kk < N; ++kk) {
+                    const float zk = z0[kk];
+                    if (zk == 0.0f) continue;
                     const unsigned d = __float_as_uint(a.syn[(size_t)(I + kk) * N + j].y);
                     unsigned r = slot + d;
                     if (r > D) r -= D + 1;
@@ -189,6 +238,25 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
                     const float g = zk * g_i[r * NP + j];
                     if (in_shared) acc_sh[(size_t)(I + kk) * N + j] += g;
                     else atomicAdd(&part[(size_t)(I + kk) * N + j], g);
+                }
+            } else {
+                LsnnSpikes spikes = lsnn_spikes(spk + (size_t)t * W, W);
+                unsigned kk[LSNN_EVENT_BATCH];
+                for (unsigned n; (n = lsnn_next_spikes(spikes, kk)) != 0;) {
+                    unsigned d[LSNN_EVENT_BATCH];
+#pragma unroll
+                    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
+                        if (q < n) d[q] = __float_as_uint(a.syn[(size_t)(I + kk[q]) * N + j].y);
+#pragma unroll
+                    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q) {
+                        if (q >= n) continue;
+                        unsigned r = slot + d[q];
+                        if (r > D) r -= D + 1;
+                        if (t + d[q] >= T) r = zero_row;
+                        const float g = k.spike * g_i[r * NP + j];
+                        if (in_shared) acc_sh[(size_t)(I + kk[q]) * N + j] += g;
+                        else atomicAdd(&part[(size_t)(I + kk[q]) * N + j], g);
+                    }
                 }
             }
         }
@@ -202,19 +270,12 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
             const float thr = lsnn_threshold(neuron, b_before, k.v0);
             const float v_scaled = (v_m1 - thr) / thr;
             if (!refractory_m1 && lsnn_pseudo_derivative(v_scaled, k.dampening_factor) != 0.0f) {
-                const float2* row = a.rec_rows + (size_t)j * N;
-                const unsigned n_conn = a.rec_count[j];
-                float s = 0.0f;
-                for (unsigned e = 0; e < n_conn; ++e) {
-                    const float2 syn = row[e];
-                    const unsigned packed = __float_as_uint(syn.y);
-                    const unsigned jj = packed & 0xffffu, d = packed >> 16;
-                    unsigned r = slot + d;
-                    if (r > D) r -= D + 1;
-                    if (t + d >= T) r = zero_row;
-                    s = s + syn.x * g_i[r * NP + jj];
-                }
-                g_z_rec = s;
+                // Two calls, so each is compiled for one memory space.
+                if (rows_in_shared)
+                    g_z_rec = lsnn_rec_adjoint(rows_sh + row_start, n_conn, g_i, slot, t, T, D, NP);
+                else
+                    g_z_rec = lsnn_rec_adjoint(a.rec_rows + (size_t)j * N, n_conn, g_i, slot, t,
+                                               T, D, NP);
             }
         }
         b_after = b_before;

@@ -87,18 +87,20 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
                 }
             }
             // Spikes of the previous step, neurons ascending (Cell::deliver_recurrent).
-            const unsigned* m = masks + cur * W;
             const float* zv = zval + cur * NP;
-            for (unsigned w = 0; w < W; ++w) {
-                unsigned bits = m[w];
-                while (bits) {
-                    const unsigned kk = w * 32u + (unsigned)(__ffs(bits) - 1);
-                    bits &= bits - 1u;
-                    const float2 s = a.syn[(size_t)(I + kk) * N + j];
-                    if (s.x != 0.0f) {
-                        unsigned slot = head + __float_as_uint(s.y);
+            LsnnSpikes spikes = lsnn_spikes(masks + cur * W, W);
+            unsigned kk[LSNN_EVENT_BATCH];
+            for (unsigned n; (n = lsnn_next_spikes(spikes, kk)) != 0;) {
+                float2 s[LSNN_EVENT_BATCH];
+#pragma unroll
+                for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
+                    if (q < n) s[q] = a.syn[(size_t)(I + kk[q]) * N + j];
+#pragma unroll
+                for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q) {
+                    if (q < n && s[q].x != 0.0f) {
+                        unsigned slot = head + __float_as_uint(s[q].y);
                         if (slot >= D) slot -= D;
-                        ring[slot * NP + j] += zv[kk] * s.x;
+                        ring[slot * NP + j] += zv[kk[q]] * s[q].x;
                     }
                 }
             }

@@ -78,6 +78,39 @@ __device__ __forceinline__ float lsnn_neuron_step_backward(LsnnNeuron n, const L
 }
 
 // ------------------------------------------------------------------------------------------------
+// Spike events. A step's spikes are set bits in W words (neurons ascending). Each spike costs a
+// thread one load of its synapse from global memory (L2); taking LSNN_EVENT_BATCH spikes at a
+// time lets those loads be in flight together instead of one round trip after another. The
+// spikes are still used in ascending order, so sums round as before.
+#ifndef LSNN_EVENT_BATCH
+#define LSNN_EVENT_BATCH 4
+#endif
+
+struct LsnnSpikes {
+    const unsigned* words;
+    unsigned n_words, w, bits;
+};
+
+__device__ __forceinline__ LsnnSpikes lsnn_spikes(const unsigned* words, unsigned n_words) {
+    return LsnnSpikes{words, n_words, 0u, n_words > 0 ? words[0] : 0u};
+}
+
+// The next (up to LSNN_EVENT_BATCH) spiking neurons into kk[]; how many.
+__device__ __forceinline__ unsigned lsnn_next_spikes(LsnnSpikes& c, unsigned* kk) {
+    unsigned n = 0;
+#pragma unroll
+    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q) {
+        while (c.bits == 0 && c.w + 1 < c.n_words) c.bits = c.words[++c.w];
+        if (c.bits) {
+            kk[q] = c.w * 32u + (unsigned)(__ffs(c.bits) - 1);
+            c.bits &= c.bits - 1u;
+            n = q + 1;
+        }
+    }
+    return n;
+}
+
+// ------------------------------------------------------------------------------------------------
 // Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11), as in Random123. The Rust
 // mirror in lsnn-gpu/src/philox.rs is tested against Random123's known-answer vectors; the
 // device test `philox_matches_the_rust_mirror` compares the two.
@@ -210,6 +243,7 @@ struct BackwardArgs {
     unsigned max_terms;
     unsigned n_params;
     unsigned acc_in_shared;
+    unsigned rows_capacity;
     unsigned has_bias;
     float dt;
     float decay_b;

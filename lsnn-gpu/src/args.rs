@@ -100,6 +100,7 @@ kernel_args!(
         max_terms: u32,
         n_params: u32,
         acc_in_shared: u32,
+        rows_capacity: u32,
         has_bias: u32,
         dt: f32,
         decay_b: f32,

@@ -17,8 +17,9 @@ use ndarray::{Array1, Array2};
 use crate::args::{BackwardArgs, ForwardArgs, LossArgs, ReconnectArgs, ReduceArgs, UpdateArgs};
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
-    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, BatchState, Dims,
-    KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param, ParamLayout, Segments, Term, Trace,
+    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, rec_bound,
+    BackwardPlan, BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
+    ParamLayout, Segments, Term, Trace,
 };
 use crate::trainer::{flatten_params, OptimizerKind, ParamValues, Rewired, StepConfig};
 use lsnn_core::philox::{key_words, philox4x32_10};
@@ -321,13 +322,20 @@ impl Emu {
         }
     }
 
-    /// backward and reduction (as `GpuTrainer::gradients` after `forward`), with the block's
-    /// gradient rows in shared memory or not.
-    fn backward(&mut self, shared_limit: usize, poison: Option<usize>) -> bool {
+    /// backward and reduction (as `GpuTrainer::gradients` after `forward`), placed as the
+    /// trainer places them under `shared_limit`.
+    fn backward(&mut self, shared_limit: usize, poison: Option<usize>) {
+        let (d, s) = (self.dims, self.shape);
+        let bound = rec_bound(&self.layout, &self.segments, d.n_rec);
+        let plan = backward_plan(&d, s.n_batch, s.max_terms, shared_limit, bound).unwrap();
+        self.backward_with(&plan, poison);
+    }
+
+    /// backward and reduction with a given placement of the gradient rows and compacted rows.
+    fn backward_with(&mut self, plan: &BackwardPlan, poison: Option<usize>) {
         let (net, b) = self.ptrs();
         let (d, k, l, s) = (self.dims, self.k, self.layout, self.shape);
-        let plan = backward_plan(&d, s.n_batch, s.max_terms, shared_limit).unwrap();
-        let ba = launch::backward_args(&d, &k, &l, &net, &b, &s, plan.acc_in_shared);
+        let ba = launch::backward_args(&d, &k, &l, &net, &b, &s, &plan);
         let ra = launch::reduce_args(&d, &k, &l, &net, &b, &s, poison);
         let e: LaunchPlan = elementwise_plan(l.len());
         // SAFETY: as in `forward`.
@@ -347,7 +355,6 @@ impl Emu {
             );
             emu_lsnn_reduce_grads(e.grid, e.block, e.shared_bytes, &ra);
         }
-        plan.acc_in_shared
     }
 
     fn update(&mut self, cfg: &StepConfig) {
@@ -687,30 +694,34 @@ fn compare_with_host(c: Net, batch: usize, steps: usize, with_state: bool, linea
         "loss {loss} vs host {}",
         host.loss
     );
-    // Gradients, with the block's gradient rows in shared and in global memory.
+    // Gradients, with the block's gradient rows in shared and in global memory, and the
+    // compacted recurrent rows in shared memory, in global memory, and in too small a shared
+    // copy (the kernel falls back to global memory).
     let hg = host.grads.unwrap();
-    for limit in [
-        227 * 1024,
-        1024 + 4 * (c.d + 2) * d.threads() + 4 * 2 * d.threads() + 64,
-    ] {
-        let in_shared = emu.backward(limit, None);
-        for (p, h) in [
-            (Param::WIn, hg.w_in.as_slice().unwrap()),
-            (Param::WRec, hg.w_rec.as_slice().unwrap()),
-            (Param::WOut, hg.w_out.as_slice().unwrap()),
-        ] {
-            let e = rel_norm(emu.grads(p), h);
-            eprintln!(
-                "seed {} {} (shared {in_shared}): rel norm err {e:.2e}",
-                c.seed,
-                p.name()
-            );
-            assert_bits_eq(emu.grads(p), h, p.name());
+    let (n_batch, max_terms) = (emu.shape.n_batch, emu.shape.max_terms);
+    for acc_in_shared in [true, false] {
+        for rows_capacity in [c.n * c.n, 0, 1] {
+            let plan = BackwardPlan::new(&d, n_batch, max_terms, acc_in_shared, rows_capacity);
+            emu.backward_with(&plan, None);
+            for (p, h) in [
+                (Param::WIn, hg.w_in.as_slice().unwrap()),
+                (Param::WRec, hg.w_rec.as_slice().unwrap()),
+                (Param::WOut, hg.w_out.as_slice().unwrap()),
+            ] {
+                let e = rel_norm(emu.grads(p), h);
+                eprintln!(
+                    "seed {} {} (rows in shared {acc_in_shared}, {rows_capacity} compacted): \
+                     rel norm err {e:.2e}",
+                    c.seed,
+                    p.name()
+                );
+                assert_bits_eq(emu.grads(p), h, p.name());
+            }
+            if let Some(hb) = &hg.b_out {
+                assert_bits_eq(emu.grads(Param::BOut), hb.as_slice().unwrap(), "b_out");
+            }
+            assert_eq!(emu.flags[0], 0, "no non-finite gradient");
         }
-        if let Some(hb) = &hg.b_out {
-            assert_bits_eq(emu.grads(Param::BOut), hb.as_slice().unwrap(), "b_out");
-        }
-        assert_eq!(emu.flags[0], 0, "no non-finite gradient");
     }
 }
 

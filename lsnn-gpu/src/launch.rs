@@ -6,7 +6,8 @@ use crate::args::{
     BackwardArgs, ForwardArgs, LossArgs, ReconnectArgs, ReduceArgs, UpdateArgs, OPT_ADAM, OPT_SGD,
 };
 use crate::layout::{
-    adam_lr_t, Dims, KernelConsts, LaunchPlan, Param, ParamLayout, Segments, SMALL_BLOCK,
+    adam_lr_t, BackwardPlan, Dims, KernelConsts, LaunchPlan, Param, ParamLayout, Segments,
+    SMALL_BLOCK,
 };
 use crate::trainer::{OptimizerKind, StepConfig};
 
@@ -233,7 +234,7 @@ pub fn backward_args(
     net: &NetPtrs,
     b: &BatchPtrs,
     s: &BatchShape,
-    acc_in_shared: bool,
+    plan: &BackwardPlan,
 ) -> BackwardArgs {
     let wo = layout.range(Param::WOut).expect("always").start;
     BackwardArgs {
@@ -266,7 +267,8 @@ pub fn backward_args(
         n_words: d.words() as u32,
         max_terms: s.max_terms as u32,
         n_params: layout.len() as u32,
-        acc_in_shared: u32::from(acc_in_shared),
+        acc_in_shared: u32::from(plan.acc_in_shared),
+        rows_capacity: plan.rows_capacity,
         has_bias: u32::from(d.has_bias),
         dt: k.dt,
         decay_b: k.decay_b,

@@ -335,42 +335,104 @@ pub fn forward_plan(
     })
 }
 
-/// `lsnn_backward`'s launch and where its gradient rows live.
+/// The most connected recurrent synapses there can be: DEEP R's budget when w_rec is rewired
+/// (the step reconnects to exactly that many over all rewired matrices), else N * N.
+pub fn rec_bound(layout: &ParamLayout, segments: &Segments, n_rec: usize) -> usize {
+    let dense = n_rec * n_rec;
+    let rewired = layout
+        .params()
+        .iter()
+        .position(|&p| p == Param::WRec)
+        .is_some_and(|k| segments.rewired_mask & (1 << k) != 0);
+    if rewired {
+        dense.min(segments.budget as usize)
+    } else {
+        dense
+    }
+}
+
+/// `lsnn_backward`'s launch and what it keeps in shared memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackwardPlan {
     /// The launch.
     pub launch: LaunchPlan,
     /// The block's w_in / w_rec gradient rows are in shared memory (else in global memory).
     pub acc_in_shared: bool,
+    /// Connected recurrent synapses the block's shared copy of the compacted rows can hold
+    /// (0: the rows are read from global memory; the kernel also falls back to them when more
+    /// are connected).
+    pub rows_capacity: u32,
 }
 
-/// `lsnn_backward`: one block per element; the dL/di ring (D + 2 rows), the readout adjoints
-/// and term windows always in shared memory, the gradient rows `(I + N) * N` too when the whole
-/// fits under `shared_limit`.
+impl BackwardPlan {
+    /// The launch for this placement: the dL/di ring (D + 2 rows), the readout adjoints and
+    /// term windows, plus the gradient rows and `rows_capacity` compacted synapses if asked.
+    pub fn new(
+        dims: &Dims,
+        n_batch: usize,
+        max_terms: usize,
+        acc_in_shared: bool,
+        rows_capacity: usize,
+    ) -> BackwardPlan {
+        let used = Self::base_bytes(dims, max_terms)
+            + if acc_in_shared {
+                Self::acc_bytes(dims)
+            } else {
+                0
+            };
+        BackwardPlan {
+            launch: LaunchPlan {
+                grid: n_batch as u32,
+                block: dims.threads() as u32,
+                shared_bytes: (used + 8 * rows_capacity) as u32,
+            },
+            acc_in_shared,
+            rows_capacity: rows_capacity as u32,
+        }
+    }
+
+    fn base_bytes(dims: &Dims, max_terms: usize) -> usize {
+        let np = dims.threads();
+        4 * ((dims.n_delay + 2) * np + max_terms * np + 2 * max_terms)
+    }
+
+    fn acc_bytes(dims: &Dims) -> usize {
+        4 * dims.syn_rows() * dims.n_rec
+    }
+}
+
+/// `lsnn_backward`: one block per element; the dL/di ring, the readout adjoints and term
+/// windows always in shared memory, the gradient rows `(I + N) * N` too when the whole fits
+/// under `shared_limit`. The compacted recurrent rows (at most `rec_bound` connected synapses:
+/// see [`rec_bound`]) are copied there too when everything fits in half of `shared_limit`, so
+/// that two blocks still share a multiprocessor.
 pub fn backward_plan(
     dims: &Dims,
     n_batch: usize,
     max_terms: usize,
     shared_limit: usize,
+    rec_bound: usize,
 ) -> Result<BackwardPlan, GpuError> {
-    let np = dims.threads();
-    let base = 4 * ((dims.n_delay + 2) * np + max_terms * np + 2 * max_terms);
-    let acc = 4 * dims.syn_rows() * dims.n_rec;
+    let base = BackwardPlan::base_bytes(dims, max_terms);
     if base > shared_limit {
         return Err(GpuError::shape(
             "backward shared memory",
             format!("{base} bytes > the device's {shared_limit}"),
         ));
     }
+    let acc = BackwardPlan::acc_bytes(dims);
     let acc_in_shared = base + acc <= shared_limit;
-    Ok(BackwardPlan {
-        launch: LaunchPlan {
-            grid: n_batch as u32,
-            block: np as u32,
-            shared_bytes: (base + if acc_in_shared { acc } else { 0 }) as u32,
-        },
+    let used = base + if acc_in_shared { acc } else { 0 };
+    let rec_bound = rec_bound.min(dims.n_rec * dims.n_rec);
+    let rows_fit = used + 8 * rec_bound <= shared_limit / 2;
+    let rows_capacity = if rows_fit { rec_bound } else { 0 };
+    Ok(BackwardPlan::new(
+        dims,
+        n_batch,
+        max_terms,
         acc_in_shared,
-    })
+        rows_capacity,
+    ))
 }
 
 /// One thread per item in blocks of [`SMALL_BLOCK`].
@@ -877,26 +939,36 @@ mod tests {
             f.shared_bytes as usize,
             4 * (10 * 224 + 2 * 224 + 224 + 2 * 7 + 2)
         );
-        // sMNIST: the gradient rows (300 x 220 floats = 264 000 bytes) do not fit: global.
-        let b = backward_plan(&smnist(), 256, 1, limit).unwrap();
+        // sMNIST: the gradient rows (300 x 220 floats = 264 000 bytes) do not fit: global;
+        // DEEP R's budget of 8 000 compacted rows (64 000 bytes) does, in half the limit.
+        let b = backward_plan(&smnist(), 256, 1, limit, 8000).unwrap();
         assert!(!b.acc_in_shared);
-        assert_eq!(b.launch.shared_bytes as usize, 4 * (12 * 224 + 224 + 2));
-        // store-recall: 12 terms per element, rows 120 x 20 fit.
-        let b = backward_plan(&store_recall(), 128, 12, limit).unwrap();
-        assert!(b.acc_in_shared);
+        assert_eq!(b.rows_capacity, 8000);
         assert_eq!(
             b.launch.shared_bytes as usize,
-            4 * (12 * 32 + 12 * 32 + 24) + 4 * 120 * 20
+            4 * (12 * 224 + 224 + 2) + 8 * 8000
+        );
+        // Dense w_rec (220 * 220 synapses, 387 200 bytes): the rows stay in global memory.
+        let b = backward_plan(&smnist(), 256, 1, limit, usize::MAX).unwrap();
+        assert_eq!(b.rows_capacity, 0);
+        assert_eq!(b.launch.shared_bytes as usize, 4 * (12 * 224 + 224 + 2));
+        // store-recall: 12 terms per element, rows 120 x 20 fit, and the 400 compacted rows.
+        let b = backward_plan(&store_recall(), 128, 12, limit, usize::MAX).unwrap();
+        assert!(b.acc_in_shared);
+        assert_eq!(b.rows_capacity, 400);
+        assert_eq!(
+            b.launch.shared_bytes as usize,
+            4 * (12 * 32 + 12 * 32 + 24) + 4 * 120 * 20 + 8 * 400
         );
         // Without opting in (48 KB) store-recall still fits.
         assert!(
-            backward_plan(&store_recall(), 128, 12, DEFAULT_SHARED_LIMIT)
+            backward_plan(&store_recall(), 128, 12, DEFAULT_SHARED_LIMIT, 400)
                 .unwrap()
                 .acc_in_shared
         );
         // Too many terms per element for the shared memory: an error, not a bad launch.
         assert!(forward_plan(&smnist(), 1, 100_000, limit).is_err());
-        assert!(backward_plan(&smnist(), 1, 100_000, limit).is_err());
+        assert!(backward_plan(&smnist(), 1, 100_000, limit, 0).is_err());
         let e = elementwise_plan(68_210);
         assert_eq!((e.grid, e.block), (267, 256));
         assert_eq!(elementwise_plan(0).grid, 1);

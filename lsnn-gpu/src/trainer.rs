@@ -21,9 +21,9 @@ use lsnn_core::{CellConfig, Neuron};
 use crate::error::{CudaContext, GpuError};
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
-    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, BatchState, Dims,
-    KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param, ParamLayout, Segments, Trace,
-    DEFAULT_SHARED_LIMIT,
+    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, rec_bound,
+    BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param, ParamLayout,
+    Segments, Trace, DEFAULT_SHARED_LIMIT,
 };
 use crate::ptx;
 
@@ -96,10 +96,27 @@ pub struct Gpu {
     _ctx: Context,
 }
 
+/// A module from its embedded PTX, or from `$LSNN_GPU_PTX_DIR/<name>.ptx` when that variable is
+/// set: variants of a kernel (other compile-time options, same arguments) can then be timed
+/// against each other in one device session without rebuilding the binaries.
+fn load_module(embedded: &str, name: &str) -> Result<Module, GpuError> {
+    let what = format!("loading {name}.ptx");
+    match std::env::var_os("LSNN_GPU_PTX_DIR") {
+        Some(dir) => {
+            let path = std::path::Path::new(&dir).join(format!("{name}.ptx"));
+            let ptx = std::fs::read_to_string(&path).map_err(|e| {
+                GpuError::shape("LSNN_GPU_PTX_DIR", format!("{}: {e}", path.display()))
+            })?;
+            Module::from_ptx(&ptx, &[]).ctx(&what)
+        }
+        None => Module::from_ptx(embedded, &[]).ctx(&what),
+    }
+}
+
 impl Gpu {
     /// The first device, its primary context, the four modules (JIT-compiled from the embedded
-    /// PTX) and a stream. `LSNN_GPU_SYNC=1` synchronises after every launch (to
-    /// find the kernel behind an asynchronous error).
+    /// PTX, see [`load_module`]) and a stream. `LSNN_GPU_SYNC=1` synchronises after every launch
+    /// (to find the kernel behind an asynchronous error).
     pub fn new() -> Result<Gpu, GpuError> {
         let name = probe().ok_or_else(|| GpuError::NoDevice("no CUDA driver or device".into()))?;
         let device = Device::get_device(0).ctx("cuDeviceGet")?;
@@ -118,12 +135,11 @@ impl Gpu {
         } else {
             DEFAULT_SHARED_LIMIT
         };
-        let load = |ptx: &str, what: &str| Module::from_ptx(ptx, &[]).ctx(what);
         Ok(Gpu {
-            forward: load(ptx::FORWARD, "loading forward.ptx")?,
-            backward: load(ptx::BACKWARD, "loading backward.ptx")?,
-            loss: load(ptx::LOSS, "loading loss.ptx")?,
-            update: load(ptx::UPDATE, "loading update.ptx")?,
+            forward: load_module(ptx::FORWARD, "forward")?,
+            backward: load_module(ptx::BACKWARD, "backward")?,
+            loss: load_module(ptx::LOSS, "loss")?,
+            update: load_module(ptx::UPDATE, "update")?,
             // A blocking stream: the synchronous uploads (`write`, cuMemcpyHtoD on the legacy
             // stream) may return before their DMA lands when the source is pageable; a blocking
             // stream's next launch waits for it, a non-blocking one would not.
@@ -729,6 +745,10 @@ impl GpuTrainer {
             .then_some(self.set.segments.budget as usize)
     }
 
+    fn rec_bound(&self) -> usize {
+        rec_bound(&self.layout, &self.set.segments, self.dims.n_rec)
+    }
+
     /// Replaces the parameters (and the effective weights); the rewired arrays and their
     /// connectivities must be those given at construction.
     pub fn upload_params(
@@ -844,7 +864,14 @@ impl GpuTrainer {
         bb.max_terms = terms.max_per_element;
         // Validate the launch geometry now, not at the first launch.
         forward_plan(&self.dims, bb.n_batch, bb.max_terms, self.gpu.shared_limit)?;
-        backward_plan(&self.dims, bb.n_batch, bb.max_terms, self.gpu.shared_limit)?;
+        let bound = rec_bound(&self.layout, &self.set.segments, self.dims.n_rec);
+        backward_plan(
+            &self.dims,
+            bb.n_batch,
+            bb.max_terms,
+            self.gpu.shared_limit,
+            bound,
+        )?;
         write(&mut bb.term_offsets, &terms.offsets, "term offsets")?;
         write(&mut bb.terms, &terms.terms, "terms")?;
         match batch.regulariser {
@@ -1098,8 +1125,9 @@ impl GpuTrainer {
         let (d, k, l) = (&self.dims, &self.consts, &self.layout);
         let (net, b, s) = (self.net_ptrs(), bb.ptrs(), bb.shape());
         self.queue_rec_rows()?;
-        let plan = backward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit)?;
-        let args = launch::backward_args(d, k, l, &net, &b, &s, plan.acc_in_shared);
+        let bound = self.rec_bound();
+        let plan = backward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit, bound)?;
+        let args = launch::backward_args(d, k, l, &net, &b, &s, &plan);
         self.gpu
             .launch(&self.gpu.backward, "lsnn_backward", plan.launch, args)?;
         let args = launch::reduce_args(d, k, l, &net, &b, &s, poison);
