@@ -45,6 +45,21 @@ for d in ../shared/data/mnist shared/data/mnist /work/shared/data/mnist; do
     if [ -f "$d/train-images-idx3-ubyte.gz" ]; then mkdir -p "$out/mnist" && cp "$d"/*.gz "$out/mnist/"; break; fi
 done
 [ -d "$out/mnist" ] || echo "warning: MNIST not found: PART=train will be skipped" >&2
+# Kernel variants for `PART=ab` of device-check.sh (compile-time options of kernels/*.cu):
+#   s4  the shipped options (recurrent rows in shared memory, spikes 4 at a time)
+#   g1  version 4: rows read from global memory, spikes one at a time
+#   s1  rows in shared memory, spikes one at a time      g4  rows global, spikes 4 at a time
+nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+for v in "s4:" "g1:-DLSNN_ROWS_IN_SHARED=0 -DLSNN_EVENT_BATCH=1" "s1:-DLSNN_EVENT_BATCH=1" \
+    "g4:-DLSNN_ROWS_IN_SHARED=0"; do
+    name=${v%%:*}
+    mkdir -p "$out/ptx/$name"
+    for src in lsnn-gpu/kernels/*.cu; do
+        # shellcheck disable=SC2086 # the options are words
+        "$nvcc" -ptx -arch=compute_80 -fmad=false -std=c++14 ${v#*:} -I lsnn-gpu/kernels \
+            -o "$out/ptx/$name/$(basename "$src" .cu).ptx" "$src"
+    done
+done
 git rev-parse --short HEAD > "$out/commit" 2>/dev/null || true
 ls -la "$out"
 du -sh "$out"

@@ -13,9 +13,15 @@
 #   6. compute-sanitizer memcheck, racecheck and initcheck on small training runs
 #   7. Nsight Compute's duration of every kernel of one iteration of each configuration
 #
-# Usage: bash lsnn-gpu/device-check.sh [BIN]
-#   PART=main    1-4             PART=san   6            PART=all   1-7 (default)
-#   PART=long    the sMNIST tutorial on the GPU: N_ITER (36000) iterations, test accuracy, wall time
+# bash lsnn-gpu/device-check.sh [BIN]
+#   8. kernel variants (BIN/ptx/*/, compile-time options of lsnn-gpu/device-build.sh): the
+#      benchmark and Nsight Compute's kernel times with each, via LSNN_GPU_PTX_DIR
+#
+# Usage: PART="main ab" (any of these words) or PART=all (default: main train ncu san ab)
+#   main 1-4   train 5   ncu 7   san 6   ab 8
+#   long       the sMNIST tutorial on the GPU: N_ITER (36000) iterations, test accuracy, wall time
+#   SAN_TOOLS, SAN_TASKS: the sanitizer runs (default: all three tools, both tasks)
+#   AB_NCU: the variants that also get Nsight Compute (default: all)
 #   SEEDS        seeds of the short sMNIST runs (default 1)
 #   DEADLINE     seconds for the whole script (default 540): a step gets at most what is left
 #                (minus a margin for the summary) and is skipped when under 10 s are left.
@@ -51,7 +57,8 @@ step() { # name, timeout seconds, command...
 cat "$LOGS/device.txt"
 
 PART=${PART:-all}
-case $PART in main | all)
+want() { [[ " $PART " == *" $1 "* || ($PART == all && $1 != long) ]]; }
+if want main; then
     # Synchronise after every launch in the tests, so an error names its kernel.
     LSNN_GPU_SYNC=1 step gpu-tests 90 "$BIN"/lsnn_gpu_device --nocapture --test-threads 1
     LSNN_GPU_SYNC=1 step host-gpu-tests 150 "$BIN"/lsnn_host_gpu --nocapture --test-threads 1
@@ -62,10 +69,9 @@ case $PART in main | all)
         step torch-smnist 60 python3 "$BIN/torch_lsnn.py" --device cuda --config smnist --iters 5
         step torch-storerecall 60 python3 "$BIN/torch_lsnn.py" --device cuda --config storerecall --iters 3
     fi
-    ;;
-esac
+fi
 
-case $PART in all)
+if want train; then
     if [ -d "$BIN/mnist" ]; then
         for seed in ${SEEDS:-1}; do
             step "train-smnist-200-seed$seed" 90 "$BIN"/lsnn-host train smnist --device cuda \
@@ -73,10 +79,9 @@ case $PART in all)
                 --do-plot false --results-dir /tmp/runs-short
         done
     fi
-    ;;
-esac
+fi
 
-case $PART in all)
+if want ncu; then
     # Time per kernel (Nsight Compute, clocks left as they are): where an iteration goes.
     ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
     if [ -n "$ncu" ]; then
@@ -87,16 +92,15 @@ case $PART in all)
     else
         summary+=("ncu                        not found")
     fi
-    ;;
-esac
+fi
 
-case $PART in san | all)
+if want san; then
     san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
     if [ -n "$san" ]; then
         # One training iteration (--iters 0: the warm-up only) of each configuration at B 2:
         # every kernel runs, with DEEP R in the sMNIST one.
-        for tool in memcheck racecheck initcheck; do
-            for task in smnist store-recall; do
+        for tool in ${SAN_TOOLS:-memcheck racecheck initcheck}; do
+            for task in ${SAN_TASKS:-smnist store-recall}; do
                 step "san-$tool-$task" 60 "$san" --tool "$tool" --error-exitcode 9 \
                     "$BIN"/lsnn-host bench --task "$task" --device cuda --batch 2 --iters 0
             done
@@ -104,10 +108,24 @@ case $PART in san | all)
     else
         summary+=("compute-sanitizer          not found")
     fi
-    ;;
-esac
+fi
 
-case $PART in long)
+if want ab; then
+    # The same binaries with each variant's PTX (same kernel arguments, other compile-time
+    # options): iteration time and, for sMNIST, every kernel's duration.
+    ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    for dir in "$BIN"/ptx/*/; do
+        v=$(basename "$dir")
+        export LSNN_GPU_PTX_DIR=$PWD/$dir
+        step "ab-$v-bench-smnist" 40 "$BIN"/lsnn-host bench --task smnist --device cuda --iters 20
+        step "ab-$v-bench-storerecall" 40 "$BIN"/lsnn-host bench --task store-recall --device cuda --iters 20
+        [ -n "$ncu" ] && [[ " ${AB_NCU:-$v} " == *" $v "* ]] && step "ab-$v-ncu-smnist" 60 "$ncu" --clock-control none \
+            --metrics gpu__time_duration.sum,sm__warps_active.avg.pct_of_peak_sustained_active --csv "$BIN"/lsnn-host bench --task smnist --device cuda --iters 1
+        unset LSNN_GPU_PTX_DIR
+    done
+fi
+
+if want long; then
     # The sMNIST tutorial's defaults (B 256, 36 000 iterations, validation every 400) on the GPU;
     # only the small result files come back (no plots).
     step train-smnist-long $((DEADLINE - 20)) "$BIN"/lsnn-host train smnist --device cuda \
@@ -115,8 +133,7 @@ case $PART in long)
         --results-dir /tmp/runs-long
     run=$(ls -d /tmp/runs-long/*/ 2>/dev/null | head -1)
     [ -n "$run" ] && cp "$run/results.json" "$run/flags.json" "$OUT/" 2>/dev/null
-    ;;
-esac
+fi
 
 echo
 echo "== summary (logs in $OUT/logs.tgz)"
@@ -140,4 +157,38 @@ for ours, peer, name in [("bench-smnist", "torch-smnist", "sMNIST B256 T840"),
     mb = b and b.get("ms_median")
     ratio = f"{mb / ma:.0f}x" if ma and mb else "-"
     print(f"| {name} | {ma if ma else '-'} | {mb if mb else '-'} | {ratio} |")
+PY
+python3 - "$LOGS" <<'PY'
+import csv, glob, json, os, sys
+out = sys.argv[1]
+def last_json(path):
+    try:
+        lines = [l for l in open(path) if l.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+        return None
+def kernels(path):
+    # Nsight Compute CSV: the last launch of each kernel (the timed iteration, after warm-up).
+    times = {}
+    try:
+        rows = [l for l in open(path) if l.startswith('"')]
+        for r in csv.DictReader(rows):
+            if r.get("Metric Name") == "gpu__time_duration.sum":
+                unit = r.get("Metric Unit", "")
+                v = float(r["Metric Value"].replace(",", ""))
+                scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0}.get(unit, float("nan"))
+                times[r["Kernel Name"].split("(")[0]] = v * scale
+    except (OSError, ValueError, KeyError):
+        pass
+    return times
+variants = sorted({os.path.basename(p).split("-")[1] for p in glob.glob(os.path.join(out, "ab-*-bench-smnist.log"))})
+if variants:
+    print("\n| variant | sMNIST ms | store-recall ms | sMNIST kernels (ms) |")
+    print("|---|---|---|---|")
+    for v in variants:
+        s = last_json(os.path.join(out, f"ab-{v}-bench-smnist.log")) or {}
+        r = last_json(os.path.join(out, f"ab-{v}-bench-storerecall.log")) or {}
+        k = kernels(os.path.join(out, f"ab-{v}-ncu-smnist.log"))
+        ks = ", ".join(f"{n.replace('lsnn_', '')} {t:.2f}" for n, t in k.items() if t >= 0.05)
+        print(f"| {v} | {s.get('ms_median', '-')} | {r.get('ms_median', '-')} | {ks} |")
 PY
