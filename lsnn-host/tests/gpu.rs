@@ -162,6 +162,7 @@ mod cuda {
                 rewiring: None,
                 iteration: k,
                 hooks: &Hooks::default(),
+                staged: None,
             };
             for (device, weights, opt, states, rng) in runs.iter_mut() {
                 let r = train_step(*device, &step, weights, opt, rng, states).unwrap();
@@ -243,6 +244,7 @@ mod cuda {
                 rewiring,
                 iteration: k,
                 hooks: &Hooks::default(),
+                staged: None,
             };
             for (device, weights, opt, rng) in runs.iter_mut() {
                 let mut states = zero_states(&spec, b);

@@ -1,24 +1,28 @@
 //! `--device cpu|cuda`: where training iterations run.
 //!
-//! With the `cuda` feature (which pulls `lsnn-gpu`), a training iteration of either tutorial
-//! can run on the GPU: [`train_step`] has the signature of [`super::run::train_step`] plus the
-//! device, and leaves the host's `Weights`, `Optimizer` and states exactly as a CPU step would
-//! (weights, DEEP R magnitudes and Adam moments are downloaded after every step), so
-//! checkpoints, validation, plots and exports work unchanged. Without the feature, choosing
-//! `cuda` is a flag error (exit 2).
+//! A training loop owns a [`Trainer`] for its device. On the GPU the network's weights, DEEP R
+//! magnitudes and Adam moments stay on the device between steps: a step uploads the batch,
+//! launches the iteration, runs the caller's `overlap` work (the next batch, say) while the
+//! device computes, and reads the loss. The host's `Weights` and `Optimizer` are brought up to
+//! date only by [`Trainer::sync_to_host`], which the apps call before anything reads them
+//! (validation, plots, checkpoints, export, the end of the run, an error). With the `cuda`
+//! feature (which pulls `lsnn-gpu`); without it, choosing `cuda` is a flag error (exit 2).
 //!
 //! The GPU step computes what the CPU step computes, bit for bit where the device's arithmetic
 //! allows it: the same event order and gradient sums (elements in order, the recurrent adjoint
 //! in warp order on both), the same softmax `exp` (f64), and DEEP R's random numbers from
 //! Philox keyed by the same one draw of the run's generator (`lsnn_core::philox`).
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 
 use super::run::TrainStep;
 use crate::error::HostError;
+use crate::input::InputBatch;
 use crate::train::optim::Optimizer;
 use crate::train::update::Weights;
-use crate::train::{HostState, PassResult};
+use crate::train::{zero_states, HostState, LossTerm, PassResult};
 
 /// Where training iterations run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -50,8 +54,177 @@ pub fn no_cuda_build() -> HostError {
     }
 }
 
-/// One training iteration on `device`: forward, backward, non-finite guard, optimiser and
-/// DEEP R, as [`super::run::train_step`].
+/// The initial states of a training step's batch, and what becomes of its final states.
+pub enum States<'a> {
+    /// Every element starts from the zero state and the final states are not needed (sMNIST):
+    /// the GPU neither uploads nor downloads them.
+    Zero,
+    /// Start from these states and write the final states back (store-recall carries them).
+    Carried(&'a mut [HostState<f32>]),
+}
+
+/// A batch prepared for the device ahead of its step ([`Stager::stage`]); put it in the
+/// step's [`TrainStep::staged`]. Empty on the CPU.
+#[derive(Default)]
+pub struct Staged {
+    #[cfg(feature = "cuda")]
+    packed: Option<cuda::PackedBatch>,
+}
+
+/// Handed to a step's `overlap` work: prepares the next batch for the device while the
+/// current step runs.
+pub struct Stager {
+    /// Input channels and outputs of the network on the device (None on the CPU).
+    #[cfg(feature = "cuda")]
+    shape: Option<(usize, usize)>,
+}
+
+impl Stager {
+    fn inert() -> Stager {
+        Stager {
+            #[cfg(feature = "cuda")]
+            shape: None,
+        }
+    }
+
+    /// Packs a batch's input events and loss terms in the device's layout (nothing on the
+    /// CPU), so that its step starts without that host work.
+    pub fn stage(
+        &self,
+        input: &InputBatch,
+        terms: &[Vec<LossTerm<f32>>],
+    ) -> Result<Staged, HostError> {
+        #[cfg(feature = "cuda")]
+        if let Some((n_in, n_out)) = self.shape {
+            return Ok(Staged {
+                packed: Some(cuda::PackedBatch::new(input, terms, n_in, n_out)?),
+            });
+        }
+        let _ = (input, terms);
+        Ok(Staged::default())
+    }
+}
+
+/// What [`Trainer::step`] did.
+pub struct Stepped<X> {
+    /// The step's result; an error when it failed (the device applied nothing then).
+    pub result: Result<PassResult<f32>, HostError>,
+    /// What the overlap work returned; None when the step failed before it could run.
+    pub overlap: Option<Result<X, HostError>>,
+    /// Seconds of the step itself, without the overlap work.
+    pub seconds: f64,
+}
+
+/// The training steps of one loop on its device, and (on the GPU) the network that stays on
+/// the device between them.
+pub struct Trainer {
+    backend: Backend,
+}
+
+enum Backend {
+    Cpu,
+    /// Uploaded at the first step.
+    #[cfg(feature = "cuda")]
+    Cuda(Option<Box<cuda::GpuNetwork>>),
+}
+
+impl Trainer {
+    /// A trainer for `device` (a flag error for `cuda` in a build without it).
+    pub fn new(device: Device) -> Result<Trainer, HostError> {
+        let backend = match device {
+            Device::Cpu => Backend::Cpu,
+            #[cfg(feature = "cuda")]
+            Device::Cuda => Backend::Cuda(None),
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda => return Err(no_cuda_build()),
+        };
+        Ok(Trainer { backend })
+    }
+
+    /// One training iteration as [`super::run::train_step`] (the host's `optimizer.step`
+    /// counts it), then `overlap`: on the GPU it runs after DEEP R's key was drawn from `rng`,
+    /// while the device computes; on the CPU after the step. Either way the run's generator
+    /// sees the same draws in the same order. On the GPU the host's weights and optimiser
+    /// moments are left as they were: [`Trainer::sync_to_host`] brings them up to date.
+    pub fn step<R: rand::Rng, X>(
+        &mut self,
+        step: &TrainStep<'_>,
+        weights: &mut Weights<f32>,
+        optimizer: &mut Optimizer,
+        rng: &mut R,
+        states: States<'_>,
+        overlap: impl FnOnce(&mut R, &Stager) -> Result<X, HostError>,
+    ) -> Stepped<X> {
+        match &mut self.backend {
+            Backend::Cpu => cpu_step(step, weights, optimizer, rng, states, overlap),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(network) => {
+                cuda::step(network, step, weights, optimizer, rng, states, overlap)
+            }
+        }
+    }
+
+    /// Writes the device's parameters, DEEP R magnitudes and Adam moments into the host's
+    /// structures, if the device is ahead of them (nothing on the CPU). An error if the host's
+    /// weights were changed since the device took over: both would hold work.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    pub fn sync_to_host(
+        &mut self,
+        weights: &mut Weights<f32>,
+        optimizer: &mut Optimizer,
+    ) -> Result<(), HostError> {
+        match &mut self.backend {
+            Backend::Cpu => Ok(()),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(network) => match network {
+                Some(g) => g.sync_to_host(weights, optimizer),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// [`Trainer::sync_to_host`] after a training loop: the loop's error, if any, comes first
+    /// (after syncing, so that the host holds the device's latest state).
+    pub fn finish_loop<T>(
+        &mut self,
+        looped: Result<T, HostError>,
+        weights: &mut Weights<f32>,
+        optimizer: &mut Optimizer,
+    ) -> Result<T, HostError> {
+        let synced = self.sync_to_host(weights, optimizer);
+        let value = looped?;
+        synced.map(|()| value)
+    }
+}
+
+fn cpu_step<R: rand::Rng, X>(
+    step: &TrainStep<'_>,
+    weights: &mut Weights<f32>,
+    optimizer: &mut Optimizer,
+    rng: &mut R,
+    states: States<'_>,
+    overlap: impl FnOnce(&mut R, &Stager) -> Result<X, HostError>,
+) -> Stepped<X> {
+    let t0 = Instant::now();
+    let result = match states {
+        States::Carried(s) => super::run::train_step(step, weights, optimizer, rng, s),
+        States::Zero => {
+            let mut s = zero_states(step.spec, step.input.n_batch());
+            super::run::train_step(step, weights, optimizer, rng, &mut s)
+        }
+    };
+    let seconds = t0.elapsed().as_secs_f64();
+    let overlap = result.is_ok().then(|| overlap(rng, &Stager::inert()));
+    Stepped {
+        result,
+        overlap,
+        seconds,
+    }
+}
+
+/// One training iteration on `device`, leaving the host's `Weights`, `Optimizer` and states
+/// exactly as [`super::run::train_step`] does (on the GPU: a [`Trainer`] kept per thread, synced
+/// to the host after every step; for tests and one-off steps, the apps use a [`Trainer`]).
 pub fn train_step<R: rand::Rng>(
     device: Device,
     step: &TrainStep<'_>,
@@ -63,7 +236,7 @@ pub fn train_step<R: rand::Rng>(
     match device {
         Device::Cpu => super::run::train_step(step, weights, optimizer, rng, states),
         #[cfg(feature = "cuda")]
-        Device::Cuda => cuda::train_step(step, weights, optimizer, rng, states),
+        Device::Cuda => cuda::eager_step(step, weights, optimizer, rng, states),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => Err(no_cuda_build()),
     }
@@ -75,7 +248,7 @@ pub use cuda::{bench, GpuNetwork};
 #[cfg(feature = "cuda")]
 mod cuda {
     use std::cell::RefCell;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use lsnn_core::{Neuron, NeuronState};
     use lsnn_gpu::layout::BatchState;
@@ -89,6 +262,7 @@ mod cuda {
 
     use super::super::bench::{smnist_setup, store_recall_setup, BenchResult, BenchTask};
     use super::super::run::TrainStep;
+    use super::{Stager, States, Stepped};
     use crate::error::HostError;
     use crate::input::InputBatch;
     use crate::train::deepr::RewiredMatrix;
@@ -108,10 +282,43 @@ mod cuda {
         rewired: Vec<(String, f64)>,
         n_out: usize,
         has_bias: bool,
-        /// The host state the device holds (as last uploaded or downloaded).
-        mirror: Option<(Params<f32>, Vec<Array2<f32>>, Optimizer)>,
+        /// The host's parameters, magnitudes and optimiser as last uploaded or downloaded.
+        mirror: Option<Mirror>,
+        /// Steps the device applied since then (the host's copy is that far behind).
+        ahead: u64,
     }
 
+    struct Mirror {
+        params: Params<f32>,
+        theta: Vec<Array2<f32>>,
+        optimizer: Optimizer,
+    }
+
+    impl Mirror {
+        /// Whether the host still holds what was synced, `ahead` steps later: the same
+        /// parameters and optimiser settings and `ahead` more steps counted; the moments are
+        /// compared only when the device is not ahead (the host's are stale otherwise, and
+        /// only the optimiser writes them).
+        fn matches(&self, weights: &Weights<f32>, optimizer: &Optimizer, ahead: u64) -> bool {
+            let o = &self.optimizer;
+            self.params == weights.params
+                && self.theta.len() == weights.rewired.len()
+                && self
+                    .theta
+                    .iter()
+                    .zip(&weights.rewired)
+                    .all(|(a, m)| *a == m.theta)
+                && (o.kind, o.beta1, o.beta2, o.epsilon)
+                    == (
+                        optimizer.kind,
+                        optimizer.beta1,
+                        optimizer.beta2,
+                        optimizer.epsilon,
+                    )
+                && o.step + ahead == optimizer.step
+                && (ahead > 0 || (o.m == optimizer.m && o.v == optimizer.v))
+        }
+    }
     fn slice<T>(a: &Array2<T>) -> &[T] {
         a.as_slice()
             .expect("the trainer's arrays are in standard layout")
@@ -190,8 +397,9 @@ mod cuda {
                 n_out: p.n_out(),
                 has_bias: p.b_out.is_some(),
                 mirror: None,
+                ahead: 0,
             };
-            g.sync_in(weights, optimizer)?;
+            g.upload(weights, optimizer)?;
             Ok(g)
         }
 
@@ -208,21 +416,48 @@ mod cuda {
                     .all(|(m, (n, p))| &m.name == n && m.connectivity == *p)
         }
 
-        /// Uploads parameters and moments unless the device already holds exactly these.
+        /// Steps the device applied that the host's structures do not hold yet.
+        pub fn steps_ahead(&self) -> u64 {
+            self.ahead
+        }
+
+        fn host_matches(&self, weights: &Weights<f32>, optimizer: &Optimizer) -> bool {
+            self.mirror
+                .as_ref()
+                .is_some_and(|m| m.matches(weights, optimizer, self.ahead))
+        }
+
+        fn diverged(&self) -> HostError {
+            HostError::Network(format!(
+                "the host's weights or optimiser were changed while the GPU holds {} newer \
+                 training steps; sync them to the host (Trainer::sync_to_host) before changing \
+                 them",
+                self.ahead
+            ))
+        }
+
+        /// Makes the device hold the host's parameters and moments: nothing to do if it holds
+        /// them (or is ahead of an untouched host), an upload if the host changed them while
+        /// the device was not ahead, an error if both changed.
         pub fn sync_in(
             &mut self,
             weights: &Weights<f32>,
             optimizer: &Optimizer,
         ) -> Result<(), HostError> {
-            let same = self.mirror.as_ref().is_some_and(|(p, th, o)| {
-                p == &weights.params
-                    && th.len() == weights.rewired.len()
-                    && th.iter().zip(&weights.rewired).all(|(a, m)| *a == m.theta)
-                    && o == optimizer
-            });
-            if same {
-                return Ok(());
+            if self.host_matches(weights, optimizer) {
+                Ok(())
+            } else if self.ahead > 0 {
+                Err(self.diverged())
+            } else {
+                self.upload(weights, optimizer)
             }
+        }
+
+        fn upload(
+            &mut self,
+            weights: &Weights<f32>,
+            optimizer: &Optimizer,
+        ) -> Result<(), HostError> {
             let rewired = rewired_views(&weights.rewired)?;
             self.trainer
                 .upload_params(&values(&weights.params), &rewired)
@@ -251,20 +486,27 @@ mod cuda {
         }
 
         fn remember(&mut self, weights: &Weights<f32>, optimizer: &Optimizer) {
-            self.mirror = Some((
-                weights.params.clone(),
-                weights.rewired.iter().map(|m| m.theta.clone()).collect(),
-                optimizer.clone(),
-            ));
+            self.mirror = Some(Mirror {
+                params: weights.params.clone(),
+                theta: weights.rewired.iter().map(|m| m.theta.clone()).collect(),
+                optimizer: optimizer.clone(),
+            });
+            self.ahead = 0;
         }
 
         /// Writes the device's parameters, magnitudes and moments into the host's structures
-        /// and counts one optimiser step.
-        fn sync_out(
+        /// if the device is ahead of them (the host counted the steps already).
+        pub fn sync_to_host(
             &mut self,
             weights: &mut Weights<f32>,
             optimizer: &mut Optimizer,
         ) -> Result<(), HostError> {
+            if self.ahead == 0 {
+                return Ok(());
+            }
+            if !self.host_matches(weights, optimizer) {
+                return Err(self.diverged());
+            }
             let Snapshot {
                 params,
                 theta,
@@ -283,7 +525,6 @@ mod cuda {
                     .expect("standard layout")
                     .copy_from_slice(&theta[layout.range(p).expect("present")]);
             }
-            optimizer.step += 1;
             if optimizer.kind == HostOptimizerKind::Adam {
                 for p in layout.params() {
                     let r = layout.range(p).expect("present");
@@ -312,16 +553,94 @@ mod cuda {
             reg: Option<&RateRegulariser<f32>>,
             linear: Option<(&[f32], &[f32])>,
         ) -> Result<(), HostError> {
-            let packed = pack_input(input, self.spec.n_in())?;
-            let terms = pack_terms(terms, input.n_steps(), self.n_out)?;
+            let packed = PackedBatch::new(input, terms, self.spec.n_in(), self.n_out)?;
+            self.set_packed(&packed, reg, linear)
+        }
+
+        fn set_packed(
+            &mut self,
+            packed: &PackedBatch,
+            reg: Option<&RateRegulariser<f32>>,
+            linear: Option<(&[f32], &[f32])>,
+        ) -> Result<(), HostError> {
             self.trainer
                 .set_batch(&BatchInput {
-                    input: &packed,
-                    terms: &terms,
+                    input: &packed.input,
+                    terms: &packed.terms,
                     regulariser: reg.map(|r| (r.coeff.as_slice(), r.target)),
                     linear,
                 })
                 .map_err(gpu_err)
+        }
+
+        /// Uploads a step's batch: the staged one if the step has one, else packed now.
+        fn upload_batch(&mut self, step: &TrainStep<'_>) -> Result<(), HostError> {
+            match step.staged.and_then(|s| s.packed.as_ref()) {
+                Some(packed) => {
+                    packed.check(step, self.n_out)?;
+                    self.set_packed(packed, Some(step.reg), None)
+                }
+                None => self.set_batch(step.input, step.terms, Some(step.reg), None),
+            }
+        }
+
+        /// Uploads the batch and initial states, draws DEEP R's key and queues the iteration.
+        fn launch<R: rand::Rng>(
+            &mut self,
+            step: &TrainStep<'_>,
+            optimizer: &Optimizer,
+            rng: &mut R,
+            states: &States<'_>,
+        ) -> Result<(), HostError> {
+            self.upload_batch(step)?;
+            match states {
+                States::Zero => self.trainer.zero_state().map_err(gpu_err)?,
+                States::Carried(s) => self.set_states(s)?,
+            }
+            let rewired = !self.rewired.is_empty();
+            let key = if rewired { rng.gen::<u64>() } else { 0 };
+            let layout = *self.trainer.layout();
+            let poison = (step.hooks.nan_gradient_at == Some(step.iteration))
+                .then(|| layout.range(Param::WRec).expect("always").start + 1);
+            let r = step.rewiring.unwrap_or(Rewiring {
+                l1: 0.0,
+                temperature: 0.0,
+            });
+            let cfg = StepConfig {
+                lr: step.lr,
+                step: optimizer.step + 1,
+                rewiring: rewired.then_some((r.l1, r.temperature)),
+                key,
+                poison,
+            };
+            self.trainer.launch_step(&cfg).map_err(gpu_err)
+        }
+
+        /// Waits for the launched iteration: its result, the final states if carried, and the
+        /// step counted on the host.
+        fn finish(
+            &mut self,
+            step: &TrainStep<'_>,
+            optimizer: &mut Optimizer,
+            states: States<'_>,
+        ) -> Result<PassResult<f32>, HostError> {
+            let out = self.trainer.finish_step().map_err(gpu_err)?;
+            if let States::Carried(s) = states {
+                self.get_states(s)?;
+            }
+            match out.outcome {
+                Outcome::NonFiniteLoss => {
+                    return Err(step.non_finite("the training loss".into()));
+                }
+                Outcome::NonFiniteGradient { param, index } => {
+                    let what = format!("gradient of {} (entry {index})", param.name());
+                    return Err(step.non_finite(what));
+                }
+                Outcome::Applied => {}
+            }
+            optimizer.step += 1;
+            self.ahead += 1;
+            Ok(pass_result(&out.pass, step.terms, self.n_out))
         }
 
         /// Uploads the states (a memset when they are all zero).
@@ -447,61 +766,142 @@ mod cuda {
         }
     }
 
-    thread_local! {
-        /// The network of this thread's training run on the GPU (rebuilt when the network
-        /// changes; parameters re-uploaded when the host's differ from the device's).
-        static NETWORK: RefCell<Option<GpuNetwork>> = const { RefCell::new(None) };
+    /// A batch's input events and loss terms in the device's layout.
+    pub(crate) struct PackedBatch {
+        input: PackedInput,
+        terms: PackedTerms,
     }
 
-    /// [`super::train_step`] on the GPU.
-    pub fn train_step<R: rand::Rng>(
+    impl PackedBatch {
+        pub(crate) fn new(
+            input: &InputBatch,
+            terms: &[Vec<LossTerm<f32>>],
+            n_in: usize,
+            n_out: usize,
+        ) -> Result<PackedBatch, HostError> {
+            Ok(PackedBatch {
+                input: pack_input(input, n_in)?,
+                terms: pack_terms(terms, input.n_steps(), n_out)?,
+            })
+        }
+
+        /// Whether this is (as far as cheap checks tell) the step's batch: its shape and event
+        /// count, and exactly its loss terms (the labels).
+        fn check(&self, step: &TrainStep<'_>, n_out: usize) -> Result<(), HostError> {
+            let input = step.input;
+            let same = self.input.n_batch == input.n_batch()
+                && self.input.n_steps == input.n_steps()
+                && self.input.n_events() == input.n_events()
+                && self.terms == pack_terms(step.terms, input.n_steps(), n_out)?;
+            if same {
+                Ok(())
+            } else {
+                Err(HostError::Network(format!(
+                    "iteration {}: the staged batch is not the step's batch",
+                    step.iteration
+                )))
+            }
+        }
+    }
+
+    /// The network of `slot`, (re)built when the step's network is another; an error if the
+    /// device holds steps the host does not have yet.
+    fn network<'a>(
+        slot: &'a mut Option<Box<GpuNetwork>>,
         step: &TrainStep<'_>,
+        weights: &Weights<f32>,
+        optimizer: &Optimizer,
+    ) -> Result<&'a mut GpuNetwork, HostError> {
+        if let Some(g) = slot.as_ref() {
+            if !g.fits(step.spec, weights) {
+                if g.ahead > 0 {
+                    return Err(g.diverged());
+                }
+                *slot = None;
+            }
+        }
+        let g = match slot {
+            Some(g) => g,
+            None => slot.insert(Box::new(GpuNetwork::new(step.spec, weights, optimizer)?)),
+        };
+        g.sync_in(weights, optimizer)?;
+        Ok(g)
+    }
+
+    /// [`super::Trainer::step`] on the GPU: launch, the overlap work while the device
+    /// computes, finish.
+    pub(super) fn step<R: rand::Rng, X>(
+        slot: &mut Option<Box<GpuNetwork>>,
+        step: &TrainStep<'_>,
+        weights: &mut Weights<f32>,
+        optimizer: &mut Optimizer,
+        rng: &mut R,
+        states: States<'_>,
+        overlap: impl FnOnce(&mut R, &Stager) -> Result<X, HostError>,
+    ) -> Stepped<X> {
+        let t0 = Instant::now();
+        let launched = network(slot, step, weights, optimizer)
+            .and_then(|g| g.launch(step, optimizer, rng, &states).map(|()| g));
+        let g = match launched {
+            Ok(g) => g,
+            Err(result) => {
+                return Stepped {
+                    result: Err(result),
+                    overlap: None,
+                    seconds: t0.elapsed().as_secs_f64(),
+                }
+            }
+        };
+        let t1 = Instant::now();
+        let stager = Stager {
+            shape: Some((g.spec.n_in(), g.n_out)),
+        };
+        let overlapped = overlap(rng, &stager);
+        let overlap_time = t1.elapsed();
+        let result = g.finish(step, optimizer, states);
+        Stepped {
+            result,
+            overlap: Some(overlapped),
+            seconds: step_seconds(t0, overlap_time),
+        }
+    }
+
+    /// Wall-clock seconds from `t0`, less the overlap work's.
+    fn step_seconds(t0: Instant, overlap: Duration) -> f64 {
+        t0.elapsed().saturating_sub(overlap).as_secs_f64()
+    }
+
+    thread_local! {
+        /// The network of [`super::train_step`]'s calls on this thread (rebuilt when the
+        /// network changes; parameters re-uploaded when the host's differ from the device's).
+        static NETWORK: RefCell<Option<Box<GpuNetwork>>> = const { RefCell::new(None) };
+    }
+
+    /// [`super::train_step`] on the GPU: a step, then the host brought up to date.
+    pub(super) fn eager_step<R: rand::Rng>(
+        train: &TrainStep<'_>,
         weights: &mut Weights<f32>,
         optimizer: &mut Optimizer,
         rng: &mut R,
         states: &mut [HostState<f32>],
     ) -> Result<PassResult<f32>, HostError> {
-        let (spec, terms) = (step.spec, step.terms);
         NETWORK.with(|cell| {
             let mut slot = cell.borrow_mut();
-            if !slot.as_ref().is_some_and(|g| g.fits(spec, weights)) {
-                *slot = None;
-                *slot = Some(GpuNetwork::new(spec, weights, optimizer)?);
-            }
-            let g = slot.as_mut().expect("set above");
-            g.sync_in(weights, optimizer)?;
-            g.set_batch(step.input, terms, Some(step.reg), None)?;
-            g.set_states(states)?;
-            let rewired = !weights.rewired.is_empty();
-            let key = if rewired { rng.gen::<u64>() } else { 0 };
-            let layout = *g.trainer.layout();
-            let poison = (step.hooks.nan_gradient_at == Some(step.iteration))
-                .then(|| layout.range(Param::WRec).expect("always").start + 1);
-            let r = step.rewiring.unwrap_or(Rewiring {
-                l1: 0.0,
-                temperature: 0.0,
-            });
-            let cfg = StepConfig {
-                lr: step.lr,
-                step: optimizer.step + 1,
-                rewiring: rewired.then_some((r.l1, r.temperature)),
-                key,
-                poison,
+            let stepped = step(
+                &mut slot,
+                train,
+                weights,
+                optimizer,
+                rng,
+                States::Carried(states),
+                |_, _| Ok(()),
+            );
+            let synced = match slot.as_mut() {
+                Some(g) => g.sync_to_host(weights, optimizer),
+                None => Ok(()),
             };
-            let out = g.trainer.train_step(&cfg).map_err(gpu_err)?;
-            g.get_states(states)?;
-            match out.outcome {
-                Outcome::NonFiniteLoss => {
-                    return Err(step.non_finite("the training loss".into()));
-                }
-                Outcome::NonFiniteGradient { param, index } => {
-                    let what = format!("gradient of {} (entry {index})", param.name());
-                    return Err(step.non_finite(what));
-                }
-                Outcome::Applied => {}
-            }
-            g.sync_out(weights, optimizer)?;
-            Ok(pass_result(&out.pass, terms, weights.params.n_out()))
+            let result = stepped.result?;
+            synced.map(|()| result)
         })
     }
 

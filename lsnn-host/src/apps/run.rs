@@ -194,6 +194,9 @@ pub struct TrainStep<'a> {
     pub iteration: usize,
     /// Test-only faults.
     pub hooks: &'a Hooks,
+    /// This batch as prepared for the device while the previous step ran (None: prepared
+    /// when the step starts).
+    pub staged: Option<&'a super::gpu::Staged>,
 }
 
 impl TrainStep<'_> {

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
+use super::gpu::{Staged, Stager, States, Trainer};
 use super::run::{
     flag_checks, mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces,
     Hooks, Printer, TrainStep,
@@ -396,6 +397,62 @@ pub struct SmnistSession {
     pub progress: SmnistProgress,
     /// The run folder (when saving).
     pub run_dir: Option<PathBuf>,
+    /// Draw and encode the next training batch while a step runs, where that keeps the run's
+    /// draws in order (the default); false: every batch at its own iteration.
+    pub overlap_batches: bool,
+}
+
+/// A training batch, encoded, with its loss terms and (when drawn during the previous step)
+/// its form for the device.
+struct TrainBatch {
+    batch: SmnistBatch,
+    terms: Vec<Vec<LossTerm<f32>>>,
+    staged: Staged,
+}
+
+/// The next iteration's batch as drawn while a step ran (or the error of drawing it).
+type NextBatch = Result<TrainBatch, HostError>;
+
+/// The next iteration's batch, drawn while a step ran.
+struct Prefetched {
+    next: NextBatch,
+    /// The run's generator and the training split before the draw: restored when the step
+    /// fails, so that the run stands where the sequential loop would have stopped.
+    before: (ChaCha8Rng, SplitPosition),
+}
+
+/// Draws and encodes the next training batch (and stages it for the device, if asked).
+fn draw_batch(
+    train: &mut Split,
+    rng: &mut ChaCha8Rng,
+    flags: &SmnistFlags,
+    stager: Option<&Stager>,
+) -> Result<TrainBatch, HostError> {
+    let encoding = flags.encoding();
+    let images = train.next_batch(rng, flags.n_batch_train)?;
+    let batch = encoding.encode(&images)?;
+    let terms = loss_terms(&encoding, &batch.labels);
+    let staged = match stager {
+        Some(s) => s.stage(&batch.input, &terms)?,
+        None => Staged::default(),
+    };
+    Ok(TrainBatch {
+        batch,
+        terms,
+        staged,
+    })
+}
+
+/// Wall-clock seconds of training, across resumes.
+struct Clock {
+    started: Instant,
+    before: f64,
+}
+
+impl Clock {
+    fn elapsed(&self) -> f64 {
+        self.before + self.started.elapsed().as_secs_f64()
+    }
 }
 
 fn load_data(flags: &SmnistFlags) -> Result<Dataset, HostError> {
@@ -435,6 +492,7 @@ impl SmnistSession {
             data,
             flags,
             run_dir,
+            overlap_batches: true,
         })
     }
 
@@ -470,10 +528,13 @@ impl SmnistSession {
             data,
             progress,
             run_dir: Some(dir.to_path_buf()),
+            overlap_batches: true,
         })
     }
 
-    fn save_checkpoint(&mut self) -> Result<(), HostError> {
+    /// Writes the checkpoint (weights, optimiser, generator, data positions) into the run
+    /// folder, if saving; after a training error it holds the last trained state.
+    pub fn save_checkpoint(&mut self) -> Result<(), HostError> {
         self.progress.task.train_position = self.data.train.position();
         self.progress.task.validation_position = self.data.validation.position();
         match &self.run_dir {
@@ -537,73 +598,16 @@ impl SmnistSession {
     /// Trains to `n_iter`, then evaluates the whole test set.
     pub fn run(&mut self, hooks: Hooks) -> Result<SmnistOutcome, HostError> {
         use_threads(self.flags.threads);
-        let started = Instant::now();
-        let elapsed_before = self.progress.elapsed_s;
+        let clock = Clock {
+            started: Instant::now(),
+            before: self.progress.elapsed_s,
+        };
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let encoding = self.flags.encoding();
-        while self.progress.iteration < self.flags.n_iter {
-            let k = self.progress.iteration;
-            if k > 0 && k % self.flags.lr_decay_every == 0 && self.data.train.epochs_completed() > 0
-            {
-                let old = self.progress.learning_rate;
-                self.progress.learning_rate *= self.flags.lr_decay;
-                printer.say(format!(
-                    "Decaying learning rate: {old:.2} -> {:.2}",
-                    self.progress.learning_rate
-                ));
-            }
-            if k % self.flags.print_every == 0 {
-                self.validate(
-                    k,
-                    &printer,
-                    elapsed_before + started.elapsed().as_secs_f64(),
-                )?;
-            }
-            let images = self
-                .data
-                .train
-                .next_batch(&mut self.progress.rng, self.flags.n_batch_train)?;
-            let batch = encoding.encode(&images)?;
-            let terms = loss_terms(&encoding, &batch.labels);
-            let reg = self.regulariser();
-            let mut states = zero_states(&self.spec, batch.labels.len());
-            let t0 = Instant::now();
-            let step = TrainStep {
-                spec: &self.spec,
-                input: &batch.input,
-                terms: &terms,
-                reg: &reg,
-                lr: self.progress.learning_rate,
-                rewiring: self.flags.rewired().then_some(Rewiring {
-                    l1: self.flags.l1,
-                    temperature: self.flags.rewiring_temperature,
-                }),
-                iteration: k,
-                hooks: &hooks,
-            };
-            let result = super::gpu::train_step(
-                self.flags.device,
-                &step,
-                &mut self.weights,
-                &mut self.progress.optimizer,
-                &mut self.progress.rng,
-                &mut states,
-            )?;
-            self.progress.last_train_s = t0.elapsed().as_secs_f64();
-            self.progress.iteration = k + 1;
-            printer.bar.set_position(self.progress.iteration as u64);
-            printer.bar.set_message(format!(
-                "loss {:.3}  rate {:.1} Hz",
-                result.loss,
-                mean_hz(&result.rates)
-            ));
-            if self.progress.iteration % self.flags.print_every == 0 {
-                self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-                self.save_checkpoint()?;
-            }
-        }
+        let mut trainer = Trainer::new(self.flags.device)?;
+        let trained = self.train(&mut trainer, &hooks, &printer, &clock);
+        trainer.finish_loop(trained, &mut self.weights, &mut self.progress.optimizer)?;
         printer.bar.finish_and_clear();
-        self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        self.progress.elapsed_s = clock.elapsed();
         self.save_checkpoint()?;
         let (_, test_accuracy) = self.predict_split(&self.data.test, None)?;
         printer.say(format!(
@@ -622,13 +626,134 @@ impl SmnistSession {
                 .unwrap_or(f64::NAN),
             test_accuracy,
             n_test: self.data.test.len(),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: clock.started.elapsed().as_secs_f64(),
         };
         self.write_results(Some(&outcome))?;
         if let Some(dir) = &self.run_dir {
             super::export::export_model(&dir.join("model.lsnn"), &self.spec, &self.weights.params)?;
         }
         Ok(outcome)
+    }
+
+    /// The training loop. The host's weights are brought up to date from the device before
+    /// every validation and checkpoint; the caller syncs them at the end.
+    fn train(
+        &mut self,
+        trainer: &mut Trainer,
+        hooks: &Hooks,
+        printer: &Printer,
+        clock: &Clock,
+    ) -> Result<(), HostError> {
+        let mut next: Option<TrainBatch> = None;
+        while self.progress.iteration < self.flags.n_iter {
+            let k = self.progress.iteration;
+            if k > 0 && k % self.flags.lr_decay_every == 0 && self.data.train.epochs_completed() > 0
+            {
+                let old = self.progress.learning_rate;
+                self.progress.learning_rate *= self.flags.lr_decay;
+                printer.say(format!(
+                    "Decaying learning rate: {old:.2} -> {:.2}",
+                    self.progress.learning_rate
+                ));
+            }
+            if k % self.flags.print_every == 0 {
+                trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
+                self.validate(k, printer, clock.elapsed())?;
+            }
+            let batch = match next.take() {
+                Some(b) => b,
+                None => draw_batch(
+                    &mut self.data.train,
+                    &mut self.progress.rng,
+                    &self.flags,
+                    None,
+                )?,
+            };
+            let (result, prefetched) = self.train_iteration(trainer, k, &batch, hooks)?;
+            self.progress.iteration = k + 1;
+            printer.bar.set_position(self.progress.iteration as u64);
+            printer.bar.set_message(format!(
+                "loss {:.3}  rate {:.1} Hz",
+                result.loss,
+                mean_hz(&result.rates)
+            ));
+            next = prefetched.transpose()?;
+            if self.progress.iteration % self.flags.print_every == 0 {
+                self.progress.elapsed_s = clock.elapsed();
+                trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
+                self.save_checkpoint()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether iteration `j`'s batch may be drawn during the step before it: not when `j`
+    /// validates (its validation batch comes first from the same generator), checkpoints
+    /// after the previous step (it records the split's position), may decay the learning rate
+    /// (the condition reads the epoch count the draw changes), or is not run.
+    fn may_prefetch(&self, j: usize) -> bool {
+        self.overlap_batches
+            && j < self.flags.n_iter
+            && j % self.flags.print_every != 0
+            && j % self.flags.lr_decay_every != 0
+    }
+
+    /// Training step `k` on `batch`; when allowed, the next batch is drawn (and staged for
+    /// the device) while the step runs, after DEEP R's key of step `k` was drawn: the order
+    /// of the sequential loop.
+    fn train_iteration(
+        &mut self,
+        trainer: &mut Trainer,
+        k: usize,
+        batch: &TrainBatch,
+        hooks: &Hooks,
+    ) -> Result<(PassResult<f32>, Option<NextBatch>), HostError> {
+        let reg = self.regulariser();
+        let step = TrainStep {
+            spec: &self.spec,
+            input: &batch.batch.input,
+            terms: &batch.terms,
+            reg: &reg,
+            lr: self.progress.learning_rate,
+            rewiring: self.flags.rewired().then_some(Rewiring {
+                l1: self.flags.l1,
+                temperature: self.flags.rewiring_temperature,
+            }),
+            iteration: k,
+            hooks,
+            staged: Some(&batch.staged),
+        };
+        let prefetch = self.may_prefetch(k + 1);
+        let (train, flags) = (&mut self.data.train, &self.flags);
+        let stepped = trainer.step(
+            &step,
+            &mut self.weights,
+            &mut self.progress.optimizer,
+            &mut self.progress.rng,
+            States::Zero,
+            |rng, stager| {
+                Ok(prefetch.then(|| Prefetched {
+                    before: (rng.clone(), train.position()),
+                    next: draw_batch(train, rng, flags, Some(stager)),
+                }))
+            },
+        );
+        self.progress.last_train_s = stepped.seconds;
+        let prefetched = stepped.overlap.and_then(Result::ok).flatten();
+        match stepped.result {
+            Ok(result) => Ok((result, prefetched.map(|p| p.next))),
+            Err(e) => {
+                if let Some(Prefetched {
+                    before: (rng, position),
+                    ..
+                }) = prefetched
+                {
+                    self.progress.rng = rng;
+                    self.data.train.restore(position)?;
+                }
+                Err(e)
+            }
+        }
     }
 
     fn validate(&mut self, k: usize, printer: &Printer, elapsed: f64) -> Result<(), HostError> {

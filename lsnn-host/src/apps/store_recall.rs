@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
+use super::gpu::{States, Trainer};
 pub use super::run::Hooks;
 use super::run::{
     flag_checks, mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json,
@@ -494,7 +495,9 @@ impl Session {
         Ok(session)
     }
 
-    fn save_checkpoint(&self) -> Result<(), HostError> {
+    /// Writes the checkpoint (weights, optimiser, generator, states) into the run folder, if
+    /// saving; after a training error it holds the last trained state.
+    pub fn save_checkpoint(&self) -> Result<(), HostError> {
         let Some(dir) = &self.run_dir else {
             return Ok(());
         };
@@ -537,10 +540,42 @@ impl Session {
     pub fn run(&mut self, hooks: Hooks) -> Result<Outcome, HostError> {
         use_threads(self.flags.threads);
         let started = Instant::now();
-        let task = self.flags.task();
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let (bar, say) = (&printer.bar, |text: String| printer.say(text));
         let elapsed_before = self.progress.elapsed_s;
+        let mut trainer = Trainer::new(self.flags.device)?;
+        let trained = self.train(&mut trainer, &hooks, &printer, started, elapsed_before);
+        trainer.finish_loop(trained, &mut self.weights, &mut self.progress.optimizer)?;
+        printer.bar.finish_and_clear();
+        self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        self.save_checkpoint()?;
+        printer.say(format!(
+            "FINISHED IN {:.2} s",
+            started.elapsed().as_secs_f64()
+        ));
+        let test_error = self.finish(&hooks)?;
+        Ok(Outcome {
+            run_dir: self.run_dir.clone(),
+            iterations: self.progress.iteration,
+            solved_at: self.progress.task.solved_at,
+            final_error: mean_last(&self.progress.task.error_list, self.flags.print_every),
+            test_error,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The training loop. The host's weights are brought up to date from the device before
+    /// every validation (each iteration: the tutorial validates before every step) and
+    /// checkpoint; the caller syncs them at the end.
+    fn train(
+        &mut self,
+        trainer: &mut Trainer,
+        hooks: &Hooks,
+        printer: &Printer,
+        started: Instant,
+        elapsed_before: f64,
+    ) -> Result<(), HostError> {
+        let task = self.flags.task();
+        let (bar, say) = (&printer.bar, |text: String| printer.say(text));
         while self.progress.iteration < self.flags.n_iter && self.progress.task.solved_at.is_none()
         {
             let k = self.progress.iteration;
@@ -555,6 +590,7 @@ impl Session {
             let printing = k % self.flags.print_every == 0;
 
             // Validation before each training step, as the original.
+            trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
             let val_batch = generate(&mut self.progress.rng, self.flags.batch_val, &task)?;
             let mut val_state = std::mem::take(&mut self.val_state);
             let t_val = Instant::now();
@@ -609,7 +645,6 @@ impl Session {
             let train_batch = generate(&mut self.progress.rng, self.flags.batch_train, &task)?;
             let terms = loss_terms(&train_batch);
             let reg = self.regulariser();
-            let t0 = Instant::now();
             let step = TrainStep {
                 spec: &self.spec,
                 input: &train_batch.input,
@@ -618,40 +653,28 @@ impl Session {
                 lr: self.progress.learning_rate,
                 rewiring: self.flags.rewiring(),
                 iteration: k,
-                hooks: &hooks,
+                hooks,
+                staged: None,
             };
-            super::gpu::train_step(
-                self.flags.device,
+            let stepped = trainer.step(
                 &step,
                 &mut self.weights,
                 &mut self.progress.optimizer,
                 &mut self.progress.rng,
-                &mut self.train_state,
-            )?;
-            self.progress.last_train_s = t0.elapsed().as_secs_f64();
+                States::Carried(&mut self.train_state),
+                |_, _| Ok(()),
+            );
+            self.progress.last_train_s = stepped.seconds;
+            stepped.result?;
             self.progress.iteration = k + 1;
             bar.set_position(self.progress.iteration as u64);
             if self.progress.iteration % self.flags.print_every == 0 {
                 self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+                trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
                 self.save_checkpoint()?;
             }
         }
-        bar.finish_and_clear();
-        self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
-        self.save_checkpoint()?;
-        say(format!(
-            "FINISHED IN {:.2} s",
-            started.elapsed().as_secs_f64()
-        ));
-        let test_error = self.finish(&hooks)?;
-        Ok(Outcome {
-            run_dir: self.run_dir.clone(),
-            iterations: self.progress.iteration,
-            solved_at: self.progress.task.solved_at,
-            final_error: mean_last(&self.progress.task.error_list, self.flags.print_every),
-            test_error,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+        Ok(())
     }
 
     /// Results, final plots, the test over 16 batches (from its own generator, so the run
