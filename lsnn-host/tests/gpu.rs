@@ -15,6 +15,142 @@ fn bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lsnn-host")))
 }
 
+/// sMNIST runs whose training batches are drawn during the previous step where allowed
+/// (`overlap_batches`): a small network, ten iterations per epoch over the shipped subset, so
+/// that a run crosses an epoch, decays the learning rate, validates and checkpoints between
+/// prefetched batches.
+mod overlap {
+    use super::*;
+
+    use lsnn_host::apps::gpu::Device;
+    use lsnn_host::apps::run::Hooks;
+    use lsnn_host::apps::smnist::{SmnistFlags, SmnistOutcome, SmnistSession};
+    use lsnn_host::train::optim::Optimizer;
+    use lsnn_host::HostError;
+
+    fn subset() -> PathBuf {
+        std::env::var_os("LSNN_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
+            .join("mnist-subset")
+    }
+
+    pub fn flags(results: &std::path::Path, device: Device, n_iter: usize) -> SmnistFlags {
+        SmnistFlags {
+            validation_size: 100,
+            n_batch_train: 40,
+            n_batch_validation: 16,
+            n_regular: 12,
+            n_adaptive: 8,
+            n_iter,
+            print_every: 5,
+            lr_decay_every: 4,
+            seed: 7,
+            do_plot: false,
+            results_dir: results.to_path_buf(),
+            device,
+            ..SmnistFlags::defaults(&subset())
+        }
+    }
+
+    /// A run of `flags` with or without drawing batches during steps.
+    pub fn run(
+        flags: SmnistFlags,
+        overlap_batches: bool,
+        hooks: Hooks,
+    ) -> (SmnistSession, Result<SmnistOutcome, HostError>) {
+        let mut s = SmnistSession::new(flags).unwrap();
+        s.overlap_batches = overlap_batches;
+        let outcome = s.run(hooks);
+        (s, outcome)
+    }
+
+    /// Everything a run leaves is the same.
+    pub fn assert_same_run(a: &SmnistSession, b: &SmnistSession) {
+        assert_eq!(a.progress.iteration, b.progress.iteration);
+        assert_eq!(a.progress.lists.loss_list, b.progress.lists.loss_list);
+        assert_eq!(a.progress.task, b.progress.task);
+        assert_eq!(a.progress.learning_rate, b.progress.learning_rate);
+        assert_eq!(a.progress.rng, b.progress.rng);
+        assert_eq!(a.data.train.position(), b.data.train.position());
+        assert_eq!(a.data.validation.position(), b.data.validation.position());
+        assert_eq!(a.progress.optimizer, b.progress.optimizer);
+        assert!(a.weights == b.weights, "the weights differ");
+    }
+
+    /// A run stopped by a NaN gradient at iteration 6 (while the batch of 7 is drawn): the
+    /// session holds the device's latest state (= a run of 6 iterations), the run's generator
+    /// and training split stand where the sequential loop stops, and a checkpoint written
+    /// after the error holds that state.
+    pub fn an_interrupted_run_keeps_the_latest_state(device: Device) {
+        let tmp = tempfile::tempdir().unwrap();
+        let quiet = common::quiet();
+        let failing = Hooks {
+            nan_gradient_at: Some(6),
+            quiet: true,
+        };
+        let (reference, done) = run(flags(&tmp.path().join("ref"), device, 6), true, quiet);
+        done.unwrap();
+        let (mut failed, err) = run(flags(&tmp.path().join("a"), device, 12), true, failing);
+        let (sequential, err_seq) = run(flags(&tmp.path().join("b"), device, 12), false, failing);
+        for e in [err.unwrap_err(), err_seq.unwrap_err()] {
+            match e {
+                HostError::Training { iteration, .. } => assert_eq!(iteration, 6),
+                other => panic!("unexpected error {other}"),
+            }
+        }
+        assert_eq!(failed.progress.iteration, 6);
+        assert_same_run(&failed, &sequential);
+        assert_eq!(failed.progress.optimizer, reference.progress.optimizer);
+        assert!(
+            failed.weights == reference.weights,
+            "not the latest weights"
+        );
+        failed.save_checkpoint().unwrap();
+        let dir = failed.run_dir.clone().unwrap();
+        let resumed = SmnistSession::resume(&dir, None, None).unwrap();
+        assert_eq!(resumed.progress.iteration, 6);
+        assert!(resumed.weights == reference.weights, "checkpoint lost work");
+        assert_close_moments(&resumed.progress.optimizer, &reference.progress.optimizer);
+    }
+
+    /// The same step count and Adam moments, to the last bit but one: the checkpoint's
+    /// training state goes through JSON, whose f64 parsing may round the last bit.
+    fn assert_close_moments(a: &Optimizer, b: &Optimizer) {
+        assert_eq!(a.step, b.step);
+        for (x, y) in [(&a.m, &b.m), (&a.v, &b.v)] {
+            assert_eq!(x.len(), y.len());
+            for ((n, p), (o, q)) in x.iter().zip(y) {
+                assert_eq!((n, p.len()), (o, q.len()));
+                for (u, w) in p.iter().zip(q) {
+                    assert!(
+                        (u - w).abs() <= 4.0 * f64::EPSILON * u.abs().max(w.abs()),
+                        "{n}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn drawing_batches_during_steps_changes_nothing_on_the_cpu() {
+        let tmp = tempfile::tempdir().unwrap();
+        let quiet = common::quiet();
+        let (a, ra) = run(flags(&tmp.path().join("a"), Device::Cpu, 23), true, quiet);
+        let (b, rb) = run(flags(&tmp.path().join("b"), Device::Cpu, 23), false, quiet);
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(a.data.train.epochs_completed() >= 2);
+        assert!(a.progress.learning_rate < a.flags.learning_rate, "no decay");
+        assert_same_run(&a, &b);
+        assert_eq!(ra.test_accuracy, rb.test_accuracy);
+    }
+
+    #[test]
+    fn an_interrupted_cpu_run_keeps_the_latest_state() {
+        an_interrupted_run_keeps_the_latest_state(Device::Cpu);
+    }
+}
+
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn device_cuda_without_the_feature_is_a_flag_error() {
@@ -49,7 +185,7 @@ mod cuda {
     use super::*;
 
     use lsnn_host::apps::bench::{random_spikes, BenchTask};
-    use lsnn_host::apps::gpu::{train_step, Device};
+    use lsnn_host::apps::gpu::{train_step, Device, States, Trainer};
     use lsnn_host::apps::run::{Hooks, TrainStep};
     use lsnn_host::apps::smnist;
     use lsnn_host::apps::store_recall::{self, Session, StoreRecallFlags};
@@ -331,6 +467,122 @@ mod cuda {
             cpu_out.test_accuracy, gpu_out.test_accuracy
         );
         assert_eq!(cpu_out.test_accuracy, gpu_out.test_accuracy);
+    }
+
+    /// sMNIST on the GPU with device-resident weights and batches drawn during steps: the
+    /// same run as the GPU's sequential loop (bit for bit) and as the CPU run (validation
+    /// losses within 1e-4, the same accuracies, connectivity, draws and learning rates),
+    /// across an epoch boundary, learning-rate decays, validations and checkpoints.
+    #[test]
+    fn smnist_with_overlap_on_the_gpu_is_the_sequential_and_the_cpu_run() {
+        if !device() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let quiet = common::quiet();
+        let run = |device: Device, name: &str, overlap: bool| {
+            let flags = super::overlap::flags(&tmp.path().join(name), device, 23);
+            let (s, outcome) = super::overlap::run(flags, overlap, quiet);
+            (s, outcome.unwrap())
+        };
+        let (gpu, gpu_out) = run(Device::Cuda, "gpu", true);
+        let (sequential, sequential_out) = run(Device::Cuda, "seq", false);
+        super::overlap::assert_same_run(&gpu, &sequential);
+        assert_eq!(gpu_out.test_accuracy, sequential_out.test_accuracy);
+        let (cpu, cpu_out) = run(Device::Cpu, "cpu", true);
+        for (k, (x, y)) in cpu
+            .progress
+            .lists
+            .loss_list
+            .iter()
+            .zip(&gpu.progress.lists.loss_list)
+            .enumerate()
+        {
+            let e = (x - y).abs() / x.abs().max(1e-30);
+            eprintln!("validation {k}: cpu {x} gpu {y} rel {e:.2e}");
+            assert!(e < 1e-4, "validation {k}: cpu {x} gpu {y}");
+        }
+        assert_eq!(
+            cpu.progress.task.accuracy_list,
+            gpu.progress.task.accuracy_list
+        );
+        assert_eq!(
+            cpu.progress.task.connectivity_list,
+            gpu.progress.task.connectivity_list
+        );
+        assert_eq!(cpu.progress.rng, gpu.progress.rng);
+        assert_eq!(cpu.data.train.position(), gpu.data.train.position());
+        assert_eq!(cpu.progress.learning_rate, gpu.progress.learning_rate);
+        assert_eq!(cpu.progress.optimizer.step, gpu.progress.optimizer.step);
+        assert_eq!(cpu_out.test_accuracy, gpu_out.test_accuracy);
+    }
+
+    #[test]
+    fn an_interrupted_gpu_run_keeps_the_devices_latest_state() {
+        if !device() {
+            return;
+        }
+        super::overlap::an_interrupted_run_keeps_the_latest_state(Device::Cuda);
+    }
+
+    /// The device holds newer weights than the host after a step: changing the host's
+    /// weights then is an error (at the next step and at the sync), not a silent mix; once
+    /// the change is undone the sync brings the device's weights to the host.
+    #[test]
+    fn changing_stale_host_weights_is_an_error() {
+        if !device() {
+            return;
+        }
+        let flags = smnist::SmnistFlags {
+            seed: 4,
+            ..smnist::SmnistFlags::defaults(std::path::Path::new("unused"))
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let spec = smnist::build_spec(&flags, &mut rng);
+        let mut weights = smnist::init_weights(&flags, &mut rng).unwrap();
+        let initial = weights.clone();
+        let (b, steps) = (8, 840);
+        let input = random_spikes(&mut rng, b, steps, spec.n_in(), 0.02).unwrap();
+        let labels: Vec<usize> = (0..b).map(|_| rng.gen_range(0..10)).collect();
+        let terms = smnist::loss_terms(&flags.encoding(), &labels);
+        let reg = RateRegulariser::uniform(spec.n_rec(), flags.reg, flags.reg_rate);
+        let hooks = Hooks::default();
+        let step = TrainStep {
+            spec: &spec,
+            input: &input,
+            terms: &terms,
+            reg: &reg,
+            lr: flags.learning_rate,
+            rewiring: None,
+            iteration: 0,
+            hooks: &hooks,
+            staged: None,
+        };
+        let mut optimizer = Optimizer::adam();
+        let mut trainer = Trainer::new(Device::Cuda).unwrap();
+        let mut step_once = |trainer: &mut Trainer, weights: &mut _, optimizer: &mut _| {
+            trainer
+                .step(&step, weights, optimizer, &mut rng, States::Zero, |_, _| {
+                    Ok(())
+                })
+                .result
+                .map(|_| ())
+        };
+        step_once(&mut trainer, &mut weights, &mut optimizer).unwrap();
+        assert_eq!(optimizer.step, 1);
+        assert!(weights == initial, "the host's weights are not downloaded");
+        weights.params.w_out[[0, 0]] = 0.5;
+        let err = step_once(&mut trainer, &mut weights, &mut optimizer).unwrap_err();
+        assert!(err.to_string().contains("newer training steps"), "{err}");
+        assert_eq!(optimizer.step, 1);
+        let err = trainer
+            .sync_to_host(&mut weights, &mut optimizer)
+            .unwrap_err();
+        assert!(err.to_string().contains("newer training steps"), "{err}");
+        weights.params.w_out[[0, 0]] = initial.params.w_out[[0, 0]];
+        trainer.sync_to_host(&mut weights, &mut optimizer).unwrap();
+        assert!(weights != initial, "the device's step reached the host");
+        assert_eq!(optimizer.step, 1);
     }
 
     fn small_flags(results: &std::path::Path, n_iter: usize, device: Device) -> StoreRecallFlags {
