@@ -108,6 +108,13 @@ impl InputBatch {
             .map(|(&c, &v)| (usize::from(c), v))
     }
 
+    /// The events in CSR form by (element, step): offsets `[B * T + 1]` (the events of
+    /// (b, t) are `offsets[b * T + t]..offsets[b * T + t + 1]`), their channels (ascending
+    /// within a step, each < `n_in`) and values.
+    pub fn csr(&self) -> (&[u32], &[u16], &[f32]) {
+        (&self.offsets, &self.channels, &self.values)
+    }
+
     /// Total number of events in the batch.
     pub fn n_events(&self) -> usize {
         self.channels.len()
