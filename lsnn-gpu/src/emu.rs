@@ -335,7 +335,7 @@ impl Emu {
     fn backward_with(&mut self, plan: &BackwardPlan, poison: Option<usize>) {
         let (net, b) = self.ptrs();
         let (d, k, l, s) = (self.dims, self.k, self.layout, self.shape);
-        let ba = launch::backward_args(&d, &k, &l, &net, &b, &s, &plan);
+        let ba = launch::backward_args(&d, &k, &l, &net, &b, &s, plan);
         let ra = launch::reduce_args(&d, &k, &l, &net, &b, &s, poison);
         let e: LaunchPlan = elementwise_plan(l.len());
         // SAFETY: as in `forward`.
