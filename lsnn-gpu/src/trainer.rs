@@ -821,23 +821,6 @@ impl GpuTrainer {
         self.gpu.make_current()?;
         self.gpu.synchronize()?;
         let (input, terms) = (batch.input, batch.terms);
-        let n = self.dims.n_rec;
-        if terms.offsets.len() != input.n_batch + 1 {
-            return Err(GpuError::shape(
-                "loss terms",
-                format!(
-                    "{} elements, the input has {}",
-                    terms.offsets.len() - 1,
-                    input.n_batch
-                ),
-            ));
-        }
-        if let Some(t) = terms.terms.iter().find(|t| t[1] as usize > input.n_steps) {
-            return Err(GpuError::shape(
-                "loss term",
-                format!("window end {} > T", t[1]),
-            ));
-        }
         if input.n_batch == 0 || input.n_steps == 0 {
             return Err(GpuError::shape(
                 "batch",
@@ -849,7 +832,7 @@ impl GpuTrainer {
         });
         if reshape {
             self.batch = None;
-            let mut bb = BatchBuffers::new(
+            let bb = BatchBuffers::new(
                 &self.dims,
                 self.layout.len(),
                 input.n_batch,
@@ -857,14 +840,52 @@ impl GpuTrainer {
                 terms.len(),
                 input.n_events(),
             )?;
-            bb.max_terms = terms.max_per_element;
             self.batch = Some(bb);
         }
-        let bb = self.batch.as_mut().expect("allocated above");
+        self.set_targets(terms, batch.regulariser, batch.linear)?;
+        self.stage_input(input)
+    }
+
+    /// Uploads the loss terms, regulariser and linear loss of the batch whose input events
+    /// [`GpuTrainer::stage_input`] queued (same B, T and number of terms as the current batch;
+    /// else [`GpuTrainer::set_batch`]), so that a batch prepared during a step needs only
+    /// these small copies before the next.
+    pub fn set_targets(
+        &mut self,
+        terms: &PackedTerms,
+        regulariser: Option<(&[f32], f32)>,
+        linear: Option<(&[f32], &[f32])>,
+    ) -> Result<(), GpuError> {
+        self.gpu.make_current()?;
+        // The buffers written below are read by queued work.
+        self.gpu.synchronize()?;
+        let n = self.dims.n_rec;
+        let bb = self
+            .batch
+            .as_mut()
+            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))?;
+        if terms.offsets.len() != bb.n_batch + 1 || terms.len() != bb.n_terms {
+            return Err(GpuError::shape(
+                "loss terms",
+                format!(
+                    "{} elements and {} terms, the batch has {} and {} (set_batch)",
+                    terms.offsets.len().saturating_sub(1),
+                    terms.len(),
+                    bb.n_batch,
+                    bb.n_terms
+                ),
+            ));
+        }
+        if let Some(t) = terms.terms.iter().find(|t| t[1] as usize > bb.n_steps) {
+            return Err(GpuError::shape(
+                "loss term",
+                format!("window end {} > T", t[1]),
+            ));
+        }
         bb.max_terms = terms.max_per_element;
         // Validate the launch geometry now, not at the first launch.
         forward_plan(&self.dims, bb.n_batch, bb.max_terms, self.gpu.shared_limit)?;
-        let bound = rec_bound(&self.layout, &self.set.segments, self.dims.n_rec);
+        let bound = rec_bound(&self.layout, &self.set.segments, n);
         backward_plan(
             &self.dims,
             bb.n_batch,
@@ -874,7 +895,7 @@ impl GpuTrainer {
         )?;
         write(&mut bb.term_offsets, &terms.offsets, "term offsets")?;
         write(&mut bb.terms, &terms.terms, "terms")?;
-        match batch.regulariser {
+        match regulariser {
             Some((coeff, target)) => {
                 if coeff.len() != n {
                     return Err(GpuError::shape("regulariser", "one coefficient per neuron"));
@@ -885,9 +906,9 @@ impl GpuTrainer {
             }
             None => bb.has_reg = false,
         }
-        match batch.linear {
+        match linear {
             Some((c_z, c_v)) => {
-                let len = input.n_steps * n;
+                let len = bb.n_steps * n;
                 if c_z.len() != len || c_v.len() != len {
                     return Err(GpuError::shape(
                         "linear loss",
@@ -900,7 +921,16 @@ impl GpuTrainer {
             }
             None => bb.has_linear = false,
         }
-        self.stage_input(input)
+        Ok(())
+    }
+
+    /// Whether the current batch has this shape (B, T, number of loss terms): a batch of it
+    /// can be staged with [`GpuTrainer::stage_input`] and completed by
+    /// [`GpuTrainer::set_targets`].
+    pub fn holds_batch_shape(&self, n_batch: usize, n_steps: usize, n_terms: usize) -> bool {
+        self.batch
+            .as_ref()
+            .is_some_and(|b| (b.n_batch, b.n_steps, b.n_terms) == (n_batch, n_steps, n_terms))
     }
 
     /// Stages the input events of the next batch (same B and T as the current one) and queues

@@ -69,35 +69,45 @@ pub enum States<'a> {
 pub struct Staged {
     #[cfg(feature = "cuda")]
     packed: Option<cuda::PackedBatch>,
+    /// The device network whose input buffers already hold (or will, in stream order) this
+    /// batch's events, queued during the previous step.
+    #[cfg(feature = "cuda")]
+    queued_on: Option<u64>,
 }
 
 /// Handed to a step's `overlap` work: prepares the next batch for the device while the
 /// current step runs.
-pub struct Stager {
-    /// Input channels and outputs of the network on the device (None on the CPU).
+pub struct Stager<'a> {
+    /// The device network, its id and its input channels and outputs (None on the CPU).
     #[cfg(feature = "cuda")]
-    shape: Option<(usize, usize)>,
+    device: Option<(&'a mut lsnn_gpu::GpuTrainer, u64, usize, usize)>,
+    _device: std::marker::PhantomData<&'a mut ()>,
 }
 
-impl Stager {
-    fn inert() -> Stager {
+impl Stager<'_> {
+    fn inert() -> Stager<'static> {
         Stager {
             #[cfg(feature = "cuda")]
-            shape: None,
+            device: None,
+            _device: std::marker::PhantomData,
         }
     }
 
-    /// Packs a batch's input events and loss terms in the device's layout (nothing on the
-    /// CPU), so that its step starts without that host work.
+    /// Packs a batch's input events and loss terms in the device's layout and queues the
+    /// events' copy to the device behind the running step (pinned memory, asynchronous), so
+    /// that its step starts with only the loss terms to upload. Nothing on the CPU.
     pub fn stage(
-        &self,
+        &mut self,
         input: &InputBatch,
         terms: &[Vec<LossTerm<f32>>],
     ) -> Result<Staged, HostError> {
         #[cfg(feature = "cuda")]
-        if let Some((n_in, n_out)) = self.shape {
+        if let Some((trainer, id, n_in, n_out)) = &mut self.device {
+            let packed = cuda::PackedBatch::new(input, terms, *n_in, *n_out)?;
+            let queued_on = packed.queue_input(trainer)?.then_some(*id);
             return Ok(Staged {
-                packed: Some(cuda::PackedBatch::new(input, terms, n_in, n_out)?),
+                packed: Some(packed),
+                queued_on,
             });
         }
         let _ = (input, terms);
@@ -153,7 +163,7 @@ impl Trainer {
         optimizer: &mut Optimizer,
         rng: &mut R,
         states: States<'_>,
-        overlap: impl FnOnce(&mut R, &Stager) -> Result<X, HostError>,
+        overlap: impl FnOnce(&mut R, &mut Stager<'_>) -> Result<X, HostError>,
     ) -> Stepped<X> {
         match &mut self.backend {
             Backend::Cpu => cpu_step(step, weights, optimizer, rng, states, overlap),
@@ -203,7 +213,7 @@ fn cpu_step<R: rand::Rng, X>(
     optimizer: &mut Optimizer,
     rng: &mut R,
     states: States<'_>,
-    overlap: impl FnOnce(&mut R, &Stager) -> Result<X, HostError>,
+    overlap: impl FnOnce(&mut R, &mut Stager<'_>) -> Result<X, HostError>,
 ) -> Stepped<X> {
     let t0 = Instant::now();
     let result = match states {
@@ -214,7 +224,7 @@ fn cpu_step<R: rand::Rng, X>(
         }
     };
     let seconds = t0.elapsed().as_secs_f64();
-    let overlap = result.is_ok().then(|| overlap(rng, &Stager::inert()));
+    let overlap = result.is_ok().then(|| overlap(rng, &mut Stager::inert()));
     Stepped {
         result,
         overlap,
@@ -269,6 +279,7 @@ mod cuda {
     use crate::train::optim::{Optimizer, OptimizerKind as HostOptimizerKind};
     use crate::train::update::{Rewiring, Weights};
     use crate::train::{HostState, LossTerm, Params, PassResult, RateRegulariser, Spec};
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     pub(crate) fn gpu_err(e: GpuError) -> HostError {
         HostError::Network(format!("GPU: {e}"))
@@ -286,7 +297,12 @@ mod cuda {
         mirror: Option<Mirror>,
         /// Steps the device applied since then (the host's copy is that far behind).
         ahead: u64,
+        /// Tells this upload from any other (a staged batch names the network it was queued to).
+        id: u64,
     }
+
+    /// Ids of [`GpuNetwork`]s.
+    static NETWORK_IDS: AtomicU64 = AtomicU64::new(0);
 
     struct Mirror {
         params: Params<f32>,
@@ -398,6 +414,7 @@ mod cuda {
                 has_bias: p.b_out.is_some(),
                 mirror: None,
                 ahead: 0,
+                id: NETWORK_IDS.fetch_add(1, Ordering::Relaxed),
             };
             g.upload(weights, optimizer)?;
             Ok(g)
@@ -573,14 +590,24 @@ mod cuda {
                 .map_err(gpu_err)
         }
 
-        /// Uploads a step's batch: the staged one if the step has one, else packed now.
+        /// Uploads a step's batch: the staged one if the step has one (only its loss terms
+        /// when its events were queued to this network during the previous step), else
+        /// packed now.
         fn upload_batch(&mut self, step: &TrainStep<'_>) -> Result<(), HostError> {
-            match step.staged.and_then(|s| s.packed.as_ref()) {
-                Some(packed) => {
-                    packed.check(step, self.n_out)?;
-                    self.set_packed(packed, Some(step.reg), None)
-                }
-                None => self.set_batch(step.input, step.terms, Some(step.reg), None),
+            let Some(staged) = step.staged else {
+                return self.set_batch(step.input, step.terms, Some(step.reg), None);
+            };
+            let Some(packed) = staged.packed.as_ref() else {
+                return self.set_batch(step.input, step.terms, Some(step.reg), None);
+            };
+            packed.check(step, self.n_out)?;
+            if staged.queued_on == Some(self.id) {
+                let reg = Some((step.reg.coeff.as_slice(), step.reg.target));
+                self.trainer
+                    .set_targets(&packed.terms, reg, None)
+                    .map_err(gpu_err)
+            } else {
+                self.set_packed(packed, Some(step.reg), None)
             }
         }
 
@@ -797,6 +824,18 @@ mod cuda {
             })
         }
 
+        /// Queues the events' copy into `trainer`'s input buffers behind the work on its
+        /// stream; false (nothing queued) when the batch's shape differs from the current one,
+        /// which then needs a whole `set_batch`.
+        pub(crate) fn queue_input(&self, trainer: &mut GpuTrainer) -> Result<bool, HostError> {
+            if !trainer.holds_batch_shape(self.input.n_batch, self.input.n_steps, self.terms.len())
+            {
+                return Ok(false);
+            }
+            trainer.stage_input(&self.input).map_err(gpu_err)?;
+            Ok(true)
+        }
+
         /// Whether this is (as far as cheap checks tell) the step's batch: its shape and event
         /// count, and exactly its loss terms (the labels).
         fn check(&self, step: &TrainStep<'_>, n_out: usize) -> Result<(), HostError> {
@@ -849,7 +888,7 @@ mod cuda {
         optimizer: &mut Optimizer,
         rng: &mut R,
         states: States<'_>,
-        overlap: impl FnOnce(&mut R, &Stager) -> Result<X, HostError>,
+        overlap: impl FnOnce(&mut R, &mut Stager<'_>) -> Result<X, HostError>,
     ) -> Stepped<X> {
         let t0 = Instant::now();
         let launched = network(slot, step, weights, optimizer)
@@ -865,10 +904,12 @@ mod cuda {
             }
         };
         let t1 = Instant::now();
-        let stager = Stager {
-            shape: Some((g.spec.n_in(), g.n_out)),
+        let (id, n_in, n_out) = (g.id, g.spec.n_in(), g.n_out);
+        let mut stager = Stager {
+            device: Some((&mut g.trainer, id, n_in, n_out)),
+            _device: std::marker::PhantomData,
         };
-        let overlapped = overlap(rng, &stager);
+        let overlapped = overlap(rng, &mut stager);
         let overlap_time = t1.elapsed();
         let result = g.finish(step, optimizer, states);
         Stepped {
@@ -906,7 +947,7 @@ mod cuda {
                 optimizer,
                 rng,
                 States::Carried(states),
-                |_, _| Ok(()),
+                |_, _: &mut Stager<'_>| Ok(()),
             );
             let synced = match slot.as_mut() {
                 Some(g) => g.sync_to_host(weights, optimizer),

@@ -426,7 +426,7 @@ fn draw_batch(
     train: &mut Split,
     rng: &mut ChaCha8Rng,
     flags: &SmnistFlags,
-    stager: Option<&Stager>,
+    stager: Option<&mut Stager<'_>>,
 ) -> Result<TrainBatch, HostError> {
     let encoding = flags.encoding();
     let images = train.next_batch(rng, flags.n_batch_train)?;
