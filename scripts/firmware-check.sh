@@ -88,6 +88,7 @@ PY
 fi
 "$QEMU" --version | head -1
 gcc -O2 -shared -fPIC -o "$WORK/libinsncount.so" tools/qemu-insncount/insncount.c
+gcc -O2 -shared -fPIC -o "$WORK/libinsnprofile.so" tools/qemu-insncount/insnprofile.c
 
 echo "== host CLI and models"
 cargo build --release -q -p lsnn-host
@@ -136,6 +137,12 @@ for task in store-recall smnist; do
     echo "$name $step $seq" >> "$WORK/marks.txt"
   done
 done
+
+echo "== where the i8 sMNIST-sized firmware's instructions go (per function)"
+PROF_OUT=$WORK/smnist_i8.prof timeout 600 "$QEMU" -cpu cortex-m4 -machine mps2-an386 -nographic \
+  -semihosting-config enable=on,target=native -plugin "$WORK/libinsnprofile.so" \
+  -kernel "$WORK/smnist_i8.elf" > /dev/null 2>&1 || echo "warning: the profile run failed"
+"$LLVM_NM" -n -C "$WORK/smnist_i8.elf" > "$WORK/smnist_i8.syms"
 
 echo "== accuracy of the quantised store-recall networks (2048 generated sequences, seed 7)"
 for k in f32 i16 i8; do
@@ -196,6 +203,40 @@ for k in ("f32", "i16", "i8"):
     e = acc[k]["error"]
     print(f"| {k} | {100 * e:.2f} % ({acc[k]['recalls']} recalls) | {100 * (e - acc['f32']['error']):+.2f} |")
 print()
+
+def profile(name, n_steps, top=8):
+    """Instructions per step of the functions that execute most (whole run / steps)."""
+    import bisect
+    syms = []
+    for line in open(f"{work}/{name}.syms"):
+        f = line.split(None, 2)
+        if len(f) == 3 and f[1] in "tTwW":
+            syms.append((int(f[0], 16) & ~1, f[2].strip()))
+    syms.sort()
+    starts = [a for a, _ in syms]
+    per = {}
+    for line in open(f"{work}/{name}.prof"):
+        addr, count = line.split()
+        i = bisect.bisect_right(starts, int(addr, 16)) - 1
+        fn = syms[i][1] if i >= 0 else "?"
+        fn = re.sub(r"::h[0-9a-f]{16}$", "", fn)
+        for code, ch in (("$LT$", "<"), ("$GT$", ">"), ("$C$", ","), ("$u20$", " "), ("..", "::")):
+            fn = fn.replace(code, ch)
+        per[fn] = per.get(fn, 0) + int(count)
+    total = sum(per.values())
+    print(f"| {name}: function | insns/step | share |")
+    print("|---|---:|---:|")
+    for fn, c in sorted(per.items(), key=lambda x: -x[1])[:top]:
+        print(f"| `{fn[:90]}` | {c / n_steps:.0f} | {100 * c / total:.1f} % |")
+    print()
+
+try:
+    r = rows["smnist_i8"]
+    # Every step is marked (the first of each sequence too): marks = differences + sequences.
+    n_seq = sum(1 for l in open(f"{work}/smnist_i8.fw.txt") if l.startswith("seq "))
+    profile("smnist_i8", r["n"] + n_seq)
+except (OSError, ValueError, KeyError) as e:
+    print(f"(no profile: {e})")
 print(f"total time {time.time() - start:.0f} s")
 r = rows["smnist_i8"]
 print(json.dumps({"insns_per_step_mean": round(r["mean"], 1), "insns_per_step_max": r["max"],
