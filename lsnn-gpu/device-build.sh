@@ -46,12 +46,17 @@ for d in ../shared/data/mnist shared/data/mnist /work/shared/data/mnist; do
 done
 [ -d "$out/mnist" ] || echo "warning: MNIST not found: PART=train will be skipped" >&2
 # Kernel variants for `PART=ab` of device-check.sh (compile-time options of kernels/*.cu):
-#   s4  the shipped options (recurrent rows in shared memory, spikes 4 at a time)
-#   g1  version 4: rows read from global memory, spikes one at a time
-#   s1  rows in shared memory, spikes one at a time      g4  rows global, spikes 4 at a time
+#   s4   the shipped options: recurrent rows in shared memory, spikes 4 at a time, inputs a step ahead
+#   s4n  the same without the inputs a step ahead
+#   g1   version 4: rows read from global memory, spikes one at a time, inputs in their step
+#   s1   only the rows in shared memory      g4  only the spikes 4 at a time
+#   gp   only the inputs a step ahead
 nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-for v in "s4:" "g1:-DLSNN_ROWS_IN_SHARED=0 -DLSNN_EVENT_BATCH=1" "s1:-DLSNN_EVENT_BATCH=1" \
-    "g4:-DLSNN_ROWS_IN_SHARED=0"; do
+off="-DLSNN_ROWS_IN_SHARED=0 -DLSNN_EVENT_BATCH=1 -DLSNN_PREFETCH_INPUTS=0"
+for v in "s4:" "s4n:-DLSNN_PREFETCH_INPUTS=0" "g1:$off" \
+    "s1:-DLSNN_EVENT_BATCH=1 -DLSNN_PREFETCH_INPUTS=0" \
+    "g4:-DLSNN_ROWS_IN_SHARED=0 -DLSNN_PREFETCH_INPUTS=0" \
+    "gp:-DLSNN_ROWS_IN_SHARED=0 -DLSNN_EVENT_BATCH=1"; do
     name=${v%%:*}
     mkdir -p "$out/ptx/$name"
     for src in lsnn-gpu/kernels/*.cu; do

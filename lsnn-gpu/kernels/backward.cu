@@ -179,14 +179,18 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
     unsigned spk_word = spk[(size_t)(T - 1) * W + warp];
     unsigned ref_word = ref[(size_t)(T - 1) * W + warp];
     unsigned e_lo = offs[T - 1], e_hi = offs[T];  // step t's input events
+    LsnnInputs ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_lo, e_hi, j, live);
     unsigned slot = (T - 1) % (D + 1);  // ring row of step t
     for (int ti = (int)T - 1; ti >= 0; --ti) {
         const unsigned t = (unsigned)ti;
         const bool refractory = (ref_word >> lane) & 1u;
         float v_next = 0.0f, b_next = 0.0f;  // step t - 1
         unsigned spk_next = 0, ref_next = 0, e_before = e_lo;
+        const LsnnInputs now = ahead;
         if (t > 0) {
             e_before = offs[t - 1];
+            ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_before, e_lo, j,
+                                     live);
             if (live) {
                 v_next = a.tr_v[tr0 + (size_t)(t - 1) * N + j];
                 b_next = a.tr_b[tr0 + (size_t)(t - 1) * N + j];
@@ -214,8 +218,21 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
 
         // 3. Weight gradients of the synapses that delivered at step t (arrival t + d).
         if (live) {
+            // The step's first input events as loaded during the step before, then the rest.
+#pragma unroll
+            for (unsigned q = 0; q < LSNN_INPUT_AHEAD; ++q) {
+                if (q >= now.n) continue;
+                const unsigned i = now.channel[q];
+                const unsigned d = now.delay[q];
+                unsigned r = slot + d;
+                if (r > D) r -= D + 1;
+                if (t + d >= T) r = zero_row;
+                const float g = now.x[q] * g_i[r * NP + j];
+                if (in_shared) acc_sh[(size_t)i * N + j] += g;
+                else atomicAdd(&part[(size_t)i * N + j], g);
+            }
 #pragma unroll 2
-            for (unsigned e = e_lo; e < e_hi; ++e) {
+            for (unsigned e = e_lo + now.n; e < e_hi; ++e) {
                 const unsigned i = a.in_channels[e];
                 const float x = a.in_values[e];
                 const unsigned d = __float_as_uint(a.syn[(size_t)i * N + j].y);

@@ -64,8 +64,11 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
     float psp = 0.0f, zs = 0.0f, lin = 0.0f;
     // Step t's input events are [e_lo, e_hi); the next bound is loaded a step early.
     unsigned e_lo = offs[0], e_hi = offs[1];
+    LsnnInputs ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_lo, e_hi, j, live);
     for (unsigned t = 0; t < T; ++t) {
         const unsigned e_after = t + 2 <= T ? offs[t + 2] : e_hi;
+        const LsnnInputs now = ahead;
+        ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_hi, e_after, j, live);
         const unsigned cur = t & 1u, nxt = cur ^ 1u;
         const bool refractory = left > 0;
         if (live) {
@@ -74,9 +77,18 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
                 a.tr_v[r] = v;
                 a.tr_b[r] = bb;
             }
-            // Inputs of step t, channels ascending (Cell::step_events).
+            // Inputs of step t, channels ascending (Cell::step_events): the first ones as
+            // loaded during the step before, then the rest.
+#pragma unroll
+            for (unsigned q = 0; q < LSNN_INPUT_AHEAD; ++q) {
+                if (q < now.n && now.w[q] != 0.0f) {
+                    unsigned slot = head + now.delay[q];
+                    if (slot >= D) slot -= D;
+                    ring[slot * NP + j] += now.x[q] * now.w[q];
+                }
+            }
 #pragma unroll 2
-            for (unsigned e = e_lo; e < e_hi; ++e) {
+            for (unsigned e = e_lo + now.n; e < e_hi; ++e) {
                 const unsigned i = a.in_channels[e];
                 const float x = a.in_values[e];
                 const float2 s = a.syn[(size_t)i * N + j];

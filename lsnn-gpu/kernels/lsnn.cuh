@@ -110,6 +110,48 @@ __device__ __forceinline__ unsigned lsnn_next_spikes(LsnnSpikes& c, unsigned* kk
     return n;
 }
 
+// Input events. A step's events are known before the step (they are the batch's input), so the
+// first LSNN_INPUT_AHEAD of them are loaded a step early: channel, value and the thread's
+// synapse, a chain of dependent loads, then off the step's critical path. The events are still
+// used in order. LSNN_PREFETCH_INPUTS=0 loads them in their step (for timing).
+#ifndef LSNN_PREFETCH_INPUTS
+#define LSNN_PREFETCH_INPUTS 1
+#endif
+#define LSNN_INPUT_AHEAD 2
+
+struct LsnnInputs {
+    unsigned n;                        // events loaded (the first n of the step's)
+    unsigned channel[LSNN_INPUT_AHEAD];
+    float x[LSNN_INPUT_AHEAD];
+    float w[LSNN_INPUT_AHEAD];         // synapse (channel -> this thread's neuron): weight
+    unsigned delay[LSNN_INPUT_AHEAD];  // and delay (scalar loads: the backward needs no weight)
+};
+
+// The first events of [lo, hi) for neuron j (none when prefetching is off or j is not live).
+__device__ __forceinline__ LsnnInputs lsnn_load_inputs(const unsigned* channels,
+                                                       const float* values, const float2* syn,
+                                                       unsigned n_rec, unsigned lo, unsigned hi,
+                                                       unsigned j, bool live) {
+    LsnnInputs p;
+    const unsigned n = hi - lo;
+    p.n = (LSNN_PREFETCH_INPUTS && live) ? (n < LSNN_INPUT_AHEAD ? n : LSNN_INPUT_AHEAD) : 0u;
+#pragma unroll
+    for (unsigned q = 0; q < LSNN_INPUT_AHEAD; ++q) {
+        p.channel[q] = 0;
+        p.x[q] = 0.0f;
+        p.w[q] = 0.0f;
+        p.delay[q] = 0;
+        if (q < p.n) {
+            p.channel[q] = channels[lo + q];
+            p.x[q] = values[lo + q];
+            const float2* s = syn + (size_t)p.channel[q] * n_rec + j;
+            p.w[q] = s->x;
+            p.delay[q] = __float_as_uint(s->y);
+        }
+    }
+    return p;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11), as in Random123. The Rust
 // mirror in lsnn-gpu/src/philox.rs is tested against Random123's known-answer vectors; the
