@@ -69,12 +69,13 @@ __device__ __forceinline__ float lsnn_rec_adjoint(const float2* row, unsigned n_
     return s;
 }
 
-// Copies the compacted rows into `rows_sh` when all of them fit in `capacity` entries; `*start`
-// is where this thread's row begins there. `scratch` holds N counts (it is overwritten later).
 #ifndef LSNN_ROWS_IN_SHARED
 #define LSNN_ROWS_IN_SHARED 1  // 0: always read the rows from global memory (for timing)
 #endif
 
+// Copies the compacted rows into `rows_sh` when all of them fit in `a.rows_capacity` entries;
+// `*start` is where this thread's row begins there. `scratch` holds N counts meanwhile (the
+// caller clears it afterwards: it is the dL/di ring).
 __device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned* scratch,
                                 unsigned* start) {
     const unsigned N = a.n_rec, j = threadIdx.x;
