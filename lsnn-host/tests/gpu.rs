@@ -193,6 +193,48 @@ mod cuda {
         }
     }
 
+    /// `--device cuda` on a machine without a CUDA device: a flag error (exit 2) before any
+    /// work, and no run folder left behind.
+    #[test]
+    fn cuda_without_a_device_is_a_flag_error_before_any_work() {
+        if lsnn_gpu::device_available() {
+            println!("a CUDA device is present: nothing to check");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let results = tmp.path().join("runs");
+        let subset = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mnist-subset");
+        let results_arg = results.to_str().unwrap();
+        for args in [
+            vec!["train", "store-recall", "--device", "cuda", "--n-iter", "1"],
+            vec![
+                "train",
+                "smnist",
+                "--data-dir",
+                subset.to_str().unwrap(),
+                "--validation-size",
+                "50",
+                "--device",
+                "cuda",
+                "--n-iter",
+                "1",
+            ],
+        ] {
+            let out = Command::new(bin())
+                .args(&args)
+                .args(["--results-dir", results_arg])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("no CUDA driver or device"),
+                "{args:?}: {stderr}"
+            );
+            assert!(!results.exists(), "{args:?} made a run folder");
+        }
+    }
+
     fn rel(a: f32, b: f32) -> f64 {
         (f64::from(a) - f64::from(b)).abs() / f64::from(a).abs().max(f64::from(b).abs()).max(1e-30)
     }

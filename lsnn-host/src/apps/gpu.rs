@@ -35,13 +35,29 @@ pub enum Device {
     Cuda,
 }
 
-/// Whether this build can run on `device` (a flag error naming how to get `cuda` if not).
+/// Whether this build and machine can run on `device`: a flag error naming how to get `cuda`
+/// in a build without it, or that the machine has no CUDA device (checked with the flags,
+/// before a run folder is made or any work done).
 pub fn check_device(device: Device) -> Result<(), HostError> {
     match device {
         Device::Cpu => Ok(()),
-        Device::Cuda if cfg!(feature = "cuda") => Ok(()),
-        Device::Cuda => Err(no_cuda_build()),
+        Device::Cuda if !cfg!(feature = "cuda") => Err(no_cuda_build()),
+        Device::Cuda if cuda_device_present() => Ok(()),
+        Device::Cuda => Err(HostError::Flag {
+            flag: "--device".into(),
+            message: "`cuda`: no CUDA driver or device on this machine (use `cpu`)".into(),
+        }),
     }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device_present() -> bool {
+    lsnn_gpu::device_available()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device_present() -> bool {
+    false
 }
 
 /// The error for `--device cuda` in a build without the `cuda` feature.
@@ -139,8 +155,9 @@ enum Backend {
 }
 
 impl Trainer {
-    /// A trainer for `device` (a flag error for `cuda` in a build without it).
+    /// A trainer for `device` (see [`check_device`]).
     pub fn new(device: Device) -> Result<Trainer, HostError> {
+        check_device(device)?;
         let backend = match device {
             Device::Cpu => Backend::Cpu,
             #[cfg(feature = "cuda")]
