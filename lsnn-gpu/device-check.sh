@@ -127,11 +127,19 @@ fi
 
 if want long; then
     # The sMNIST tutorial's defaults (B 256, 36 000 iterations, validation every 400) on the GPU;
-    # only the small result files come back (no plots).
-    step train-smnist-long $((DEADLINE - 20)) "$BIN"/lsnn-host train smnist --device cuda \
-        --data-dir "$BIN/mnist" --n-iter "${N_ITER:-36000}" --seed 1 --do-plot false \
-        --results-dir /tmp/runs-long
-    run=$(ls -d /tmp/runs-long/*/ 2>/dev/null | head -1)
+    # only the small result files come back (no plots). A warm machine keeps /tmp: when the
+    # previous call's deadline cut the run, this call resumes it from its last checkpoint.
+    prev=$(ls -d /tmp/runs-long/smnist/*/ 2>/dev/null | head -1)
+    if [ -n "$prev" ] && [ -f "$prev/checkpoint.safetensors" ]; then
+        step train-smnist-long $((DEADLINE - 20)) "$BIN"/lsnn-host train smnist --device cuda \
+            --data-dir "$BIN/mnist" --n-iter "${N_ITER:-36000}" --resume "$prev"
+    else
+        step train-smnist-long $((DEADLINE - 20)) "$BIN"/lsnn-host train smnist --device cuda \
+            --data-dir "$BIN/mnist" --n-iter "${N_ITER:-36000}" --seed 1 --do-plot false \
+            --results-dir /tmp/runs-long
+    fi
+    # results.json is rewritten at every validation: a run cut short still has its curve.
+    run=$(ls -d /tmp/runs-long/smnist/*/ 2>/dev/null | head -1)
     [ -n "$run" ] && cp "$run/results.json" "$run/flags.json" "$OUT/" 2>/dev/null
 fi
 
