@@ -31,6 +31,10 @@ fn nvcc() -> Option<PathBuf> {
 fn build_emulator(out: &Path) {
     println!("cargo:rerun-if-changed=emu");
     println!("cargo:rerun-if-env-changed=CXX");
+    // Compile-time options of the kernels for the emulator only (e.g. the variants of
+    // device-build.sh: `LSNN_EMU_DEFINES="-DLSNN_EVENT_BATCH=1" cargo test -p lsnn-gpu`).
+    println!("cargo:rerun-if-env-changed=LSNN_EMU_DEFINES");
+    let defines = std::env::var("LSNN_EMU_DEFINES").unwrap_or_default();
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
     let obj = out.join("lsnn_emu.o");
     let status = Command::new(&cxx)
@@ -42,6 +46,7 @@ fn build_emulator(out: &Path) {
             "-pthread",
             "-c",
         ])
+        .args(defines.split_whitespace())
         .arg("emu/emu.cpp")
         .arg("-o")
         .arg(&obj)
