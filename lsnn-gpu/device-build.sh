@@ -45,23 +45,15 @@ for d in ../shared/data/mnist shared/data/mnist /work/shared/data/mnist; do
     if [ -f "$d/train-images-idx3-ubyte.gz" ]; then mkdir -p "$out/mnist" && cp "$d"/*.gz "$out/mnist/"; break; fi
 done
 [ -d "$out/mnist" ] || echo "warning: MNIST not found: PART=train will be skipped" >&2
-# Kernel variants for `PART=ab` of device-check.sh (compile-time options of kernels/*.cu):
-#   s4   the shipped options: recurrent rows in shared memory, spikes 4 at a time, inputs a step ahead
-#   s4n  the same without the inputs a step ahead
-#   g1   version 4: rows read from global memory, spikes one at a time, inputs in their step
-#   s1   only the rows in shared memory      g4  only the spikes 4 at a time
-#   gp   only the inputs a step ahead
+# Kernel variants for `PART=ab` of device-check.sh: lsnn-gpu/variants.txt (s4 = the shipped
+# kernels, g1 = version 4, the others one change of version 5 at a time).
 nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-off="-DLSNN_ROWS_IN_SHARED=0 -DLSNN_EVENT_BATCH=1 -DLSNN_PREFETCH_INPUTS=0"
-for v in "s4:" "s4n:-DLSNN_PREFETCH_INPUTS=0" "g1:$off" \
-    "s1:-DLSNN_EVENT_BATCH=1 -DLSNN_PREFETCH_INPUTS=0" \
-    "g4:-DLSNN_ROWS_IN_SHARED=0 -DLSNN_PREFETCH_INPUTS=0" \
-    "gp:-DLSNN_ROWS_IN_SHARED=0 -DLSNN_EVENT_BATCH=1"; do
-    name=${v%%:*}
+grep -v '^#' lsnn-gpu/variants.txt | while read -r name options; do
+    [ -n "$name" ] || continue
     mkdir -p "$out/ptx/$name"
     for src in lsnn-gpu/kernels/*.cu; do
         # shellcheck disable=SC2086 # the options are words
-        "$nvcc" -ptx -arch=compute_80 -fmad=false -std=c++14 ${v#*:} -I lsnn-gpu/kernels \
+        "$nvcc" -ptx -arch=compute_80 -fmad=false -std=c++14 $options -I lsnn-gpu/kernels \
             -o "$out/ptx/$name/$(basename "$src" .cu).ptx" "$src"
     done
 done
