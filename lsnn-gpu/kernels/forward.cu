@@ -12,6 +12,17 @@
 // readout [max_terms][NP], spike masks [2][W] (u32), term windows [max_terms][2] (u32).
 #include "lsnn.cuh"
 
+// One delivery of synapse weight w with delay `delay` and value x into thread j's column of
+// the delay ring (head = the current step's slot); skipped for an unconnected synapse (w = 0),
+// as the host's sparse rows skip it.
+__device__ __forceinline__ void lsnn_deliver(float* ring, unsigned head, unsigned D, unsigned NP,
+                                             unsigned j, float x, float w, unsigned delay) {
+    if (w == 0.0f) return;
+    unsigned slot = head + delay;
+    if (slot >= D) slot -= D;
+    ring[slot * NP + j] += x * w;
+}
+
 extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArgs a) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
@@ -80,23 +91,12 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
             // Inputs of step t, channels ascending (Cell::step_events): the first ones as
             // loaded during the step before, then the rest.
 #pragma unroll
-            for (unsigned q = 0; q < LSNN_INPUT_AHEAD; ++q) {
-                if (q < now.n && now.w[q] != 0.0f) {
-                    unsigned slot = head + now.delay[q];
-                    if (slot >= D) slot -= D;
-                    ring[slot * NP + j] += now.x[q] * now.w[q];
-                }
-            }
+            for (unsigned q = 0; q < LSNN_INPUT_AHEAD; ++q)
+                if (q < now.n) lsnn_deliver(ring, head, D, NP, j, now.x[q], now.w[q], now.delay[q]);
 #pragma unroll 2
             for (unsigned e = e_lo + now.n; e < e_hi; ++e) {
-                const unsigned i = a.in_channels[e];
-                const float x = a.in_values[e];
-                const float2 s = a.syn[(size_t)i * N + j];
-                if (s.x != 0.0f) {
-                    unsigned slot = head + __float_as_uint(s.y);
-                    if (slot >= D) slot -= D;
-                    ring[slot * NP + j] += x * s.x;
-                }
+                const float2 s = a.syn[(size_t)a.in_channels[e] * N + j];
+                lsnn_deliver(ring, head, D, NP, j, a.in_values[e], s.x, __float_as_uint(s.y));
             }
             // Spikes of the previous step, neurons ascending (Cell::deliver_recurrent).
             const float* zv = zval + cur * NP;
@@ -108,13 +108,9 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
                 for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
                     if (q < n) s[q] = a.syn[(size_t)(I + kk[q]) * N + j];
 #pragma unroll
-                for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q) {
-                    if (q < n && s[q].x != 0.0f) {
-                        unsigned slot = head + __float_as_uint(s[q].y);
-                        if (slot >= D) slot -= D;
-                        ring[slot * NP + j] += zv[kk[q]] * s[q].x;
-                    }
-                }
+                for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
+                    if (q < n)
+                        lsnn_deliver(ring, head, D, NP, j, zv[kk[q]], s[q].x, __float_as_uint(s[q].y));
             }
             // Cell::update_neurons.
             const float i_t = ring[head * NP + j];
