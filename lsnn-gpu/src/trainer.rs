@@ -860,6 +860,7 @@ impl GpuTrainer {
         // The buffers written below are read by queued work.
         self.gpu.synchronize()?;
         let n = self.dims.n_rec;
+        let bound = self.rec_bound();
         let bb = self
             .batch
             .as_mut()
@@ -885,7 +886,6 @@ impl GpuTrainer {
         bb.max_terms = terms.max_per_element;
         // Validate the launch geometry now, not at the first launch.
         forward_plan(&self.dims, bb.n_batch, bb.max_terms, self.gpu.shared_limit)?;
-        let bound = rec_bound(&self.layout, &self.set.segments, n);
         backward_plan(
             &self.dims,
             bb.n_batch,

@@ -611,14 +611,14 @@ mod cuda {
         /// when its events were queued to this network during the previous step), else
         /// packed now.
         fn upload_batch(&mut self, step: &TrainStep<'_>) -> Result<(), HostError> {
-            let Some(staged) = step.staged else {
-                return self.set_batch(step.input, step.terms, Some(step.reg), None);
-            };
-            let Some(packed) = staged.packed.as_ref() else {
+            let staged = step
+                .staged
+                .and_then(|s| Some((s.packed.as_ref()?, s.queued_on)));
+            let Some((packed, queued_on)) = staged else {
                 return self.set_batch(step.input, step.terms, Some(step.reg), None);
             };
             packed.check(step, self.n_out)?;
-            if staged.queued_on == Some(self.id) {
+            if queued_on == Some(self.id) {
                 let reg = Some((step.reg.coeff.as_slice(), step.reg.target));
                 self.trainer
                     .set_targets(&packed.terms, reg, None)
