@@ -235,6 +235,25 @@ mod cuda {
         }
     }
 
+    /// Two sMNIST runs' validations: losses within 1e-4 (relative), the same accuracies and
+    /// connectivities.
+    fn assert_validations_match(cpu: &smnist::SmnistSession, gpu: &smnist::SmnistSession) {
+        let (a, b) = (&cpu.progress.lists.loss_list, &gpu.progress.lists.loss_list);
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            let e = (x - y).abs() / x.abs().max(1e-30);
+            eprintln!("validation {k}: cpu {x} gpu {y} rel {e:.2e}");
+            assert!(e < 1e-4, "validation {k}: cpu {x} gpu {y}");
+        }
+        assert_eq!(
+            cpu.progress.task.accuracy_list,
+            gpu.progress.task.accuracy_list
+        );
+        assert_eq!(
+            cpu.progress.task.connectivity_list,
+            gpu.progress.task.connectivity_list
+        );
+    }
+
     fn rel(a: f32, b: f32) -> f64 {
         (f64::from(a) - f64::from(b)).abs() / f64::from(a).abs().max(f64::from(b).abs()).max(1e-30)
     }
@@ -473,19 +492,7 @@ mod cuda {
         let (a, b) = (&cpu.progress.lists.loss_list, &gpu.progress.lists.loss_list);
         assert_eq!(a.len(), 3);
         assert_eq!(a.len(), b.len());
-        for (k, (x, y)) in a.iter().zip(b).enumerate() {
-            let e = (x - y).abs() / x.abs().max(1e-30);
-            eprintln!("validation {k}: cpu {x} gpu {y} rel {e:.2e}");
-            assert!(e < 1e-4, "validation {k}: cpu {x} gpu {y}");
-        }
-        assert_eq!(
-            cpu.progress.task.accuracy_list,
-            gpu.progress.task.accuracy_list
-        );
-        assert_eq!(
-            cpu.progress.task.connectivity_list,
-            gpu.progress.task.connectivity_list
-        );
+        assert_validations_match(cpu, gpu);
         eprintln!(
             "test accuracy: cpu {} gpu {}",
             cpu_out.test_accuracy, gpu_out.test_accuracy
@@ -514,26 +521,7 @@ mod cuda {
         super::overlap::assert_same_run(&gpu, &sequential);
         assert_eq!(gpu_out.test_accuracy, sequential_out.test_accuracy);
         let (cpu, cpu_out) = run(Device::Cpu, "cpu", true);
-        for (k, (x, y)) in cpu
-            .progress
-            .lists
-            .loss_list
-            .iter()
-            .zip(&gpu.progress.lists.loss_list)
-            .enumerate()
-        {
-            let e = (x - y).abs() / x.abs().max(1e-30);
-            eprintln!("validation {k}: cpu {x} gpu {y} rel {e:.2e}");
-            assert!(e < 1e-4, "validation {k}: cpu {x} gpu {y}");
-        }
-        assert_eq!(
-            cpu.progress.task.accuracy_list,
-            gpu.progress.task.accuracy_list
-        );
-        assert_eq!(
-            cpu.progress.task.connectivity_list,
-            gpu.progress.task.connectivity_list
-        );
+        assert_validations_match(&cpu, &gpu);
         assert_eq!(cpu.progress.rng, gpu.progress.rng);
         assert_eq!(cpu.data.train.position(), gpu.data.train.position());
         assert_eq!(cpu.progress.learning_rate, gpu.progress.learning_rate);
