@@ -1,6 +1,8 @@
 //! The compact model format: round trips, robustness against arbitrary bytes, one test per
 //! validation error.
 
+mod common;
+
 use lsnn_core::model::{self, section, HEADER_LEN, SECTION_ENTRY_LEN};
 use lsnn_core::{
     CellConfig, CellState, CoreError, CsrRef, Model, ModelParts, Neuron, NoNoise, Readout,
@@ -12,42 +14,20 @@ use proptest::strategy::ValueTree;
 // ---------------------------------------------------------------------------------------------
 // Test networks
 
-#[derive(Clone, Debug)]
-struct OwnedCsr {
-    n_post: usize,
-    offsets: Vec<u32>,
-    targets: Vec<u16>,
-    delays: Vec<u8>,
-    weights: Vec<f32>,
-}
+type OwnedCsr = common::Rows<f32>;
 
 impl OwnedCsr {
     /// From dense `(connected, delay, weight)` entries, row-major `n_pre x n_post`.
-    fn from_dense(
+    fn from_dense_entries(
         n_pre: usize,
         n_post: usize,
         dense: &[(bool, u8, f32)],
         no_autapse: bool,
     ) -> Self {
-        let mut csr = OwnedCsr {
-            n_post,
-            offsets: vec![0],
-            targets: vec![],
-            delays: vec![],
-            weights: vec![],
-        };
-        for pre in 0..n_pre {
-            for post in 0..n_post {
-                let (on, d, w) = dense[pre * n_post + post];
-                if on && !(no_autapse && pre == post) {
-                    csr.targets.push(post as u16);
-                    csr.delays.push(d);
-                    csr.weights.push(w);
-                }
-            }
-            csr.offsets.push(csr.targets.len() as u32);
-        }
-        csr
+        common::Rows::from_dense(n_pre, n_post, no_autapse, |pre, post| {
+            let (on, d, w) = dense[pre * n_post + post];
+            on.then_some((w, d))
+        })
     }
 
     fn view(&self) -> CsrRef<'_, f32> {
@@ -203,8 +183,8 @@ fn net_strategy() -> impl Strategy<Value = Net> {
                         tau: neurons.iter().map(|n| n.0).collect(),
                         thr: neurons.iter().map(|n| n.1).collect(),
                         beta: neurons.iter().map(|n| n.2).collect(),
-                        w_in: OwnedCsr::from_dense(n_in, n_rec, &dense_in, false),
-                        w_rec: OwnedCsr::from_dense(n_rec, n_rec, &dense_rec, true),
+                        w_in: OwnedCsr::from_dense_entries(n_in, n_rec, &dense_in, false),
+                        w_rec: OwnedCsr::from_dense_entries(n_rec, n_rec, &dense_rec, true),
                         w_out,
                         b_out,
                         tau_out,
@@ -462,7 +442,7 @@ fn small_net_round_trips_and_spikes() {
 fn model_without_bias_or_inputs() {
     let mut net = small_net();
     net.b_out = None;
-    net.w_in = OwnedCsr::from_dense(0, 3, &[], false);
+    net.w_in = OwnedCsr::from_dense_entries(0, 3, &[], false);
     check_round_trip(&net, &vec![vec![]; 5]);
     let bytes = net.encode();
     assert!(Model::parse(&bytes).unwrap().b_out().is_none());
@@ -641,7 +621,7 @@ fn small_net_integer_round_trips() {
     for kind in [WeightKind::I16, WeightKind::I8] {
         check_integer_round_trip(&small_net(), kind, &vec![vec![true, true]; 30]);
         let mut sparse = small_net();
-        sparse.w_in = OwnedCsr::from_dense(0, 3, &[], false);
+        sparse.w_in = OwnedCsr::from_dense_entries(0, 3, &[], false);
         check_integer_round_trip(&sparse, kind, &vec![vec![]; 5]);
     }
 }
@@ -1305,7 +1285,7 @@ fn write_fuzz_seeds() {
     std::fs::write(dir.join("small.bin"), small_net().encode()).unwrap();
     let mut no_bias = small_net();
     no_bias.b_out = None;
-    no_bias.w_in = OwnedCsr::from_dense(0, 3, &[], false);
+    no_bias.w_in = OwnedCsr::from_dense_entries(0, 3, &[], false);
     std::fs::write(dir.join("no_bias_no_inputs.bin"), no_bias.encode()).unwrap();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     for k in 0..4 {

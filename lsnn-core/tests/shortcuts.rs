@@ -6,6 +6,8 @@
 //! (dt or V0 not 1, negative beta), and states set by hand to awkward values (-0, negative,
 //! subnormal, infinite, NaN).
 
+mod common;
+
 use lsnn_core::{
     neuron_step, Accumulator, Cell, CellConfig, CellState, Csr, Neuron, NeuronState, NoNoise, Real,
     Synapses,
@@ -126,37 +128,15 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     })
 }
 
-/// Integer synapses for the i32 ring (the model format's kind, without a model).
-struct IntCsr {
-    n_post: usize,
-    offsets: Vec<u32>,
-    targets: Vec<u16>,
-    delays: Vec<u8>,
-    weights: Vec<i32>,
-}
+/// Integer synapses for the i32 ring (the model format's kind, without a model): the dense
+/// entries that are not 0, weights scaled by 1000.
+type IntCsr = common::Rows<i32>;
 
-impl IntCsr {
-    fn new(n_pre: usize, n_post: usize, dense: &[(i32, u8)], no_autapse: bool) -> Self {
-        let mut s = IntCsr {
-            n_post,
-            offsets: vec![0],
-            targets: vec![],
-            delays: vec![],
-            weights: vec![],
-        };
-        for pre in 0..n_pre {
-            for post in 0..n_post {
-                let (w, d) = dense[pre * n_post + post];
-                if w != 0 && !(no_autapse && pre == post) {
-                    s.targets.push(post as u16);
-                    s.delays.push(d);
-                    s.weights.push(w * 1000);
-                }
-            }
-            s.offsets.push(s.targets.len() as u32);
-        }
-        s
-    }
+fn int_csr(n_pre: usize, n_post: usize, dense: &[(i32, u8)], no_autapse: bool) -> IntCsr {
+    common::Rows::from_dense(n_pre, n_post, no_autapse, |pre, post| {
+        let (w, d) = dense[pre * n_post + post];
+        (w != 0).then_some((w * 1000, d))
+    })
 }
 
 impl Synapses<i32> for IntCsr {
@@ -413,8 +393,8 @@ fn float_run<F: Real>(case: &Case) -> Result<(), TestCaseError> {
 fn integer_run(case: &Case) -> Result<(), TestCaseError> {
     let cfg = config::<f32>(case);
     let neurons = neurons(case, &cfg);
-    let w_in = IntCsr::new(case.n_in, case.n, &case.w_in, false);
-    let w_rec = IntCsr::new(case.n, case.n, &case.w_rec, true);
+    let w_in = int_csr(case.n_in, case.n, &case.w_in, false);
+    let w_rec = int_csr(case.n, case.n, &case.w_rec, true);
     let unit = 1.0 / 65536.0;
     let cell = Cell::new_integer(cfg, &neurons, w_in, w_rec, unit).unwrap();
     let state = CellState::with_i32_ring(
