@@ -134,9 +134,10 @@ impl<F: Real> Neuron<F> {
         })
     }
 
-    /// The threshold `A = thr + b * beta * V0` for adaptation variable `b`.
+    /// The threshold `A = thr + b * beta * V0` for adaptation variable `b` (`v0` is V0, or
+    /// [`One`] where it is exactly 1).
     #[inline(always)]
-    pub fn threshold(&self, b: F, v0: F) -> F {
+    pub fn threshold<V0: Factor<F>>(&self, b: F, v0: V0) -> F {
         self.thr + v0.times(b * self.beta)
     }
 }
@@ -288,7 +289,7 @@ pub fn neuron_step_with<
     refractory: bool,
 ) -> NeuronStep<F> {
     let b = prev_z.adapt(k, prev_b);
-    let thr = n.thr + v0.times(b * n.beta);
+    let thr = n.threshold(b, v0);
     let v = n.decay * prev_v + input - dt.times(prev_z.z() * thr);
     let v_scaled = (prev_v - thr) / thr;
     // H(v_scaled) = H((v - A) / A) is `v > A` when A > 0 (always, unless beta < 0): v > A > 0
