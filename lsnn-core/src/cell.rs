@@ -2,7 +2,7 @@
 
 use core::marker::PhantomData;
 
-use crate::neuron::{allows_shortcuts, neuron_step_with, Factor, NoSpike, One, PrevSpike};
+use crate::neuron::{allows_shortcuts, neuron_step_with, NoSpike, One, PrevSpike};
 use crate::state::{Accumulator, NeuronList, RingStore, StepView};
 use crate::synapse::{self, Synapses};
 use crate::{neuron_step, CellConfig, CellState, CoreError, Neuron, NeuronState, Real, StepConsts};
@@ -289,30 +289,18 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         let n = view.v.len();
         let (z, spiked) = (&*view.z, &*view.spiked);
         let (groups, shift) = (*view.spike_groups, view.group_shift);
-        if let Some(rows) = view.rows {
-            let ring = Ring {
-                slots: &mut *view.ring,
-                rows: Table(rows),
-                _f: PhantomData,
-            };
-            let spikes = crate::state::spikes_of(z, spiked, groups, shift);
-            self.deliver_all(ring, events, spikes)?;
-        } else {
-            let rows = Computed {
-                head: view.head,
-                n_delay: view.n_delay,
-                n,
-            };
-            let ring = Ring {
-                slots: &mut *view.ring,
-                rows,
-                _f: PhantomData,
-            };
-            let spikes = crate::state::spikes_of(z, spiked, groups, shift);
-            self.deliver_all(ring, events, spikes)?;
+        let spikes = crate::state::spikes_of(z, spiked, groups, shift);
+        let slots = &mut *view.ring;
+        match view.rows {
+            Some(rows) => self.deliver_all(Ring::new(slots, Table(rows)), events, spikes)?,
+            None => {
+                let (head, n_delay) = (view.head, view.n_delay);
+                let rows = Computed { head, n_delay, n };
+                self.deliver_all(Ring::new(slots, rows), events, spikes)?
+            }
         }
         if self.shortcuts && !view.maybe_negative && !self.noisy() {
-            self.update_quiet(view, One, One);
+            self.update_quiet(view);
         } else {
             self.update_neurons(view, noise);
         }
@@ -420,7 +408,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
     /// counters are counted down afterwards, through the list of refractory neurons. Every
     /// value is the one [`neuron_step`] gives (see [`neuron_step_with`]).
     #[inline(never)]
-    fn update_quiet<Dt: Factor<F>, V0: Factor<F>>(&self, view: StepView<'_, F, A>, dt: Dt, v0: V0) {
+    fn update_quiet(&self, view: StepView<'_, F, A>) {
         let n = view.v.len();
         let start = view.head * n;
         let Some(i_now) = view.ring.get_mut(start..start + n) else {
@@ -428,8 +416,6 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         };
         let q = Quiet {
             k: &self.consts,
-            dt,
-            v0,
             unit: self.unit,
             n_refractory: self.config.n_refractory as u16,
         };
@@ -587,16 +573,15 @@ struct Marks {
     shift: u32,
 }
 
-/// What the quiet step of one neuron needs (see [`Cell::update_quiet`]).
-struct Quiet<'k, F, Dt, V0> {
+/// What the quiet step of one neuron needs (see [`Cell::update_quiet`]). Its cells have
+/// `dt = V0 = 1`: the equations leave those factors out ([`One`]).
+struct Quiet<'k, F> {
     k: &'k StepConsts<F>,
-    dt: Dt,
-    v0: V0,
     unit: F,
     n_refractory: u16,
 }
 
-impl<F: Real, Dt: Factor<F>, V0: Factor<F>> Quiet<'_, F, Dt, V0> {
+impl<F: Real> Quiet<'_, F> {
     /// A neuron with previous spike `z`: updates `v`, `b` and the ring entry, returns whether
     /// `v` (the previous one) is above the threshold: the neuron spikes unless it is refractory
     /// (the caller then sets `z` and the counter).
@@ -610,9 +595,8 @@ impl<F: Real, Dt: Factor<F>, V0: Factor<F>> Quiet<'_, F, Dt, V0> {
         z: Z,
     ) -> bool {
         let input = input_term(e, n, self.unit);
-        let out = neuron_step_with::<F, Z, Dt, V0, true>(
-            n, self.k, self.dt, self.v0, *v, z, *b, input, false,
-        );
+        let out =
+            neuron_step_with::<F, Z, One, One, true>(n, self.k, One, One, *v, z, *b, input, false);
         *v = out.state.v;
         *b = out.state.b;
         out.spiked
@@ -681,11 +665,11 @@ impl<F: Real, Dt: Factor<F>, V0: Factor<F>> Quiet<'_, F, Dt, V0> {
             .min(nr.len())
         {
             let input = input_term(&mut e[j], &nr[j], self.unit);
-            let out = neuron_step_with::<F, F, Dt, V0, true>(
+            let out = neuron_step_with::<F, F, One, One, true>(
                 &nr[j],
                 self.k,
-                self.dt,
-                self.v0,
+                One,
+                One,
                 v[j],
                 z[j],
                 b[j],
@@ -793,7 +777,16 @@ struct Ring<'s, F, A, W> {
     _f: PhantomData<F>,
 }
 
-impl<F, A: Accumulator<F>, W: Rows> Ring<'_, F, A, W> {
+impl<'s, F, A: Accumulator<F>, W: Rows> Ring<'s, F, A, W> {
+    #[inline(always)]
+    fn new(slots: &'s mut [A], rows: W) -> Self {
+        Ring {
+            slots,
+            rows,
+            _f: PhantomData,
+        }
+    }
+
     /// Adds `x` to what arrives at `target` in `delay` steps. Targets and delays were validated
     /// when the cell was built; `get_mut` keeps this total anyway.
     #[inline(always)]
