@@ -291,6 +291,32 @@ pub fn mean_hz(rates: &[f32]) -> f64 {
     rates.iter().map(|&r| f64::from(r) * 1000.0).sum::<f64>() / rates.len().max(1) as f64
 }
 
+/// Wall-clock seconds of training, across resumes.
+pub struct Clock {
+    started: std::time::Instant,
+    before: f64,
+}
+
+impl Clock {
+    /// Starts now, after `before` seconds of earlier invocations.
+    pub fn start(before: f64) -> Clock {
+        Clock {
+            started: std::time::Instant::now(),
+            before,
+        }
+    }
+
+    /// Seconds of training in all invocations so far.
+    pub fn elapsed(&self) -> f64 {
+        self.before + self.this_run()
+    }
+
+    /// Seconds of this invocation.
+    pub fn this_run(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
 /// What every validation records (the original's result lists).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ValidationLists {

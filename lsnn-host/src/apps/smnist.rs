@@ -7,7 +7,6 @@
 //! Every batch starts from the zero state (the tutorial does not carry state).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use lsnn_core::CellConfig;
 use ndarray::{Array1, Array2, Axis};
@@ -21,8 +20,8 @@ use super::checkpoint::{
 };
 use super::gpu::{Staged, Stager, States, Trainer};
 use super::run::{
-    flag_checks, mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, ElementTraces,
-    Hooks, Printer, TrainStep,
+    flag_checks, mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, Clock,
+    ElementTraces, Hooks, Printer, TrainStep,
 };
 use crate::data::{Dataset, Split, SplitPosition, N_CLASSES};
 use crate::error::HostError;
@@ -443,18 +442,6 @@ fn draw_batch(
     })
 }
 
-/// Wall-clock seconds of training, across resumes.
-struct Clock {
-    started: Instant,
-    before: f64,
-}
-
-impl Clock {
-    fn elapsed(&self) -> f64 {
-        self.before + self.started.elapsed().as_secs_f64()
-    }
-}
-
 fn load_data(flags: &SmnistFlags) -> Result<Dataset, HostError> {
     Ok(Dataset::open(&flags.data_dir, flags.validation_size)?)
 }
@@ -598,10 +585,7 @@ impl SmnistSession {
     /// Trains to `n_iter`, then evaluates the whole test set.
     pub fn run(&mut self, hooks: Hooks) -> Result<SmnistOutcome, HostError> {
         use_threads(self.flags.threads);
-        let clock = Clock {
-            started: Instant::now(),
-            before: self.progress.elapsed_s,
-        };
+        let clock = Clock::start(self.progress.elapsed_s);
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
         let mut trainer = Trainer::new(self.flags.device)?;
         let trained = self.train(&mut trainer, &hooks, &printer, &clock);
@@ -626,7 +610,7 @@ impl SmnistSession {
                 .unwrap_or(f64::NAN),
             test_accuracy,
             n_test: self.data.test.len(),
-            seconds: clock.started.elapsed().as_secs_f64(),
+            seconds: clock.this_run(),
         };
         self.write_results(Some(&outcome))?;
         if let Some(dir) = &self.run_dir {

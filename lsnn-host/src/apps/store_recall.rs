@@ -21,7 +21,7 @@ use super::checkpoint::{
 use super::gpu::{States, Trainer};
 pub use super::run::Hooks;
 use super::run::{
-    flag_checks, mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json,
+    flag_checks, mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json, Clock,
     ElementTraces, Printer, TrainStep,
 };
 use crate::error::HostError;
@@ -539,19 +539,15 @@ impl Session {
     /// Runs the training loop to `n_iter` or the stop criterion, then the final test.
     pub fn run(&mut self, hooks: Hooks) -> Result<Outcome, HostError> {
         use_threads(self.flags.threads);
-        let started = Instant::now();
+        let clock = Clock::start(self.progress.elapsed_s);
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let elapsed_before = self.progress.elapsed_s;
         let mut trainer = Trainer::new(self.flags.device)?;
-        let trained = self.train(&mut trainer, &hooks, &printer, started, elapsed_before);
+        let trained = self.train(&mut trainer, &hooks, &printer, &clock);
         trainer.finish_loop(trained, &mut self.weights, &mut self.progress.optimizer)?;
         printer.bar.finish_and_clear();
-        self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        self.progress.elapsed_s = clock.elapsed();
         self.save_checkpoint()?;
-        printer.say(format!(
-            "FINISHED IN {:.2} s",
-            started.elapsed().as_secs_f64()
-        ));
+        printer.say(format!("FINISHED IN {:.2} s", clock.this_run()));
         let test_error = self.finish(&hooks)?;
         Ok(Outcome {
             run_dir: self.run_dir.clone(),
@@ -559,7 +555,7 @@ impl Session {
             solved_at: self.progress.task.solved_at,
             final_error: mean_last(&self.progress.task.error_list, self.flags.print_every),
             test_error,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: clock.this_run(),
         })
     }
 
@@ -571,8 +567,7 @@ impl Session {
         trainer: &mut Trainer,
         hooks: &Hooks,
         printer: &Printer,
-        started: Instant,
-        elapsed_before: f64,
+        clock: &Clock,
     ) -> Result<(), HostError> {
         let task = self.flags.task();
         let (bar, say) = (&printer.bar, |text: String| printer.say(text));
@@ -601,7 +596,7 @@ impl Session {
             let error = recall_error(char_logits(&val, self.flags.n_charac).view(), &val_batch)?;
             let rate_hz: Vec<f64> = val.rates.iter().map(|&r| f64::from(r) * 1000.0).collect();
             self.progress.task.error_list.push(error);
-            let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+            let elapsed = clock.elapsed();
             let train_s = self.progress.last_train_s;
             self.progress.lists.record(k, &val, train_s, elapsed);
             let lists = &self.progress.lists;
@@ -669,7 +664,7 @@ impl Session {
             self.progress.iteration = k + 1;
             bar.set_position(self.progress.iteration as u64);
             if self.progress.iteration % self.flags.print_every == 0 {
-                self.progress.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+                self.progress.elapsed_s = clock.elapsed();
                 trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
                 self.save_checkpoint()?;
             }
