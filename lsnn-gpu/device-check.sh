@@ -22,19 +22,22 @@
 #   long       the sMNIST tutorial on the GPU: N_ITER (36000) iterations, test accuracy, wall time
 #   SAN_TOOLS, SAN_TASKS: the sanitizer runs (default: all three tools, both tasks)
 #   AB_NCU: the variants that also get Nsight Compute (default: all)
+#   AB_ABOVE_MS: run the variants only when this call's `bench-smnist` median is above it (ms;
+#                default: always), i.e. only when the shipped kernels miss the target
 #   SEEDS        seeds of the short sMNIST runs (default 1)
 #   DEADLINE     seconds for the whole script (default 540): a step gets at most what is left
 #                (minus a margin for the summary) and is skipped when under 10 s are left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/gpu-bin}
+BIN=$(cd "$BIN" && pwd) || exit 2
 OUT=${OUT:-/tmp/lsnn-gpu-out}
 DEADLINE=${DEADLINE:-540}
 # Only 8 files come back from $OUT: the logs go to LOGS and travel as one archive.
 LOGS=$(mktemp -d)
 mkdir -p "$OUT"
 export LSNN_FIXTURES=$PWD/fixtures
-export LSNN_HOST_BIN=$PWD/$BIN/lsnn-host
+export LSNN_HOST_BIN=$BIN/lsnn-host
 chmod +x "$BIN"/lsnn-host "$BIN"/lsnn_gpu_device "$BIN"/lsnn_host_gpu 2>/dev/null
 summary=()
 step() { # name, timeout seconds, command...
@@ -43,7 +46,7 @@ step() { # name, timeout seconds, command...
     local left=$((DEADLINE - 15 - SECONDS))
     if [ "$left" -lt 10 ]; then
         summary+=("$(printf '%-26s skipped (deadline)' "$name")")
-        return
+        return 1
     fi
     [ "$limit" -gt "$left" ] && limit=$left
     local t0=$SECONDS
@@ -51,6 +54,7 @@ step() { # name, timeout seconds, command...
     local rc=$?
     summary+=("$(printf '%-26s rc=%-3s %4ss' "$name" "$rc" $((SECONDS - t0)))")
     tail -4 "$LOGS/$name.log" | cut -c1-300 | sed "s/^/  [$name] /"
+    return $rc
 }
 
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw --format=csv; uname -r; } > "$LOGS/device.txt" 2>&1
@@ -110,25 +114,59 @@ if want san; then
     fi
 fi
 
-if want ab; then
+# The median of a bench log's JSON line (empty when there is none).
+bench_ms() {
+    grep '^{' "$LOGS/$1.log" 2>/dev/null | tail -1 | python3 -c \
+        'import json, sys; print(json.loads(sys.stdin.read()).get("ms_median", ""))' 2>/dev/null
+}
+if want ab && [ -n "${AB_ABOVE_MS:-}" ]; then
+    ms=$(bench_ms bench-smnist)
+    if [ -n "$ms" ] && python3 -c "import sys; sys.exit(0 if $ms <= $AB_ABOVE_MS else 1)"; then
+        summary+=("$(printf '%-26s skipped (sMNIST %s ms <= %s)' ab "$ms" "$AB_ABOVE_MS")")
+        skip_ab=1
+    fi
+fi
+if want ab && [ -z "${skip_ab:-}" ]; then
     # The same binaries with each variant's PTX (same kernel arguments, other compile-time
     # options): iteration time and, for sMNIST, every kernel's duration.
     ncu=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
     for dir in "$BIN"/ptx/*/; do
         v=$(basename "$dir")
-        export LSNN_GPU_PTX_DIR=$PWD/$dir
+        export LSNN_GPU_PTX_DIR=$dir
         step "ab-$v-bench-smnist" 40 "$BIN"/lsnn-host bench --task smnist --device cuda --iters 20
         step "ab-$v-bench-storerecall" 40 "$BIN"/lsnn-host bench --task store-recall --device cuda --iters 20
         [ -n "$ncu" ] && [[ " ${AB_NCU:-$v} " == *" $v "* ]] && step "ab-$v-ncu-smnist" 60 "$ncu" --clock-control none \
             --metrics gpu__time_duration.sum,sm__warps_active.avg.pct_of_peak_sustained_active --csv "$BIN"/lsnn-host bench --task smnist --device cuda --iters 1
         unset LSNN_GPU_PTX_DIR
     done
+    # The fastest variant, when it beats the shipped kernels by over 3 %, for PART=long with
+    # LONG_PTX=best on this (still warm) machine.
+    best=$(for dir in "$BIN"/ptx/*/; do
+        v=$(basename "$dir"); ms=$(bench_ms "ab-$v-bench-smnist"); [ -n "$ms" ] && echo "$ms $v"
+    done | sort -g | head -1)
+    shipped=$(bench_ms bench-smnist)
+    if [ -n "$best" ] && [ -n "$shipped" ] \
+        && python3 -c "import sys; sys.exit(0 if ${best% *} < 0.97 * $shipped else 1)"; then
+        echo "${best#* }" > /tmp/lsnn-gpu-best-variant
+        summary+=("$(printf '%-26s %s (%s ms; shipped %s ms)' best-variant "${best#* }" "${best% *}" "$shipped")")
+    fi
 fi
 
 if want long; then
     # The sMNIST tutorial's defaults (B 256, 36 000 iterations, validation every 400) on the GPU;
     # only the small result files come back (no plots). A warm machine keeps /tmp: when the
     # previous call's deadline cut the run, this call resumes it from its last checkpoint.
+    # LONG_PTX=best: the variant the A/B of an earlier call on this machine found fastest,
+    # after `fixtures check` (gpu backend included) passes with it.
+    if [ "${LONG_PTX:-}" = best ] && [ -s /tmp/lsnn-gpu-best-variant ]; then
+        v=$(cat /tmp/lsnn-gpu-best-variant)
+        export LSNN_GPU_PTX_DIR=$BIN/ptx/$v
+        if step "fixtures-variant-$v" 60 "$BIN"/lsnn-host fixtures check fixtures/; then
+            summary+=("$(printf '%-26s kernels of variant %s' train-smnist-long "$v")")
+        else
+            unset LSNN_GPU_PTX_DIR
+        fi
+    fi
     prev=$(ls -d /tmp/runs-long/smnist/*/ 2>/dev/null | head -1)
     if [ -n "$prev" ] && [ -f "$prev/checkpoint.safetensors" ]; then
         step train-smnist-long $((DEADLINE - 20)) "$BIN"/lsnn-host train smnist --device cuda \
