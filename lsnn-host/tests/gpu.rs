@@ -254,6 +254,41 @@ mod cuda {
         );
     }
 
+    /// The sMNIST tutorial's network (seed `seed`: structure, weights) with `b` random input
+    /// sequences of its 840 steps and random labels, and the generator after those draws.
+    struct SmnistCase {
+        flags: smnist::SmnistFlags,
+        spec: lsnn_host::train::Spec<f32>,
+        weights: lsnn_host::train::update::Weights<f32>,
+        input: lsnn_host::input::InputBatch,
+        terms: Vec<Vec<LossTerm<f32>>>,
+        reg: RateRegulariser<f32>,
+        rng: ChaCha8Rng,
+    }
+
+    fn smnist_case(seed: u64, b: usize) -> SmnistCase {
+        let flags = smnist::SmnistFlags {
+            seed: seed as i64,
+            ..smnist::SmnistFlags::defaults(std::path::Path::new("unused"))
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let spec = smnist::build_spec(&flags, &mut rng);
+        let weights = smnist::init_weights(&flags, &mut rng).unwrap();
+        let input = random_spikes(&mut rng, b, 840, spec.n_in(), 0.02).unwrap();
+        let labels: Vec<usize> = (0..b).map(|_| rng.gen_range(0..10)).collect();
+        let terms = smnist::loss_terms(&flags.encoding(), &labels);
+        let reg = RateRegulariser::uniform(spec.n_rec(), flags.reg, flags.reg_rate);
+        SmnistCase {
+            flags,
+            spec,
+            weights,
+            input,
+            terms,
+            reg,
+            rng,
+        }
+    }
+
     fn rel(a: f32, b: f32) -> f64 {
         (f64::from(a) - f64::from(b)).abs() / f64::from(a).abs().max(f64::from(b).abs()).max(1e-30)
     }
@@ -381,29 +416,17 @@ mod cuda {
         if !device() {
             return;
         }
-        let flags = smnist::SmnistFlags {
-            seed: 3,
-            ..smnist::SmnistFlags::defaults(std::path::Path::new("unused"))
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let spec = smnist::build_spec(&flags, &mut rng);
-        let weights = smnist::init_weights(&flags, &mut rng).unwrap();
+        let SmnistCase {
+            flags,
+            spec,
+            weights,
+            input,
+            terms,
+            reg,
+            rng,
+        } = smnist_case(3, 32);
         let k_budget = budget(&weights.rewired);
-        let (b, steps) = (32, 840);
-        let input = random_spikes(&mut rng, b, steps, spec.n_in(), 0.02).unwrap();
-        let labels: Vec<usize> = (0..b).map(|_| rng.gen_range(0..10)).collect();
-        let terms: Vec<Vec<LossTerm<f32>>> = labels
-            .iter()
-            .map(|&target| {
-                vec![LossTerm {
-                    start: steps - 28,
-                    end: steps,
-                    target,
-                    weight: 1.0 / b as f32,
-                }]
-            })
-            .collect();
-        let reg = RateRegulariser::uniform(spec.n_rec(), flags.reg, flags.reg_rate);
+        let b = input.n_batch();
         let rewiring = Some(lsnn_host::train::update::Rewiring {
             l1: flags.l1,
             temperature: 0.0,
@@ -545,19 +568,16 @@ mod cuda {
         if !device() {
             return;
         }
-        let flags = smnist::SmnistFlags {
-            seed: 4,
-            ..smnist::SmnistFlags::defaults(std::path::Path::new("unused"))
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let spec = smnist::build_spec(&flags, &mut rng);
-        let mut weights = smnist::init_weights(&flags, &mut rng).unwrap();
+        let SmnistCase {
+            flags,
+            spec,
+            mut weights,
+            input,
+            terms,
+            reg,
+            mut rng,
+        } = smnist_case(4, 8);
         let initial = weights.clone();
-        let (b, steps) = (8, 840);
-        let input = random_spikes(&mut rng, b, steps, spec.n_in(), 0.02).unwrap();
-        let labels: Vec<usize> = (0..b).map(|_| rng.gen_range(0..10)).collect();
-        let terms = smnist::loss_terms(&flags.encoding(), &labels);
-        let reg = RateRegulariser::uniform(spec.n_rec(), flags.reg, flags.reg_rate);
         let hooks = Hooks::default();
         let step = TrainStep {
             spec: &spec,
