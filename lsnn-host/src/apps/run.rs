@@ -384,6 +384,16 @@ impl<T> Progress<T> {
             task,
         }
     }
+
+    /// Multiplies the learning rate by `factor` and says so, in the tutorials' words.
+    pub fn decay_learning_rate(&mut self, factor: f64, say: impl FnOnce(String)) {
+        let old = self.learning_rate;
+        self.learning_rate *= factor;
+        say(format!(
+            "Decaying learning rate: {old:.2} -> {:.2}",
+            self.learning_rate
+        ));
+    }
 }
 
 /// Flag range checks shared by the trainers; each error names the flag.

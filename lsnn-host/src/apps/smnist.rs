@@ -633,12 +633,8 @@ impl SmnistSession {
             let k = self.progress.iteration;
             if k > 0 && k % self.flags.lr_decay_every == 0 && self.data.train.epochs_completed() > 0
             {
-                let old = self.progress.learning_rate;
-                self.progress.learning_rate *= self.flags.lr_decay;
-                printer.say(format!(
-                    "Decaying learning rate: {old:.2} -> {:.2}",
-                    self.progress.learning_rate
-                ));
+                self.progress
+                    .decay_learning_rate(self.flags.lr_decay, |text| printer.say(text));
             }
             if k % self.flags.print_every == 0 {
                 trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;

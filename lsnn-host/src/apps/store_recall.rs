@@ -575,12 +575,7 @@ impl Session {
         {
             let k = self.progress.iteration;
             if k > 0 && k % self.flags.lr_decay_every == 0 {
-                let old = self.progress.learning_rate;
-                self.progress.learning_rate *= self.flags.lr_decay;
-                say(format!(
-                    "Decaying learning rate: {old:.2} -> {:.2}",
-                    self.progress.learning_rate
-                ));
+                self.progress.decay_learning_rate(self.flags.lr_decay, say);
             }
             let printing = k % self.flags.print_every == 0;
 
