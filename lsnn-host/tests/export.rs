@@ -94,7 +94,7 @@ fn cli_exports_the_random_smnist_network_and_infer_prints_sequence_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("m.lsnn");
     let seqs = tmp.path().join("s.seq");
-    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mnist-subset");
+    let subset = common::mnist_subset();
     let (code, text) = run_cli(&[
         "export",
         "--random-smnist",

@@ -27,13 +27,6 @@ mod overlap {
     use lsnn_host::apps::smnist::{SmnistFlags, SmnistOutcome, SmnistSession};
     use lsnn_host::HostError;
 
-    fn subset() -> PathBuf {
-        std::env::var_os("LSNN_FIXTURES")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
-            .join("mnist-subset")
-    }
-
     pub fn flags(results: &std::path::Path, device: Device, n_iter: usize) -> SmnistFlags {
         SmnistFlags {
             validation_size: 100,
@@ -48,7 +41,7 @@ mod overlap {
             do_plot: false,
             results_dir: results.to_path_buf(),
             device,
-            ..SmnistFlags::defaults(&subset())
+            ..SmnistFlags::defaults(&common::mnist_subset())
         }
     }
 
@@ -203,7 +196,7 @@ mod cuda {
         }
         let tmp = tempfile::tempdir().unwrap();
         let results = tmp.path().join("runs");
-        let subset = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mnist-subset");
+        let subset = common::mnist_subset();
         let results_arg = results.to_str().unwrap();
         for args in [
             vec!["train", "store-recall", "--device", "cuda", "--n-iter", "1"],
@@ -487,10 +480,7 @@ mod cuda {
         if !device() {
             return;
         }
-        let subset = std::env::var_os("LSNN_FIXTURES")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
-            .join("mnist-subset");
+        let subset = common::mnist_subset();
         let tmp = tempfile::tempdir().unwrap();
         let flags = |device: Device, name: &str| smnist::SmnistFlags {
             validation_size: 100,

@@ -3,15 +3,11 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lsnn_host::apps::checkpoint::Checkpoint;
 use lsnn_host::apps::infer::{infer, InferArgs};
 use lsnn_host::apps::smnist::{SmnistFlags, SmnistSession};
-
-fn subset() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/mnist-subset")
-}
 
 /// A small network on the 600-image subset (seconds).
 fn small_flags(results: &Path, n_iter: usize) -> SmnistFlags {
@@ -27,7 +23,7 @@ fn small_flags(results: &Path, n_iter: usize) -> SmnistFlags {
         seed: 5,
         do_plot: false,
         results_dir: results.to_path_buf(),
-        ..SmnistFlags::defaults(&subset())
+        ..SmnistFlags::defaults(&common::mnist_subset())
     }
 }
 
@@ -85,7 +81,7 @@ fn eval_and_core_inference_of_the_exported_model_agree() {
         seq_len: 12,
         seq_delay: 6,
         tau_char: 200,
-        data_dir: Some(subset()),
+        data_dir: Some(common::mnist_subset()),
         limit: Some(60),
         ext_time: 1,
         inputs: None,
@@ -100,7 +96,7 @@ fn eval_and_core_inference_of_the_exported_model_agree() {
 fn bad_data_and_flags_are_clear_errors_with_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().to_str().unwrap();
-    let data = subset();
+    let data = common::mnist_subset();
     let data = data.to_str().unwrap();
     for (args, needle) in [
         (
@@ -145,7 +141,7 @@ fn eval_prints_the_test_accuracy_as_json() {
         "--checkpoint",
         dir.to_str().unwrap(),
         "--data-dir",
-        subset().to_str().unwrap(),
+        common::mnist_subset().to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{text}");
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();

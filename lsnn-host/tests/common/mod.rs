@@ -1,11 +1,20 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lsnn_host::apps::run::Hooks;
 use lsnn_host::apps::store_recall::StoreRecallFlags;
+
+/// The shipped 600-image MNIST subset: under `$LSNN_FIXTURES` when set (the device machine runs
+/// the test binaries away from the source tree), else in the source tree's `fixtures/`.
+pub fn mnist_subset() -> PathBuf {
+    std::env::var_os("LSNN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures"))
+        .join("mnist-subset")
+}
 
 /// Runs the `lsnn-host` binary from the crate's folder: (exit code, stdout + stderr).
 pub fn run_cli(args: &[&str]) -> (i32, String) {
