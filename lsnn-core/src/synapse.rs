@@ -90,7 +90,7 @@ pub struct CsrRef<'a, F> {
     weights: &'a [F],
 }
 
-impl<'a, F: Real> CsrRef<'a, F> {
+impl<'a, F: Copy> CsrRef<'a, F> {
     /// Wraps CSR slices after checking that they are consistent.
     pub fn new(
         n_post: usize,
@@ -165,7 +165,7 @@ impl<'a, F: Real> CsrRef<'a, F> {
     }
 }
 
-impl<F: Real> Synapses<F> for CsrRef<'_, F> {
+impl<F: Copy> Synapses<F> for CsrRef<'_, F> {
     fn n_pre(&self) -> usize {
         self.offsets.len() - 1
     }

@@ -5,8 +5,8 @@ mod common;
 
 use lsnn_core::model::{self, section, HEADER_LEN, SECTION_ENTRY_LEN};
 use lsnn_core::{
-    CellConfig, CellState, CoreError, CsrRef, Model, ModelParts, Neuron, NoNoise, Readout,
-    Synapses, WeightKind,
+    CellConfig, CellState, CoreError, Model, ModelParts, Neuron, NoNoise, Readout, Synapses,
+    WeightKind,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -28,17 +28,6 @@ impl OwnedCsr {
             let (on, d, w) = dense[pre * n_post + post];
             on.then_some((w, d))
         })
-    }
-
-    fn view(&self) -> CsrRef<'_, f32> {
-        CsrRef::new(
-            self.n_post,
-            &self.offsets,
-            &self.targets,
-            &self.delays,
-            &self.weights,
-        )
-        .unwrap()
     }
 }
 

@@ -139,25 +139,6 @@ fn int_csr(n_pre: usize, n_post: usize, dense: &[(i32, u8)], no_autapse: bool) -
     })
 }
 
-impl Synapses<i32> for IntCsr {
-    fn n_pre(&self) -> usize {
-        self.offsets.len() - 1
-    }
-    fn n_post(&self) -> usize {
-        self.n_post
-    }
-    fn for_each_outgoing(&self, pre: usize, mut f: impl FnMut(usize, usize, i32)) {
-        let r = self.offsets[pre] as usize..self.offsets[pre + 1] as usize;
-        for k in r {
-            f(
-                usize::from(self.targets[k]),
-                usize::from(self.delays[k]),
-                self.weights[k],
-            );
-        }
-    }
-}
-
 /// The plain algorithm, on its own arrays.
 struct Reference<F, A> {
     v: Vec<F>,
@@ -396,7 +377,7 @@ fn integer_run(case: &Case) -> Result<(), TestCaseError> {
     let w_in = int_csr(case.n_in, case.n, &case.w_in, false);
     let w_rec = int_csr(case.n, case.n, &case.w_rec, true);
     let unit = 1.0 / 65536.0;
-    let cell = Cell::new_integer(cfg, &neurons, w_in, w_rec, unit).unwrap();
+    let cell = Cell::new_integer(cfg, &neurons, w_in.view(), w_rec.view(), unit).unwrap();
     let state = CellState::with_i32_ring(
         vec![0.0f32; 3 * case.n],
         vec![0u16; case.n],

@@ -1,5 +1,7 @@
 //! Synapse rows of the test networks, built from dense entries.
 
+use lsnn_core::CsrRef;
+
 /// Compressed rows (offsets, targets, delays, weights) of an `n_pre x n_post` matrix, as the
 /// core's CSR types hold them.
 #[derive(Clone, Debug)]
@@ -41,5 +43,19 @@ impl<W> Rows<W> {
             rows.offsets.push(rows.targets.len() as u32);
         }
         rows
+    }
+    /// The rows as the core's borrowed CSR (any weight type).
+    pub fn view(&self) -> CsrRef<'_, W>
+    where
+        W: Copy,
+    {
+        CsrRef::new(
+            self.n_post,
+            &self.offsets,
+            &self.targets,
+            &self.delays,
+            &self.weights,
+        )
+        .unwrap()
     }
 }
