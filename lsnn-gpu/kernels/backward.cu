@@ -4,8 +4,8 @@
 // 1. adjoint seeds of the outputs of step t (readout windows through the exp filter, the rate
 //    regulariser, the fixtures' linear loss, the recurrent adjoint g_z_rec of the step after);
 // 2. the neuron's own equations backwards (`lsnn_neuron_step_backward`), giving dL/di_t, kept in
-//    a ring of the last D + 1 steps in shared memory (one column per thread; one extra row of
-//    zeros for steps past the end);
+//    a ring of the last D + 1 steps in shared memory (one column per thread; every row twice,
+//    so that an arrival row needs no wrap: see lsnn_arrival_row);
 // 3. weight gradients gathered per spike event: for every input event and every spike present
 //    before step t, thread j adds x * dL/di at the arrival step of synapse (pre, j). Each thread
 //    owns its column of the block's gradient rows: in shared memory when they fit (plain
@@ -19,14 +19,17 @@
 //    and 4).
 //
 // Dynamic shared memory (floats unless noted): the compacted recurrent rows [rows_capacity]
-// (float2, first for its alignment), dL/di ring [D + 2][NP], readout adjoints per term
+// (float2, first for its alignment), dL/di ring [2 (D + 1)][NP], readout adjoints per term
 // [max_terms][NP], term windows [max_terms][2] (u32), then (when acc_in_shared) the gradient rows
 // of w_in and w_rec [(I + N) * N].
 //
 // The recurrent adjoint reads every connected synapse of each active neuron at every step: from
 // global memory that is a chain of L2 round trips per step, so the rows are copied into shared
 // memory once per launch when they fit (rows_capacity; DEEP R bounds their number by its
-// budget), else read from global memory.
+// budget), else read from global memory. The shared copy holds each synapse's place in the ring
+// relative to the step's row, in bytes ((delay * NP + j) * 4), instead of (j, delay): the loop is
+// then a load of the synapse, an add, a load of dL/di and the multiply-add: 6 instructions per
+// synapse where decoding took 15 (sm_90).
 #include "lsnn.cuh"
 
 // The connected recurrent synapses of row k (w_rec[k][j] != 0), j ascending, compacted into
@@ -52,25 +55,34 @@ extern "C" __global__ void lsnn_rec_rows(const float2* syn, unsigned n_in, unsig
     if (lane == 0) count[k] = n;
 }
 
-// The dL/di ring row of the step `d` after step t (whose row is `slot`): the zero row past T.
-__device__ __forceinline__ unsigned lsnn_arrival_row(unsigned slot, unsigned d, unsigned t,
-                                                     unsigned T, unsigned D) {
-    unsigned r = slot + d;
-    if (r > D) r -= D + 1;
-    if (t + d >= T) r = D + 1;
-    return r;
+// The dL/di ring row of the step `d` after step t, whose row is `slot` = t mod (D + 1). Step s is
+// written to rows s mod (D + 1) and s mod (D + 1) + D + 1, so with d < D the row of step t + d is
+// slot + d without a wrap. Steps past T are never written: their rows are still the zeros the
+// ring starts with (the only steps >= t with that residue are t + d and later, all >= T; and a
+// row the step t - 1 writes, of residue t + D, is not read at step t since d < D).
+__device__ __forceinline__ unsigned lsnn_arrival_row(unsigned slot, unsigned d) {
+    return slot + d;
 }
 
-// dL/dz_{t-1} of one neuron: its connected synapses (j ascending) times dL/di at their arrival.
+// The byte offset of a compacted recurrent synapse, (weight, j | delay << 16) as
+// `lsnn_rec_rows` writes it, from the ring's row of the step it leaves.
+__device__ __forceinline__ unsigned lsnn_row_offset(float2 syn, unsigned NP) {
+    const unsigned packed = __float_as_uint(syn.y);
+    return ((packed >> 16) * NP + (packed & 0xffffu)) * 4u;
+}
+
+// dL/dz_{t-1} of one neuron: its connected synapses (j ascending) times dL/di at their arrival;
+// `g_slot` is the ring at step t's row. kStaged: the synapses hold their byte offset from it (the
+// shared copy), else as lsnn_rec_rows wrote them.
+template <bool kStaged>
 __device__ __forceinline__ float lsnn_rec_adjoint(const float2* row, unsigned n_conn,
-                                                  const float* g_i, unsigned slot, unsigned t,
-                                                  unsigned T, unsigned D, unsigned NP) {
+                                                  const float* g_slot, unsigned NP) {
+    const char* base = (const char*)g_slot;
     float s = 0.0f;
     for (unsigned e = 0; e < n_conn; ++e) {
         const float2 syn = row[e];
-        const unsigned packed = __float_as_uint(syn.y);
-        const unsigned jj = packed & 0xffffu, d = packed >> 16;
-        s = s + syn.x * g_i[lsnn_arrival_row(slot, d, t, T, D) * NP + jj];
+        const unsigned at = kStaged ? __float_as_uint(syn.y) : lsnn_row_offset(syn, NP);
+        s = s + syn.x * *(const float*)(base + at);
     }
     return s;
 }
@@ -101,7 +113,10 @@ __device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned
     if (j < N) {
         const float2* row = a.rec_rows + (size_t)j * N;
         const unsigned n = scratch[j];
-        for (unsigned e = 0; e < n; ++e) rows_sh[before + e] = row[e];
+        for (unsigned e = 0; e < n; ++e) {
+            const float2 syn = row[e];
+            rows_sh[before + e] = make_float2(syn.x, __uint_as_float(lsnn_row_offset(syn, blockDim.x)));
+        }
     }
     return true;
 }
@@ -117,7 +132,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
 
     float2* rows_sh = (float2*)smem;
     float* g_i = smem + 2 * a.rows_capacity;
-    float* g_psp = g_i + (D + 2) * NP;
+    float* g_psp = g_i + 2 * (D + 1) * NP;
     unsigned* window = (unsigned*)(g_psp + a.max_terms * NP);
     float* acc_sh = (float*)(window + 2 * a.max_terms);
     float* part = a.partial + (size_t)b * P;
@@ -128,7 +143,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
     unsigned row_start = 0;
     const bool rows_in_shared = lsnn_stage_rows(a, rows_sh, (unsigned*)g_i, &row_start);
     for (unsigned p = j; p < rows; p += NP) acc[p] = 0.0f;
-    for (unsigned r = 0; r < D + 2; ++r) g_i[r * NP + j] = 0.0f;
+    for (unsigned r = 0; r < 2 * (D + 1); ++r) g_i[r * NP + j] = 0.0f;
     for (unsigned q = 0; q < a.max_terms; ++q) g_psp[q * NP + j] = 0.0f;
     const unsigned q0 = a.term_offsets[b];
     const unsigned nq = a.term_offsets[b + 1] - q0;
@@ -221,6 +236,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
         const float gi = lsnn_neuron_step_backward(neuron, k, v_before, z_prev, b_after, refractory,
                                                    &g_v, &g_z, &g_b);
         g_i[slot * NP + j] = live ? gi : 0.0f;
+        g_i[(slot + D + 1) * NP + j] = live ? gi : 0.0f;
 
         // 3. Weight gradients of the synapses that delivered at step t (arrival t + d). The
         // accumulation is written out at each kind of event: through a helper function ptxas
@@ -230,7 +246,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
 #pragma unroll
             for (unsigned q = 0; q < LSNN_INPUT_AHEAD; ++q) {
                 if (q >= now.n) continue;
-                const unsigned r = lsnn_arrival_row(slot, now.delay[q], t, T, D);
+                const unsigned r = lsnn_arrival_row(slot, now.delay[q]);
                 const float g = now.x[q] * g_i[r * NP + j];
                 const size_t at = (size_t)now.channel[q] * N + j;
                 if (in_shared) acc_sh[at] += g;
@@ -241,7 +257,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
                 const unsigned i = a.in_channels[e];
                 const float x = a.in_values[e];
                 const unsigned d = __float_as_uint(a.syn[(size_t)i * N + j].y);
-                const unsigned r = lsnn_arrival_row(slot, d, t, T, D);
+                const unsigned r = lsnn_arrival_row(slot, d);
                 const float g = x * g_i[r * NP + j];
                 const size_t at = (size_t)i * N + j;
                 if (in_shared) acc_sh[at] += g;
@@ -253,7 +269,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
                     const float zk = z0[kk];
                     if (zk == 0.0f) continue;
                     const unsigned d = __float_as_uint(a.syn[(size_t)(I + kk) * N + j].y);
-                    const unsigned r = lsnn_arrival_row(slot, d, t, T, D);
+                    const unsigned r = lsnn_arrival_row(slot, d);
                     const float g = zk * g_i[r * NP + j];
                     const size_t at = (size_t)(I + kk) * N + j;
                     if (in_shared) acc_sh[at] += g;
@@ -270,7 +286,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
 #pragma unroll
                     for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q) {
                         if (q >= n) continue;
-                        const unsigned r = lsnn_arrival_row(slot, d[q], t, T, D);
+                        const unsigned r = lsnn_arrival_row(slot, d[q]);
                         const float g = k.spike * g_i[r * NP + j];
                         const size_t at = (size_t)(I + kk[q]) * N + j;
                         if (in_shared) acc_sh[at] += g;
@@ -290,11 +306,11 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
             const float v_scaled = (v_m1 - thr) / thr;
             if (!refractory_m1 && lsnn_pseudo_derivative(v_scaled, k.dampening_factor) != 0.0f) {
                 // Two calls, so each is compiled for one memory space.
+                const float* g_slot = g_i + slot * NP;
                 if (rows_in_shared)
-                    g_z_rec = lsnn_rec_adjoint(rows_sh + row_start, n_conn, g_i, slot, t, T, D, NP);
+                    g_z_rec = lsnn_rec_adjoint<true>(rows_sh + row_start, n_conn, g_slot, NP);
                 else
-                    g_z_rec = lsnn_rec_adjoint(a.rec_rows + (size_t)j * N, n_conn, g_i, slot, t,
-                                               T, D, NP);
+                    g_z_rec = lsnn_rec_adjoint<false>(a.rec_rows + (size_t)j * N, n_conn, g_slot, NP);
             }
         }
         b_after = b_before;

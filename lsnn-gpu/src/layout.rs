@@ -365,7 +365,7 @@ pub struct BackwardPlan {
 }
 
 impl BackwardPlan {
-    /// The launch for this placement: the dL/di ring (D + 2 rows), the readout adjoints and
+    /// The launch for this placement: the dL/di ring (2 (D + 1) rows), the readout adjoints and
     /// term windows, plus the gradient rows and `rows_capacity` compacted synapses if asked.
     pub fn new(
         dims: &Dims,
@@ -393,7 +393,7 @@ impl BackwardPlan {
 
     fn base_bytes(dims: &Dims, max_terms: usize) -> usize {
         let np = dims.threads();
-        4 * ((dims.n_delay + 2) * np + max_terms * np + 2 * max_terms)
+        4 * (2 * (dims.n_delay + 1) * np + max_terms * np + 2 * max_terms)
     }
 
     fn acc_bytes(dims: &Dims) -> usize {
@@ -946,19 +946,19 @@ mod tests {
         assert_eq!(b.rows_capacity, 8000);
         assert_eq!(
             b.launch.shared_bytes as usize,
-            4 * (12 * 224 + 224 + 2) + 8 * 8000
+            4 * (2 * 11 * 224 + 224 + 2) + 8 * 8000
         );
         // Dense w_rec (220 * 220 synapses, 387 200 bytes): the rows stay in global memory.
         let b = backward_plan(&smnist(), 256, 1, limit, usize::MAX).unwrap();
         assert_eq!(b.rows_capacity, 0);
-        assert_eq!(b.launch.shared_bytes as usize, 4 * (12 * 224 + 224 + 2));
+        assert_eq!(b.launch.shared_bytes as usize, 4 * (2 * 11 * 224 + 224 + 2));
         // store-recall: 12 terms per element, rows 120 x 20 fit, and the 400 compacted rows.
         let b = backward_plan(&store_recall(), 128, 12, limit, usize::MAX).unwrap();
         assert!(b.acc_in_shared);
         assert_eq!(b.rows_capacity, 400);
         assert_eq!(
             b.launch.shared_bytes as usize,
-            4 * (12 * 32 + 12 * 32 + 24) + 4 * 120 * 20 + 8 * 400
+            4 * (2 * 11 * 32 + 12 * 32 + 24) + 4 * 120 * 20 + 8 * 400
         );
         // Without opting in (48 KB) store-recall still fits.
         assert!(
