@@ -20,8 +20,9 @@
 //
 // Dynamic shared memory (floats unless noted): the compacted recurrent rows [rows_capacity]
 // (float2, first for its alignment), dL/di ring [2 (D + 1)][NP], readout adjoints per term
-// [max_terms][NP], term windows [max_terms][2] (u32), then (when acc_in_shared) the gradient rows
-// of w_in and w_rec [(I + N) * N].
+// [max_terms][NP], term windows [max_terms][2] (u32), spike words of two steps [2][32] and their
+// non-zero masks [2] (u32), then (when acc_in_shared) the gradient rows of w_in and w_rec
+// [(I + N) * N].
 //
 // The recurrent adjoint reads every connected synapse of each active neuron at every step: from
 // global memory that is a chain of L2 round trips per step, so the rows are copied into shared
@@ -87,6 +88,15 @@ __device__ __forceinline__ float lsnn_rec_adjoint(const float2* row, unsigned n_
     return s;
 }
 
+// Warp 0 stages a step's spike words (one per lane, 0 past W) and the mask of the non-zero ones
+// for the block: loaded during the step before they are needed, read after the next barrier.
+__device__ __forceinline__ void lsnn_stage_spike_words(unsigned word, unsigned lane,
+                                                       unsigned* words, unsigned* nonzero) {
+    const unsigned mask = __ballot_sync(LSNN_FULL_MASK, word != 0u);
+    words[lane] = word;
+    if (lane == 0) *nonzero = mask;
+}
+
 #ifndef LSNN_ROWS_IN_SHARED
 #define LSNN_ROWS_IN_SHARED 1  // 0: always read the rows from global memory (for timing)
 #endif
@@ -134,7 +144,9 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
     float* g_i = smem + 2 * a.rows_capacity;
     float* g_psp = g_i + 2 * (D + 1) * NP;
     unsigned* window = (unsigned*)(g_psp + a.max_terms * NP);
-    float* acc_sh = (float*)(window + 2 * a.max_terms);
+    unsigned* spike_words = window + 2 * a.max_terms;
+    unsigned* spike_nonzero = spike_words + 2 * 32;
+    float* acc_sh = (float*)(spike_nonzero + 2);
     float* part = a.partial + (size_t)b * P;
     const bool in_shared = a.acc_in_shared != 0;
     float* acc = in_shared ? acc_sh : part;
@@ -180,13 +192,18 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
             part[rows + N * O + o] = g;
         }
     }
+    const unsigned* spk = a.tr_spk + (size_t)b * (T + 1) * W;
+    if (warp == 0) {
+        const unsigned last = (T - 1) & 1u;
+        lsnn_stage_spike_words(lane < W ? spk[(size_t)(T - 1) * W + lane] : 0u, lane,
+                               spike_words + last * 32u, spike_nonzero + last);
+    }
     __syncthreads();
 
     const LsnnNeuron neuron = live ? a.neurons[j] : make_float4(0.0f, 0.0f, 1.0f, 0.0f);
     const unsigned n_conn = live ? a.rec_count[j] : 0;
     const float reg = (a.reg_grad && live) ? a.reg_grad[j] : 0.0f;
     const size_t tr0 = (size_t)b * (T + 1) * N;
-    const unsigned* spk = a.tr_spk + (size_t)b * (T + 1) * W;
     const unsigned* ref = a.tr_ref + (size_t)b * T * W;
     const unsigned* offs = a.in_offsets + (size_t)b * T;
     const float* z0 = a.z0 + (size_t)b * N;
@@ -206,7 +223,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
         const unsigned t = (unsigned)ti;
         const bool refractory = (ref_word >> lane) & 1u;
         float v_next = 0.0f, b_next = 0.0f;  // step t - 1
-        unsigned spk_next = 0, ref_next = 0, e_before = e_lo;
+        unsigned spk_next = 0, ref_next = 0, e_before = e_lo, row_word_next = 0;
         const LsnnInputs now = ahead;
         if (t > 0) {
             e_before = offs[t - 1];
@@ -218,6 +235,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
             }
             spk_next = spk[(size_t)(t - 1) * W + warp];
             ref_next = ref[(size_t)(t - 1) * W + warp];
+            if (warp == 0 && lane < W) row_word_next = spk[(size_t)(t - 1) * W + lane];
         }
 
         // 1. Adjoints of the outputs of step t.
@@ -276,7 +294,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
                     else atomicAdd(&part[at], g);
                 }
             } else {
-                LsnnSpikes spikes = lsnn_spikes(spk + (size_t)t * W, W);
+                const unsigned row = t & 1u;
+                LsnnSpikes spikes = lsnn_spikes(spike_words + row * 32u, spike_nonzero[row]);
                 unsigned kk[LSNN_EVENT_BATCH];
                 for (unsigned n; (n = lsnn_next_spikes(spikes, kk)) != 0;) {
                     unsigned d[LSNN_EVENT_BATCH];
@@ -294,6 +313,11 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
                     }
                 }
             }
+        }
+        if (warp == 0 && t > 0) {
+            const unsigned row = (t - 1) & 1u;
+            lsnn_stage_spike_words(row_word_next, lane, spike_words + row * 32u,
+                                   spike_nonzero + row);
         }
         __syncthreads();
 

@@ -82,6 +82,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
         ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_hi, e_after, j, live);
         const unsigned cur = t & 1u, nxt = cur ^ 1u;
         const bool refractory = left > 0;
+        // Which of the previous step's spike words are non-zero: one load per lane (W <= 32).
+        const unsigned spiked = __ballot_sync(LSNN_FULL_MASK, lane < W && masks[cur * W + lane] != 0u);
         if (live) {
             if (a.record_trace) {
                 const size_t r = ((size_t)b * (T + 1) + t) * N + j;
@@ -100,7 +102,7 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
             }
             // Spikes of the previous step, neurons ascending (Cell::deliver_recurrent).
             const float* zv = zval + cur * NP;
-            LsnnSpikes spikes = lsnn_spikes(masks + cur * W, W);
+            LsnnSpikes spikes = lsnn_spikes(masks + cur * W, spiked);
             unsigned kk[LSNN_EVENT_BATCH];
             for (unsigned n; (n = lsnn_next_spikes(spikes, kk)) != 0;) {
                 float2 s[LSNN_EVENT_BATCH];

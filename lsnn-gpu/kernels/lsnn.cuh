@@ -88,11 +88,15 @@ __device__ __forceinline__ float lsnn_neuron_step_backward(LsnnNeuron n, const L
 
 struct LsnnSpikes {
     const unsigned* words;
-    unsigned n_words, w, bits;
+    unsigned pending;  // words not read yet (bit w: word w), only non-zero ones where known
+    unsigned w, bits;
 };
 
-__device__ __forceinline__ LsnnSpikes lsnn_spikes(const unsigned* words, unsigned n_words) {
-    return LsnnSpikes{words, n_words, 0u, n_words > 0 ? words[0] : 0u};
+// The spikes in `words`; `pending` has a bit for every word that may hold some (the caller's
+// ballot of the non-zero words, so that a step reads only those: reading the words one after
+// another, each load waiting for the one before, cost a round trip per word).
+__device__ __forceinline__ LsnnSpikes lsnn_spikes(const unsigned* words, unsigned pending) {
+    return LsnnSpikes{words, pending, 0u, 0u};
 }
 
 // The next (up to LSNN_EVENT_BATCH) spiking neurons into kk[]; how many.
@@ -100,7 +104,11 @@ __device__ __forceinline__ unsigned lsnn_next_spikes(LsnnSpikes& c, unsigned* kk
     unsigned n = 0;
 #pragma unroll
     for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q) {
-        while (c.bits == 0 && c.w + 1 < c.n_words) c.bits = c.words[++c.w];
+        while (c.bits == 0 && c.pending != 0) {
+            c.w = (unsigned)(__ffs(c.pending) - 1);
+            c.pending &= c.pending - 1u;
+            c.bits = c.words[c.w];
+        }
         if (c.bits) {
             kk[q] = c.w * 32u + (unsigned)(__ffs(c.bits) - 1);
             c.bits &= c.bits - 1u;
