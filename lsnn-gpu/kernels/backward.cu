@@ -97,6 +97,16 @@ __device__ __forceinline__ void lsnn_stage_spike_words(unsigned word, unsigned l
     if (lane == 0) *nonzero = mask;
 }
 
+// The delays of the synapses (kk[q] -> this thread's neuron) of a batch of n spikes, loads
+// issued together; `col` is the thread's column of the recurrent rows (syn + I * N + j).
+__device__ __forceinline__ void lsnn_load_spike_delays(const float2* col, unsigned n_rec,
+                                                       const unsigned* kk, unsigned n,
+                                                       unsigned* delay) {
+#pragma unroll
+    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
+        if (q < n) delay[q] = __float_as_uint(col[(size_t)kk[q] * n_rec].y);
+}
+
 #ifndef LSNN_ROWS_IN_SHARED
 #define LSNN_ROWS_IN_SHARED 1  // 0: always read the rows from global memory (for timing)
 #endif
@@ -131,7 +141,7 @@ __device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned
     return true;
 }
 
-extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardArgs a) {
+__device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
     const unsigned O = a.n_out, P = a.n_params;
@@ -237,6 +247,17 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
             ref_next = ref[(size_t)(t - 1) * W + warp];
             if (warp == 0 && lane < W) row_word_next = spk[(size_t)(t - 1) * W + lane];
         }
+        // The spikes present before step t (t > 0; step 0 has the initial z): the delays of
+        // the first ones' synapses, loaded first so that their latency (L2) passes during the
+        // neuron's step; used in 3.
+        const unsigned row = t & 1u;
+        LsnnSpikes spikes = lsnn_spikes(spike_words + row * 32u, t > 0 ? spike_nonzero[row] : 0u);
+        unsigned kk[LSNN_EVENT_BATCH], delay[LSNN_EVENT_BATCH];
+        unsigned n_spikes = 0;
+        if (live) {
+            n_spikes = lsnn_next_spikes(spikes, kk);
+            lsnn_load_spike_delays(a.syn + (size_t)I * N + j, N, kk, n_spikes, delay);
+        }
 
         // 1. Adjoints of the outputs of step t.
         for (unsigned q = 0; q < nq; ++q)
@@ -294,23 +315,18 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
                     else atomicAdd(&part[at], g);
                 }
             } else {
-                const unsigned row = t & 1u;
-                LsnnSpikes spikes = lsnn_spikes(spike_words + row * 32u, spike_nonzero[row]);
-                unsigned kk[LSNN_EVENT_BATCH];
-                for (unsigned n; (n = lsnn_next_spikes(spikes, kk)) != 0;) {
-                    unsigned d[LSNN_EVENT_BATCH];
-#pragma unroll
-                    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
-                        if (q < n) d[q] = __float_as_uint(a.syn[(size_t)(I + kk[q]) * N + j].y);
+                while (n_spikes != 0) {
 #pragma unroll
                     for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q) {
-                        if (q >= n) continue;
-                        const unsigned r = lsnn_arrival_row(slot, d[q]);
+                        if (q >= n_spikes) continue;
+                        const unsigned r = lsnn_arrival_row(slot, delay[q]);
                         const float g = k.spike * g_i[r * NP + j];
                         const size_t at = (size_t)(I + kk[q]) * N + j;
                         if (in_shared) acc_sh[at] += g;
                         else atomicAdd(&part[at], g);
                     }
+                    n_spikes = lsnn_next_spikes(spikes, kk);
+                    lsnn_load_spike_delays(a.syn + (size_t)I * N + j, N, kk, n_spikes, delay);
                 }
             }
         }
@@ -351,4 +367,14 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardA
         __syncthreads();
         for (unsigned p = j; p < rows; p += NP) part[p] = acc_sh[p];
     }
+}
+
+// Two builds of the same code: blocks of up to 1024 threads (N <= 1024) leave a thread 64
+// registers, where ptxas spills; blocks of up to 256 (sMNIST's 224, store-recall's 32) let it
+// use 80 without spilling. The launcher picks by block size (layout::backward_entry).
+extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardArgs a) {
+    lsnn_backward_block(a);
+}
+extern "C" __global__ void __launch_bounds__(256) lsnn_backward_256(const BackwardArgs a) {
+    lsnn_backward_block(a);
 }

@@ -77,13 +77,23 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
     unsigned e_lo = offs[0], e_hi = offs[1];
     LsnnInputs ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_lo, e_hi, j, live);
     for (unsigned t = 0; t < T; ++t) {
+        const unsigned cur = t & 1u, nxt = cur ^ 1u;
+        const bool refractory = left > 0;
+        // Spikes of the previous step: which words are non-zero (one load per lane, W <= 32),
+        // then the synapses of the first ones, loaded first thing so that their latency (L2)
+        // passes during the trace and the inputs; they are delivered after the inputs.
+        const unsigned spiked = __ballot_sync(LSNN_FULL_MASK, lane < W && masks[cur * W + lane] != 0u);
+        LsnnSpikes spikes = lsnn_spikes(masks + cur * W, spiked);
+        unsigned kk[LSNN_EVENT_BATCH];
+        float2 s[LSNN_EVENT_BATCH];
+        unsigned n_spikes = 0;
+        if (live) {
+            n_spikes = lsnn_next_spikes(spikes, kk);
+            lsnn_load_spike_synapses(a.syn + (size_t)I * N + j, N, kk, n_spikes, s);
+        }
         const unsigned e_after = t + 2 <= T ? offs[t + 2] : e_hi;
         const LsnnInputs now = ahead;
         ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_hi, e_after, j, live);
-        const unsigned cur = t & 1u, nxt = cur ^ 1u;
-        const bool refractory = left > 0;
-        // Which of the previous step's spike words are non-zero: one load per lane (W <= 32).
-        const unsigned spiked = __ballot_sync(LSNN_FULL_MASK, lane < W && masks[cur * W + lane] != 0u);
         if (live) {
             if (a.record_trace) {
                 const size_t r = ((size_t)b * (T + 1) + t) * N + j;
@@ -100,19 +110,15 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
                 const float2 s = a.syn[(size_t)a.in_channels[e] * N + j];
                 lsnn_deliver(ring, head, D, NP, j, a.in_values[e], s.x, __float_as_uint(s.y));
             }
-            // Spikes of the previous step, neurons ascending (Cell::deliver_recurrent).
+            // Then the spikes, neurons ascending (Cell::deliver_recurrent).
             const float* zv = zval + cur * NP;
-            LsnnSpikes spikes = lsnn_spikes(masks + cur * W, spiked);
-            unsigned kk[LSNN_EVENT_BATCH];
-            for (unsigned n; (n = lsnn_next_spikes(spikes, kk)) != 0;) {
-                float2 s[LSNN_EVENT_BATCH];
+            while (n_spikes != 0) {
 #pragma unroll
                 for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
-                    if (q < n) s[q] = a.syn[(size_t)(I + kk[q]) * N + j];
-#pragma unroll
-                for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
-                    if (q < n)
+                    if (q < n_spikes)
                         lsnn_deliver(ring, head, D, NP, j, zv[kk[q]], s[q].x, __float_as_uint(s[q].y));
+                n_spikes = lsnn_next_spikes(spikes, kk);
+                lsnn_load_spike_synapses(a.syn + (size_t)I * N + j, N, kk, n_spikes, s);
             }
             // Cell::update_neurons.
             const float i_t = ring[head * NP + j];

@@ -118,6 +118,16 @@ __device__ __forceinline__ unsigned lsnn_next_spikes(LsnnSpikes& c, unsigned* kk
     return n;
 }
 
+// The synapses (kk[q] -> this thread's neuron) of a batch of n spikes, loads issued together;
+// `col` is the thread's column of the recurrent rows (syn + I * N + j).
+__device__ __forceinline__ void lsnn_load_spike_synapses(const float2* col, unsigned n_rec,
+                                                         const unsigned* kk, unsigned n,
+                                                         float2* s) {
+#pragma unroll
+    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
+        if (q < n) s[q] = col[(size_t)kk[q] * n_rec];
+}
+
 // Input events. A step's events are known before the step (they are the batch's input), so the
 // first LSNN_INPUT_AHEAD of them are loaded a step early: channel, value and the thread's
 // synapse, a chain of dependent loads, then off the step's critical path. The events are still

@@ -438,6 +438,17 @@ pub fn backward_plan(
     ))
 }
 
+/// The build of `lsnn_backward` for blocks of `block` threads: `lsnn_backward_256`
+/// (`__launch_bounds__(256)`: registers enough not to spill) up to 256 threads, else the one for
+/// up to 1024.
+pub fn backward_entry(block: u32) -> &'static str {
+    if block <= 256 {
+        "lsnn_backward_256"
+    } else {
+        "lsnn_backward"
+    }
+}
+
 /// One thread per item in blocks of [`SMALL_BLOCK`].
 pub fn elementwise_plan(n: usize) -> LaunchPlan {
     LaunchPlan {
@@ -975,6 +986,10 @@ mod tests {
         // Too many terms per element for the shared memory: an error, not a bad launch.
         assert!(forward_plan(&smnist(), 1, 100_000, limit).is_err());
         assert!(backward_plan(&smnist(), 1, 100_000, limit, 0).is_err());
+        assert_eq!(backward_entry(b.launch.block), "lsnn_backward_256");
+        assert_eq!(backward_entry(256), "lsnn_backward_256");
+        assert_eq!(backward_entry(288), "lsnn_backward");
+        assert_eq!(backward_entry(1024), "lsnn_backward");
         let e = elementwise_plan(68_210);
         assert_eq!((e.grid, e.block), (267, 256));
         assert_eq!(elementwise_plan(0).grid, 1);

@@ -14,7 +14,11 @@ pub const UPDATE: &str = include_str!(concat!(env!("OUT_DIR"), "/update.ptx"));
 /// Every module: its source file, PTX and entry points.
 pub const MODULES: [(&str, &str, &[&str]); 4] = [
     ("forward.cu", FORWARD, &["lsnn_forward"]),
-    ("backward.cu", BACKWARD, &["lsnn_rec_rows", "lsnn_backward"]),
+    (
+        "backward.cu",
+        BACKWARD,
+        &["lsnn_rec_rows", "lsnn_backward", "lsnn_backward_256"],
+    ),
     ("loss.cu", LOSS, &["lsnn_clear", "lsnn_loss"]),
     (
         "update.cu",

@@ -21,9 +21,9 @@ use lsnn_core::{CellConfig, Neuron};
 use crate::error::{CudaContext, GpuError};
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
-    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, rec_bound,
-    BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param, ParamLayout,
-    Segments, Trace, DEFAULT_SHARED_LIMIT,
+    backward_entry, backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses,
+    rec_bound, BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
+    ParamLayout, Segments, Trace, DEFAULT_SHARED_LIMIT,
 };
 use crate::ptx;
 
@@ -1158,8 +1158,12 @@ impl GpuTrainer {
         let bound = self.rec_bound();
         let plan = backward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit, bound)?;
         let args = launch::backward_args(d, k, l, &net, &b, &s, &plan);
-        self.gpu
-            .launch(&self.gpu.backward, "lsnn_backward", plan.launch, args)?;
+        self.gpu.launch(
+            &self.gpu.backward,
+            backward_entry(plan.launch.block),
+            plan.launch,
+            args,
+        )?;
         let args = launch::reduce_args(d, k, l, &net, &b, &s, poison);
         let plan = elementwise_plan(l.len());
         self.gpu
