@@ -213,19 +213,23 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     const LsnnNeuron neuron = live ? a.neurons[j] : make_float4(0.0f, 0.0f, 1.0f, 0.0f);
     const unsigned n_conn = live ? a.rec_count[j] : 0;
     const float reg = (a.reg_grad && live) ? a.reg_grad[j] : 0.0f;
-    const size_t tr0 = (size_t)b * (T + 1) * N;
-    const unsigned* ref = a.tr_ref + (size_t)b * T * W;
+    // Row t of the trace at step t: pointers moved back a row per step (64-bit index arithmetic
+    // per load cost a dozen instructions each).
+    const float* tr_v = a.tr_v + ((size_t)b * (T + 1) + T - 1) * N + j;
+    const float* tr_b = a.tr_b + ((size_t)b * (T + 1) + T - 1) * N + j;
+    const unsigned* spk_row = spk + (size_t)(T - 1) * W;
+    const unsigned* ref_row = a.tr_ref + ((size_t)b * T + T - 1) * W;
     const unsigned* offs = a.in_offsets + (size_t)b * T;
     const float* z0 = a.z0 + (size_t)b * N;
 
     float g_v = 0.0f, g_z = 0.0f, g_b = 0.0f, g_z_rec = 0.0f, carry = 0.0f;
-    float b_after = live ? a.tr_b[tr0 + (size_t)T * N + j] : 0.0f;
+    float b_after = live ? tr_b[N] : 0.0f;
     // The trace of step t is loaded one step early (it does not depend on the adjoints), so
     // its latency hides behind the work of the step before.
-    float v_before = live ? a.tr_v[tr0 + (size_t)(T - 1) * N + j] : 0.0f;
-    float b_before = live ? a.tr_b[tr0 + (size_t)(T - 1) * N + j] : 0.0f;
-    unsigned spk_word = spk[(size_t)(T - 1) * W + warp];
-    unsigned ref_word = ref[(size_t)(T - 1) * W + warp];
+    float v_before = live ? *tr_v : 0.0f;
+    float b_before = live ? *tr_b : 0.0f;
+    unsigned spk_word = spk_row[warp];
+    unsigned ref_word = ref_row[warp];
     unsigned e_lo = offs[T - 1], e_hi = offs[T];  // step t's input events
     LsnnInputs ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_lo, e_hi, j, live);
     unsigned slot = (T - 1) % (D + 1);  // ring row of step t
@@ -239,13 +243,17 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
             e_before = offs[t - 1];
             ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_before, e_lo, j,
                                      live);
+            tr_v -= N;
+            tr_b -= N;
+            spk_row -= W;
+            ref_row -= W;
             if (live) {
-                v_next = a.tr_v[tr0 + (size_t)(t - 1) * N + j];
-                b_next = a.tr_b[tr0 + (size_t)(t - 1) * N + j];
+                v_next = *tr_v;
+                b_next = *tr_b;
             }
-            spk_next = spk[(size_t)(t - 1) * W + warp];
-            ref_next = ref[(size_t)(t - 1) * W + warp];
-            if (warp == 0 && lane < W) row_word_next = spk[(size_t)(t - 1) * W + lane];
+            spk_next = spk_row[warp];
+            ref_next = ref_row[warp];
+            if (warp == 0 && lane < W) row_word_next = spk_row[lane];
         }
         // The spikes present before step t (t > 0; step 0 has the initial z): the delays of
         // the first ones' synapses, loaded first so that their latency (L2) passes during the

@@ -23,7 +23,7 @@ __device__ __forceinline__ void lsnn_deliver(float* ring, unsigned head, unsigne
     ring[slot * NP + j] += x * w;
 }
 
-extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArgs a) {
+__device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
     const unsigned NP = blockDim.x;
@@ -71,6 +71,12 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
 
     const unsigned* offs = a.in_offsets + (size_t)b * T;
     const int n_refractory = (int)a.n_refractory;
+    // The trace, a row per step: pointers moved on each step (64-bit index arithmetic per store
+    // cost a dozen instructions each).
+    float* tr_v = a.tr_v + (size_t)b * (T + 1) * N + j;
+    float* tr_b = a.tr_b + (size_t)b * (T + 1) * N + j;
+    unsigned* tr_spk = a.tr_spk + ((size_t)b * (T + 1) + 1) * W + warp;
+    unsigned* tr_ref = a.tr_ref + (size_t)b * T * W + warp;
     unsigned head = 0;
     float psp = 0.0f, zs = 0.0f, lin = 0.0f;
     // Step t's input events are [e_lo, e_hi); the next bound is loaded a step early.
@@ -96,9 +102,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
         ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_hi, e_after, j, live);
         if (live) {
             if (a.record_trace) {
-                const size_t r = ((size_t)b * (T + 1) + t) * N + j;
-                a.tr_v[r] = v;
-                a.tr_b[r] = bb;
+                *tr_v = v;
+                *tr_b = bb;
             }
             // Inputs of step t, channels ascending (Cell::step_events): the first ones as
             // loaded during the step before, then the rest.
@@ -133,9 +138,13 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
         const unsigned rb = __ballot_sync(LSNN_FULL_MASK, live && refractory);
         if (lane == 0) {
             masks[nxt * W + warp] = zb;
-            a.tr_spk[((size_t)b * (T + 1) + t + 1) * W + warp] = zb;
-            a.tr_ref[((size_t)b * T + t) * W + warp] = rb;
+            *tr_spk = zb;
+            *tr_ref = rb;
         }
+        tr_v += N;
+        tr_b += N;
+        tr_spk += W;
+        tr_ref += W;
         zval[nxt * NP + j] = live ? z : 0.0f;
         if (live) {
             // The readout filter and its window sums (bptt::readout_element).
@@ -150,9 +159,8 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
 
     if (live) {
         if (a.record_trace) {
-            const size_t r = ((size_t)b * (T + 1) + T) * N + j;
-            a.tr_v[r] = v;
-            a.tr_b[r] = bb;
+            *tr_v = v;  // row T
+            *tr_b = bb;
         }
         a.st_v[sb] = v;
         a.st_z[sb] = z;
@@ -179,4 +187,13 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArg
         const float len = (float)(tm.y - tm.x);
         a.logits[(size_t)(q0 + q) * O + o] = dot / len + (a.b_out ? a.b_out[o] : 0.0f);
     }
+}
+
+// Two builds of the same code, as lsnn_backward's: up to 1024 threads per block (64 registers
+// a thread) and up to 256 (no spill); the launcher picks by block size (layout::step_entry).
+extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArgs a) {
+    lsnn_forward_block(a);
+}
+extern "C" __global__ void __launch_bounds__(256) lsnn_forward_256(const ForwardArgs a) {
+    lsnn_forward_block(a);
 }

@@ -438,14 +438,24 @@ pub fn backward_plan(
     ))
 }
 
-/// The build of `lsnn_backward` for blocks of `block` threads: `lsnn_backward_256`
-/// (`__launch_bounds__(256)`: registers enough not to spill) up to 256 threads, else the one for
-/// up to 1024.
-pub fn backward_entry(block: u32) -> &'static str {
-    if block <= 256 {
-        "lsnn_backward_256"
-    } else {
-        "lsnn_backward"
+/// The kernels that run all T steps in one block per element, built twice each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKernel {
+    /// `lsnn_forward`.
+    Forward,
+    /// `lsnn_backward`.
+    Backward,
+}
+
+/// The build of a step kernel for blocks of `block` threads: the `_256` one
+/// (`__launch_bounds__(256)`: registers enough not to spill) up to 256 threads, else the one
+/// for up to 1024 (64 registers a thread).
+pub fn step_entry(kernel: StepKernel, block: u32) -> &'static str {
+    match (kernel, block <= 256) {
+        (StepKernel::Forward, true) => "lsnn_forward_256",
+        (StepKernel::Forward, false) => "lsnn_forward",
+        (StepKernel::Backward, true) => "lsnn_backward_256",
+        (StepKernel::Backward, false) => "lsnn_backward",
     }
 }
 
@@ -986,10 +996,12 @@ mod tests {
         // Too many terms per element for the shared memory: an error, not a bad launch.
         assert!(forward_plan(&smnist(), 1, 100_000, limit).is_err());
         assert!(backward_plan(&smnist(), 1, 100_000, limit, 0).is_err());
-        assert_eq!(backward_entry(b.launch.block), "lsnn_backward_256");
-        assert_eq!(backward_entry(256), "lsnn_backward_256");
-        assert_eq!(backward_entry(288), "lsnn_backward");
-        assert_eq!(backward_entry(1024), "lsnn_backward");
+        use StepKernel::{Backward, Forward};
+        assert_eq!(step_entry(Forward, f.block), "lsnn_forward_256");
+        assert_eq!(step_entry(Backward, b.launch.block), "lsnn_backward_256");
+        assert_eq!(step_entry(Backward, 256), "lsnn_backward_256");
+        assert_eq!(step_entry(Forward, 288), "lsnn_forward");
+        assert_eq!(step_entry(Backward, 1024), "lsnn_backward");
         let e = elementwise_plan(68_210);
         assert_eq!((e.grid, e.block), (267, 256));
         assert_eq!(elementwise_plan(0).grid, 1);

@@ -13,7 +13,7 @@ pub const UPDATE: &str = include_str!(concat!(env!("OUT_DIR"), "/update.ptx"));
 
 /// Every module: its source file, PTX and entry points.
 pub const MODULES: [(&str, &str, &[&str]); 4] = [
-    ("forward.cu", FORWARD, &["lsnn_forward"]),
+    ("forward.cu", FORWARD, &["lsnn_forward", "lsnn_forward_256"]),
     (
         "backward.cu",
         BACKWARD,

@@ -21,9 +21,9 @@ use lsnn_core::{CellConfig, Neuron};
 use crate::error::{CudaContext, GpuError};
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
-    backward_entry, backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses,
-    rec_bound, BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
-    ParamLayout, Segments, Trace, DEFAULT_SHARED_LIMIT,
+    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, rec_bound,
+    step_entry, BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
+    ParamLayout, Segments, StepKernel, Trace, DEFAULT_SHARED_LIMIT,
 };
 use crate::ptx;
 
@@ -1121,8 +1121,12 @@ impl GpuTrainer {
         let (net, b, s) = (self.net_ptrs(), bb.ptrs(), bb.shape());
         let plan = forward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit)?;
         let args = launch::forward_args(d, k, l, &net, &b, &s, record_trace);
-        self.gpu
-            .launch(&self.gpu.forward, "lsnn_forward", plan, args)?;
+        self.gpu.launch(
+            &self.gpu.forward,
+            step_entry(StepKernel::Forward, plan.block),
+            plan,
+            args,
+        )?;
         let args = launch::loss_args(d, k, &net, &b, &s);
         self.gpu
             .launch(&self.gpu.loss, "lsnn_loss", launch::one_block(), args)
@@ -1160,7 +1164,7 @@ impl GpuTrainer {
         let args = launch::backward_args(d, k, l, &net, &b, &s, &plan);
         self.gpu.launch(
             &self.gpu.backward,
-            backward_entry(plan.launch.block),
+            step_entry(StepKernel::Backward, plan.launch.block),
             plan.launch,
             args,
         )?;
