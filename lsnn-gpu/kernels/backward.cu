@@ -98,13 +98,14 @@ __device__ __forceinline__ void lsnn_stage_spike_words(unsigned word, unsigned l
 }
 
 // The delays of the synapses (kk[q] -> this thread's neuron) of a batch of n spikes, loads
-// issued together; `col` is the thread's column of the recurrent rows (syn + I * N + j).
+// issued together; `col` is the thread's column of the recurrent rows (syn + I * N + j); 32-bit
+// indices as lsnn_load_spike_synapses'.
 __device__ __forceinline__ void lsnn_load_spike_delays(const float2* col, unsigned n_rec,
                                                        const unsigned* kk, unsigned n,
                                                        unsigned* delay) {
 #pragma unroll
     for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
-        if (q < n) delay[q] = __float_as_uint(col[(size_t)kk[q] * n_rec].y);
+        if (q < n) delay[q] = __float_as_uint(col[kk[q] * n_rec].y);
 }
 
 #ifndef LSNN_ROWS_IN_SHARED
@@ -221,6 +222,7 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     const unsigned* ref_row = a.tr_ref + ((size_t)b * T + T - 1) * W;
     const unsigned* offs = a.in_offsets + (size_t)b * T;
     const float* z0 = a.z0 + (size_t)b * N;
+    // Indices into syn and the gradient rows fit 32 bits (fewer than 2^32 parameters).
 
     float g_v = 0.0f, g_z = 0.0f, g_b = 0.0f, g_z_rec = 0.0f, carry = 0.0f;
     float b_after = live ? tr_b[N] : 0.0f;
@@ -264,7 +266,7 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
         unsigned n_spikes = 0;
         if (live) {
             n_spikes = lsnn_next_spikes(spikes, kk);
-            lsnn_load_spike_delays(a.syn + (size_t)I * N + j, N, kk, n_spikes, delay);
+            lsnn_load_spike_delays(a.syn + (I * N + j), N, kk, n_spikes, delay);
         }
 
         // 1. Adjoints of the outputs of step t.
@@ -295,7 +297,7 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
                 if (q >= now.n) continue;
                 const unsigned r = lsnn_arrival_row(slot, now.delay[q]);
                 const float g = now.x[q] * g_i[r * NP + j];
-                const size_t at = (size_t)now.channel[q] * N + j;
+                const unsigned at = now.channel[q] * N + j;
                 if (in_shared) acc_sh[at] += g;
                 else atomicAdd(&part[at], g);
             }
@@ -303,10 +305,10 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
             for (unsigned e = e_lo + now.n; e < e_hi; ++e) {
                 const unsigned i = a.in_channels[e];
                 const float x = a.in_values[e];
-                const unsigned d = __float_as_uint(a.syn[(size_t)i * N + j].y);
+                const unsigned d = __float_as_uint(a.syn[i * N + j].y);
                 const unsigned r = lsnn_arrival_row(slot, d);
                 const float g = x * g_i[r * NP + j];
-                const size_t at = (size_t)i * N + j;
+                const unsigned at = i * N + j;
                 if (in_shared) acc_sh[at] += g;
                 else atomicAdd(&part[at], g);
             }
@@ -329,12 +331,12 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
                         if (q >= n_spikes) continue;
                         const unsigned r = lsnn_arrival_row(slot, delay[q]);
                         const float g = k.spike * g_i[r * NP + j];
-                        const size_t at = (size_t)(I + kk[q]) * N + j;
+                        const unsigned at = (I + kk[q]) * N + j;
                         if (in_shared) acc_sh[at] += g;
                         else atomicAdd(&part[at], g);
                     }
                     n_spikes = lsnn_next_spikes(spikes, kk);
-                    lsnn_load_spike_delays(a.syn + (size_t)I * N + j, N, kk, n_spikes, delay);
+                    lsnn_load_spike_delays(a.syn + (I * N + j), N, kk, n_spikes, delay);
                 }
             }
         }

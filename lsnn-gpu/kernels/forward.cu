@@ -77,6 +77,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
     float* tr_b = a.tr_b + (size_t)b * (T + 1) * N + j;
     unsigned* tr_spk = a.tr_spk + ((size_t)b * (T + 1) + 1) * W + warp;
     unsigned* tr_ref = a.tr_ref + (size_t)b * T * W + warp;
+    const float2* rec_col = a.syn + (I * N + j);  // the thread's column of the recurrent rows
     unsigned head = 0;
     float psp = 0.0f, zs = 0.0f, lin = 0.0f;
     // Step t's input events are [e_lo, e_hi); the next bound is loaded a step early.
@@ -95,7 +96,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
         unsigned n_spikes = 0;
         if (live) {
             n_spikes = lsnn_next_spikes(spikes, kk);
-            lsnn_load_spike_synapses(a.syn + (size_t)I * N + j, N, kk, n_spikes, s);
+            lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s);
         }
         const unsigned e_after = t + 2 <= T ? offs[t + 2] : e_hi;
         const LsnnInputs now = ahead;
@@ -112,7 +113,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
                 if (q < now.n) lsnn_deliver(ring, head, D, NP, j, now.x[q], now.w[q], now.delay[q]);
 #pragma unroll 2
             for (unsigned e = e_lo + now.n; e < e_hi; ++e) {
-                const float2 s = a.syn[(size_t)a.in_channels[e] * N + j];
+                const float2 s = a.syn[a.in_channels[e] * N + j];
                 lsnn_deliver(ring, head, D, NP, j, a.in_values[e], s.x, __float_as_uint(s.y));
             }
             // Then the spikes, neurons ascending (Cell::deliver_recurrent).
@@ -123,7 +124,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
                     if (q < n_spikes)
                         lsnn_deliver(ring, head, D, NP, j, zv[kk[q]], s[q].x, __float_as_uint(s[q].y));
                 n_spikes = lsnn_next_spikes(spikes, kk);
-                lsnn_load_spike_synapses(a.syn + (size_t)I * N + j, N, kk, n_spikes, s);
+                lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s);
             }
             // Cell::update_neurons.
             const float i_t = ring[head * NP + j];

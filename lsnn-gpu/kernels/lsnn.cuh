@@ -119,13 +119,15 @@ __device__ __forceinline__ unsigned lsnn_next_spikes(LsnnSpikes& c, unsigned* kk
 }
 
 // The synapses (kk[q] -> this thread's neuron) of a batch of n spikes, loads issued together;
-// `col` is the thread's column of the recurrent rows (syn + I * N + j).
+// `col` is the thread's column of the recurrent rows (syn + I * N + j). Indices into `syn` fit
+// 32 bits (layout::Dims::validate: fewer than 2^32 parameters), which saves the 64-bit
+// arithmetic of a size_t index on every load.
 __device__ __forceinline__ void lsnn_load_spike_synapses(const float2* col, unsigned n_rec,
                                                          const unsigned* kk, unsigned n,
                                                          float2* s) {
 #pragma unroll
     for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
-        if (q < n) s[q] = col[(size_t)kk[q] * n_rec];
+        if (q < n) s[q] = col[kk[q] * n_rec];
 }
 
 // Input events. A step's events are known before the step (they are the batch's input), so the
@@ -162,7 +164,7 @@ __device__ __forceinline__ LsnnInputs lsnn_load_inputs(const unsigned* channels,
         if (q < p.n) {
             p.channel[q] = channels[lo + q];
             p.x[q] = values[lo + q];
-            const float2* s = syn + (size_t)p.channel[q] * n_rec + j;
+            const float2* s = syn + (p.channel[q] * n_rec + j);
             p.w[q] = s->x;
             p.delay[q] = __float_as_uint(s->y);
         }
