@@ -29,8 +29,8 @@
 // memory once per launch when they fit (rows_capacity; DEEP R bounds their number by its
 // budget), else read from global memory. The shared copy holds each synapse's place in the ring
 // relative to the step's row, in bytes ((delay * NP + j) * 4), instead of (j, delay): the loop is
-// then a load of the synapse, an add, a load of dL/di and the multiply-add: 6 instructions per
-// synapse where decoding took 15 (sm_90).
+// then a load of the synapse, an add, a load of dL/di, a multiply and an add: 5 instructions per
+// synapse where decoding took 15 (sm_90 SASS).
 #include "lsnn.cuh"
 
 // The connected recurrent synapses of row k (w_rec[k][j] != 0), j ascending, compacted into
@@ -136,7 +136,8 @@ __device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned
         const unsigned n = scratch[j];
         for (unsigned e = 0; e < n; ++e) {
             const float2 syn = row[e];
-            rows_sh[before + e] = make_float2(syn.x, __uint_as_float(lsnn_row_offset(syn, blockDim.x)));
+            const unsigned at = lsnn_row_offset(syn, blockDim.x);
+            rows_sh[before + e] = make_float2(syn.x, __uint_as_float(at));
         }
     }
     return true;
@@ -222,7 +223,6 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     const unsigned* ref_row = a.tr_ref + ((size_t)b * T + T - 1) * W;
     const unsigned* offs = a.in_offsets + (size_t)b * T;
     const float* z0 = a.z0 + (size_t)b * N;
-    // Indices into syn and the gradient rows fit 32 bits (fewer than 2^32 parameters).
 
     float g_v = 0.0f, g_z = 0.0f, g_b = 0.0f, g_z_rec = 0.0f, carry = 0.0f;
     float b_after = live ? tr_b[N] : 0.0f;
@@ -287,7 +287,8 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
         g_i[slot * NP + j] = live ? gi : 0.0f;
         g_i[(slot + D + 1) * NP + j] = live ? gi : 0.0f;
 
-        // 3. Weight gradients of the synapses that delivered at step t (arrival t + d). The
+        // 3. Weight gradients of the synapses that delivered at step t (arrival t + d); indices
+        // into syn and the gradient rows fit 32 bits (fewer than 2^32 parameters). The
         // accumulation is written out at each kind of event: through a helper function ptxas
         // spilled 18 bytes in this loop instead of 4 (sm_90, 64 registers).
         if (live) {
@@ -360,7 +361,8 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
                 if (rows_in_shared)
                     g_z_rec = lsnn_rec_adjoint<true>(rows_sh + row_start, n_conn, g_slot, NP);
                 else
-                    g_z_rec = lsnn_rec_adjoint<false>(a.rec_rows + (size_t)j * N, n_conn, g_slot, NP);
+                    g_z_rec = lsnn_rec_adjoint<false>(a.rec_rows + (size_t)j * N, n_conn, g_slot,
+                                                      NP);
             }
         }
         b_after = b_before;

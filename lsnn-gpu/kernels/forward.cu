@@ -89,7 +89,8 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
         // Spikes of the previous step: which words are non-zero (one load per lane, W <= 32),
         // then the synapses of the first ones, loaded first thing so that their latency (L2)
         // passes during the trace and the inputs; they are delivered after the inputs.
-        const unsigned spiked = __ballot_sync(LSNN_FULL_MASK, lane < W && masks[cur * W + lane] != 0u);
+        const unsigned spiked =
+            __ballot_sync(LSNN_FULL_MASK, lane < W && masks[cur * W + lane] != 0u);
         LsnnSpikes spikes = lsnn_spikes(masks + cur * W, spiked);
         unsigned kk[LSNN_EVENT_BATCH];
         float2 s[LSNN_EVENT_BATCH];
@@ -122,7 +123,8 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
 #pragma unroll
                 for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
                     if (q < n_spikes)
-                        lsnn_deliver(ring, head, D, NP, j, zv[kk[q]], s[q].x, __float_as_uint(s[q].y));
+                        lsnn_deliver(ring, head, D, NP, j, zv[kk[q]], s[q].x,
+                                     __float_as_uint(s[q].y));
                 n_spikes = lsnn_next_spikes(spikes, kk);
                 lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s);
             }
