@@ -84,6 +84,16 @@ inline float __shfl_xor_sync(unsigned, float v, int o) {
     return r;
 }
 
+inline unsigned __shfl_up_sync(unsigned, unsigned v, unsigned delta) {
+    emu::Warp& w = emu::warp();
+    const unsigned lane = emu::thread_idx.x & 31u;
+    w.u[lane] = v;
+    w.bar->arrive_and_wait();
+    const unsigned r = lane >= delta ? w.u[lane - delta] : v;
+    w.bar->arrive_and_wait();
+    return r;
+}
+
 inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((uint64_t)a * b) >> 32); }

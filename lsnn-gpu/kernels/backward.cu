@@ -20,8 +20,8 @@
 //
 // Dynamic shared memory (floats unless noted): the compacted recurrent rows [rows_capacity]
 // (float2, first for its alignment), dL/di ring [2 (D + 1)][NP], readout adjoints per term
-// [max_terms][NP], term windows [max_terms][2] (u32), spike words of two steps [2][32] and their
-// non-zero masks [2] (u32), then (when acc_in_shared) the gradient rows of w_in and w_rec
+// [max_terms][NP], term windows [max_terms][2] (u32), the spiking neurons of two steps [2][NP]
+// and their counts [2] (u32), then (when acc_in_shared) the gradient rows of w_in and w_rec
 // [(I + N) * N].
 //
 // The recurrent adjoint reads every connected synapse of each active neuron at every step: from
@@ -88,13 +88,36 @@ __device__ __forceinline__ float lsnn_rec_adjoint(const float2* row, unsigned n_
     return s;
 }
 
-// Warp 0 stages a step's spike words (one per lane, 0 past W) and the mask of the non-zero ones
-// for the block: loaded during the step before they are needed, read after the next barrier.
-__device__ __forceinline__ void lsnn_stage_spike_words(unsigned word, unsigned lane,
-                                                       unsigned* words, unsigned* nonzero) {
-    const unsigned mask = __ballot_sync(LSNN_FULL_MASK, word != 0u);
-    words[lane] = word;
-    if (lane == 0) *nonzero = mask;
+// Warp 0 turns a step's spike words (lane l: word l, 0 past W) into the list of the spiking
+// neurons, ascending, and their count, for the block: during the step before they are needed,
+// read after the next barrier. Each lane places its word's neurons after those of the lanes
+// below (a prefix sum of the popcounts by shuffles), so no thread scans the words bit by bit.
+__device__ __forceinline__ void lsnn_stage_spike_list(unsigned word, unsigned lane,
+                                                      unsigned* list, unsigned* count) {
+    const unsigned own = (unsigned)__popc(word);
+    unsigned upto = own;  // spikes in the words of lanes 0..=lane
+#pragma unroll
+    for (unsigned o = 1; o < 32; o <<= 1) {
+        const unsigned below = __shfl_up_sync(LSNN_FULL_MASK, upto, o);
+        if (lane >= o) upto += below;
+    }
+    if (lane == 31) *count = upto;
+    unsigned at = upto - own;
+    for (unsigned bits = word; bits != 0; bits &= bits - 1u)
+        list[at++] = lane * 32u + (unsigned)(__ffs(bits) - 1);
+}
+
+// The next (up to LSNN_EVENT_BATCH) neurons of a spike list of `count` from `*next` into kk[];
+// how many.
+__device__ __forceinline__ unsigned lsnn_take_spikes(const unsigned* list, unsigned count,
+                                                     unsigned* next, unsigned* kk) {
+    const unsigned left = count - *next;
+    const unsigned n = left < LSNN_EVENT_BATCH ? left : LSNN_EVENT_BATCH;
+#pragma unroll
+    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
+        if (q < n) kk[q] = list[*next + q];
+    *next += n;
+    return n;
 }
 
 // The delays of the synapses (kk[q] -> this thread's neuron) of a batch of n spikes, loads
@@ -156,9 +179,9 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     float* g_i = smem + 2 * a.rows_capacity;
     float* g_psp = g_i + 2 * (D + 1) * NP;
     unsigned* window = (unsigned*)(g_psp + a.max_terms * NP);
-    unsigned* spike_words = window + 2 * a.max_terms;
-    unsigned* spike_nonzero = spike_words + 2 * 32;
-    float* acc_sh = (float*)(spike_nonzero + 2);
+    unsigned* spike_list = window + 2 * a.max_terms;
+    unsigned* spike_count = spike_list + 2 * NP;
+    float* acc_sh = (float*)(spike_count + 2);
     float* part = a.partial + (size_t)b * P;
     const bool in_shared = a.acc_in_shared != 0;
     float* acc = in_shared ? acc_sh : part;
@@ -207,8 +230,8 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     const unsigned* spk = a.tr_spk + (size_t)b * (T + 1) * W;
     if (warp == 0) {
         const unsigned last = (T - 1) & 1u;
-        lsnn_stage_spike_words(lane < W ? spk[(size_t)(T - 1) * W + lane] : 0u, lane,
-                               spike_words + last * 32u, spike_nonzero + last);
+        lsnn_stage_spike_list(lane < W ? spk[(size_t)(T - 1) * W + lane] : 0u, lane,
+                              spike_list + last * NP, spike_count + last);
     }
     __syncthreads();
 
@@ -261,11 +284,12 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
         // the first ones' synapses, loaded first so that their latency (L2) passes during the
         // neuron's step; used in 3.
         const unsigned row = t & 1u;
-        LsnnSpikes spikes = lsnn_spikes(spike_words + row * 32u, t > 0 ? spike_nonzero[row] : 0u);
+        const unsigned* spikes = spike_list + row * NP;
+        const unsigned n_listed = t > 0 ? spike_count[row] : 0u;
         unsigned kk[LSNN_EVENT_BATCH], delay[LSNN_EVENT_BATCH];
-        unsigned n_spikes = 0;
+        unsigned n_spikes = 0, taken = 0;
         if (live) {
-            n_spikes = lsnn_next_spikes(spikes, kk);
+            n_spikes = lsnn_take_spikes(spikes, n_listed, &taken, kk);
             lsnn_load_spike_delays(a.syn + (I * N + j), N, kk, n_spikes, delay);
         }
 
@@ -336,15 +360,15 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
                         if (in_shared) acc_sh[at] += g;
                         else atomicAdd(&part[at], g);
                     }
-                    n_spikes = lsnn_next_spikes(spikes, kk);
+                    n_spikes = lsnn_take_spikes(spikes, n_listed, &taken, kk);
                     lsnn_load_spike_delays(a.syn + (I * N + j), N, kk, n_spikes, delay);
                 }
             }
         }
         if (warp == 0 && t > 0) {
             const unsigned row = (t - 1) & 1u;
-            lsnn_stage_spike_words(row_word_next, lane, spike_words + row * 32u,
-                                   spike_nonzero + row);
+            lsnn_stage_spike_list(row_word_next, lane, spike_list + row * NP,
+                                  spike_count + row);
         }
         __syncthreads();
 

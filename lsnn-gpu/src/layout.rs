@@ -351,9 +351,6 @@ pub fn rec_bound(layout: &ParamLayout, segments: &Segments, n_rec: usize) -> usi
     }
 }
 
-/// u32 words of the backward's staged spike rows: [2][32] words and [2] non-zero masks.
-const SPIKE_WORDS_STAGED: usize = 2 * 32 + 2;
-
 /// `lsnn_backward`'s launch and what it keeps in shared memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackwardPlan {
@@ -369,7 +366,7 @@ pub struct BackwardPlan {
 
 impl BackwardPlan {
     /// The launch for this placement: the dL/di ring (2 (D + 1) rows), the readout adjoints,
-    /// term windows and two steps' spike words, plus the gradient rows and `rows_capacity` compacted synapses if asked.
+    /// term windows and two steps' lists of spiking neurons, plus the gradient rows and `rows_capacity` compacted synapses if asked.
     pub fn new(
         dims: &Dims,
         n_batch: usize,
@@ -396,7 +393,7 @@ impl BackwardPlan {
 
     fn base_bytes(dims: &Dims, max_terms: usize) -> usize {
         let np = dims.threads();
-        4 * (2 * (dims.n_delay + 1) * np + max_terms * np + 2 * max_terms + SPIKE_WORDS_STAGED)
+        4 * (2 * (dims.n_delay + 1) * np + max_terms * np + 2 * max_terms + 2 * np + 2)
     }
 
     fn acc_bytes(dims: &Dims) -> usize {
@@ -970,14 +967,14 @@ mod tests {
         assert_eq!(b.rows_capacity, 8000);
         assert_eq!(
             b.launch.shared_bytes as usize,
-            4 * (2 * 11 * 224 + 224 + 2 + 66) + 8 * 8000
+            4 * (2 * 11 * 224 + 224 + 2 + 2 * 224 + 2) + 8 * 8000
         );
         // Dense w_rec (220 * 220 synapses, 387 200 bytes): the rows stay in global memory.
         let b = backward_plan(&smnist(), 256, 1, limit, usize::MAX).unwrap();
         assert_eq!(b.rows_capacity, 0);
         assert_eq!(
             b.launch.shared_bytes as usize,
-            4 * (2 * 11 * 224 + 224 + 2 + 66)
+            4 * (2 * 11 * 224 + 224 + 2 + 2 * 224 + 2)
         );
         // store-recall: 12 terms per element, rows 120 x 20 fit, and the 400 compacted rows.
         let b = backward_plan(&store_recall(), 128, 12, limit, usize::MAX).unwrap();
@@ -985,7 +982,7 @@ mod tests {
         assert_eq!(b.rows_capacity, 400);
         assert_eq!(
             b.launch.shared_bytes as usize,
-            4 * (2 * 11 * 32 + 12 * 32 + 24 + 66) + 4 * 120 * 20 + 8 * 400
+            4 * (2 * 11 * 32 + 12 * 32 + 24 + 2 * 32 + 2) + 4 * 120 * 20 + 8 * 400
         );
         // Without opting in (48 KB) store-recall still fits.
         assert!(
