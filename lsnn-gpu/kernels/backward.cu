@@ -120,15 +120,13 @@ __device__ __forceinline__ unsigned lsnn_take_spikes(const unsigned* list, unsig
     return n;
 }
 
-// The delays of the synapses (kk[q] -> this thread's neuron) of a batch of n spikes, loads
-// issued together; `col` is the thread's column of the recurrent rows (syn + I * N + j); 32-bit
-// indices as lsnn_load_spike_synapses'.
+// The delays of the synapses (kk[q] -> this thread's neuron) of a batch of n spikes (the
+// backward needs no weight).
 __device__ __forceinline__ void lsnn_load_spike_delays(const float2* col, unsigned n_rec,
                                                        const unsigned* kk, unsigned n,
                                                        unsigned* delay) {
-#pragma unroll
-    for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
-        if (q < n) delay[q] = __float_as_uint(col[kk[q] * n_rec].y);
+    lsnn_load_spike_synapses(col, n_rec, kk, n, delay,
+                             [](const float2* s) { return __float_as_uint(s->y); });
 }
 
 #ifndef LSNN_ROWS_IN_SHARED

@@ -78,6 +78,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
     unsigned* tr_spk = a.tr_spk + ((size_t)b * (T + 1) + 1) * W + warp;
     unsigned* tr_ref = a.tr_ref + (size_t)b * T * W + warp;
     const float2* rec_col = a.syn + (I * N + j);  // the thread's column of the recurrent rows
+    const auto whole = [](const float2* syn) { return *syn; };
     unsigned head = 0;
     float psp = 0.0f, zs = 0.0f, lin = 0.0f;
     // Step t's input events are [e_lo, e_hi); the next bound is loaded a step early.
@@ -97,7 +98,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
         unsigned n_spikes = 0;
         if (live) {
             n_spikes = lsnn_next_spikes(spikes, kk);
-            lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s);
+            lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s, whole);
         }
         const unsigned e_after = t + 2 <= T ? offs[t + 2] : e_hi;
         const LsnnInputs now = ahead;
@@ -126,7 +127,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
                         lsnn_deliver(ring, head, D, NP, j, zv[kk[q]], s[q].x,
                                      __float_as_uint(s[q].y));
                 n_spikes = lsnn_next_spikes(spikes, kk);
-                lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s);
+                lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s, whole);
             }
             // Cell::update_neurons.
             const float i_t = ring[head * NP + j];

@@ -118,16 +118,18 @@ __device__ __forceinline__ unsigned lsnn_next_spikes(LsnnSpikes& c, unsigned* kk
     return n;
 }
 
-// The synapses (kk[q] -> this thread's neuron) of a batch of n spikes, loads issued together;
-// `col` is the thread's column of the recurrent rows (syn + I * N + j). Indices into `syn` fit
-// 32 bits (layout::Dims::validate: fewer than 2^32 parameters), which saves the 64-bit
-// arithmetic of a size_t index on every load.
+// What `pick` takes of the synapses (kk[q] -> this thread's neuron) of a batch of n spikes
+// (the forward: the synapse; the backward: its delay), loads issued together; `col` is the
+// thread's column of the recurrent rows (syn + I * N + j). Indices into `syn` fit 32 bits
+// (layout::Dims::validate: fewer than 2^32 parameters), which saves the 64-bit arithmetic of a
+// size_t index on every load.
+template <typename Out, typename Pick>
 __device__ __forceinline__ void lsnn_load_spike_synapses(const float2* col, unsigned n_rec,
                                                          const unsigned* kk, unsigned n,
-                                                         float2* s) {
+                                                         Out* out, Pick pick) {
 #pragma unroll
     for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
-        if (q < n) s[q] = col[kk[q] * n_rec];
+        if (q < n) out[q] = pick(col + kk[q] * n_rec);
 }
 
 // Input events. A step's events are known before the step (they are the batch's input), so the
