@@ -93,15 +93,16 @@ __device__ __forceinline__ float lsnn_rec_adjoint(const float2* row, unsigned n_
 // read after the next barrier. Each lane places its word's neurons after those of the lanes
 // below (a prefix sum of the popcounts by shuffles), so no thread scans the words bit by bit.
 __device__ __forceinline__ void lsnn_stage_spike_list(unsigned word, unsigned lane,
-                                                      unsigned* list, unsigned* count) {
+                                                      unsigned n_words, unsigned* list,
+                                                      unsigned* count) {
     const unsigned own = (unsigned)__popc(word);
     unsigned upto = own;  // spikes in the words of lanes 0..=lane
-#pragma unroll
-    for (unsigned o = 1; o < 32; o <<= 1) {
+    // Only the first n_words lanes hold words: log2 of that many shuffles (none for one word).
+    for (unsigned o = 1; o < n_words; o <<= 1) {
         const unsigned below = __shfl_up_sync(LSNN_FULL_MASK, upto, o);
         if (lane >= o) upto += below;
     }
-    if (lane == 31) *count = upto;
+    if (lane == n_words - 1) *count = upto;
     unsigned at = upto - own;
     for (unsigned bits = word; bits != 0; bits &= bits - 1u)
         list[at++] = lane * 32u + (unsigned)(__ffs(bits) - 1);
@@ -228,7 +229,7 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     const unsigned* spk = a.tr_spk + (size_t)b * (T + 1) * W;
     if (warp == 0) {
         const unsigned last = (T - 1) & 1u;
-        lsnn_stage_spike_list(lane < W ? spk[(size_t)(T - 1) * W + lane] : 0u, lane,
+        lsnn_stage_spike_list(lane < W ? spk[(size_t)(T - 1) * W + lane] : 0u, lane, W,
                               spike_list + last * NP, spike_count + last);
     }
     __syncthreads();
@@ -365,7 +366,7 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
         }
         if (warp == 0 && t > 0) {
             const unsigned row = (t - 1) & 1u;
-            lsnn_stage_spike_list(row_word_next, lane, spike_list + row * NP,
+            lsnn_stage_spike_list(row_word_next, lane, W, spike_list + row * NP,
                                   spike_count + row);
         }
         __syncthreads();
