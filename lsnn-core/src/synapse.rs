@@ -290,6 +290,33 @@ mod owned {
                     });
                 }
             }
+            Csr::from_entries(n_pre, n_post, no_autapse, |pre, post| {
+                let w = weights[pre * n_post + post] * v0;
+                if w == F::zero() {
+                    return Ok(None);
+                }
+                let d =
+                    u8::try_from(delays[pre * n_post + post]).map_err(|_| CoreError::Synapse {
+                        matrix: "dense",
+                        pre,
+                        index: post,
+                        why: "delay index does not fit in u8",
+                    })?;
+                Ok(Some((w, d)))
+            })
+        }
+    }
+
+    impl<F: Copy> Csr<F> {
+        /// The synapses for which `entry(pre, post)` gives `(weight, delay)`, row by row,
+        /// targets ascending; the diagonal is not asked for when `no_autapse`. Any weight type
+        /// (the integer rings' too).
+        pub fn from_entries(
+            n_pre: usize,
+            n_post: usize,
+            no_autapse: bool,
+            mut entry: impl FnMut(usize, usize) -> Result<Option<(F, u8)>, CoreError>,
+        ) -> Result<Self, CoreError> {
             if n_post > usize::from(u16::MAX) + 1 {
                 return Err(CoreError::Size {
                     what: "n_post",
@@ -300,25 +327,21 @@ mod owned {
             let mut csr = Csr {
                 n_post,
                 offsets: Vec::with_capacity(n_pre + 1),
-                ..Csr::default()
+                targets: Vec::new(),
+                delays: Vec::new(),
+                weights: Vec::new(),
             };
             csr.offsets.push(0);
             for pre in 0..n_pre {
                 for post in 0..n_post {
-                    let w = weights[pre * n_post + post] * v0;
-                    let d = delays[pre * n_post + post];
-                    if w == F::zero() || (no_autapse && pre == post) {
+                    if no_autapse && pre == post {
                         continue;
                     }
-                    let d = u8::try_from(d).map_err(|_| CoreError::Synapse {
-                        matrix: "dense",
-                        pre,
-                        index: post,
-                        why: "delay index does not fit in u8",
-                    })?;
-                    csr.targets.push(post as u16);
-                    csr.delays.push(d);
-                    csr.weights.push(w);
+                    if let Some((w, d)) = entry(pre, post)? {
+                        csr.targets.push(post as u16);
+                        csr.delays.push(d);
+                        csr.weights.push(w);
+                    }
                 }
                 csr.offsets.push(csr.targets.len() as u32);
             }

@@ -1,8 +1,6 @@
 //! The compact model format: round trips, robustness against arbitrary bytes, one test per
 //! validation error.
 
-mod common;
-
 use lsnn_core::model::{self, section, HEADER_LEN, SECTION_ENTRY_LEN};
 use lsnn_core::{
     CellConfig, CellState, CoreError, Model, ModelParts, Neuron, NoNoise, Readout, Synapses,
@@ -14,21 +12,20 @@ use proptest::strategy::ValueTree;
 // ---------------------------------------------------------------------------------------------
 // Test networks
 
-type OwnedCsr = common::Rows<f32>;
+type OwnedCsr = lsnn_core::Csr<f32>;
 
-impl OwnedCsr {
-    /// From dense `(connected, delay, weight)` entries, row-major `n_pre x n_post`.
-    fn from_dense_entries(
-        n_pre: usize,
-        n_post: usize,
-        dense: &[(bool, u8, f32)],
-        no_autapse: bool,
-    ) -> Self {
-        common::Rows::from_dense(n_pre, n_post, no_autapse, |pre, post| {
-            let (on, d, w) = dense[pre * n_post + post];
-            on.then_some((w, d))
-        })
-    }
+/// From dense `(connected, delay, weight)` entries, row-major `n_pre x n_post`.
+fn csr_from_dense_entries(
+    n_pre: usize,
+    n_post: usize,
+    dense: &[(bool, u8, f32)],
+    no_autapse: bool,
+) -> OwnedCsr {
+    OwnedCsr::from_entries(n_pre, n_post, no_autapse, |pre, post| {
+        let (on, d, w) = dense[pre * n_post + post];
+        Ok(on.then_some((w, d)))
+    })
+    .unwrap()
 }
 
 #[derive(Clone, Debug)]
@@ -172,8 +169,8 @@ fn net_strategy() -> impl Strategy<Value = Net> {
                         tau: neurons.iter().map(|n| n.0).collect(),
                         thr: neurons.iter().map(|n| n.1).collect(),
                         beta: neurons.iter().map(|n| n.2).collect(),
-                        w_in: OwnedCsr::from_dense_entries(n_in, n_rec, &dense_in, false),
-                        w_rec: OwnedCsr::from_dense_entries(n_rec, n_rec, &dense_rec, true),
+                        w_in: csr_from_dense_entries(n_in, n_rec, &dense_in, false),
+                        w_rec: csr_from_dense_entries(n_rec, n_rec, &dense_rec, true),
                         w_out,
                         b_out,
                         tau_out,
@@ -431,7 +428,7 @@ fn small_net_round_trips_and_spikes() {
 fn model_without_bias_or_inputs() {
     let mut net = small_net();
     net.b_out = None;
-    net.w_in = OwnedCsr::from_dense_entries(0, 3, &[], false);
+    net.w_in = csr_from_dense_entries(0, 3, &[], false);
     check_round_trip(&net, &vec![vec![]; 5]);
     let bytes = net.encode();
     assert!(Model::parse(&bytes).unwrap().b_out().is_none());
@@ -610,7 +607,7 @@ fn small_net_integer_round_trips() {
     for kind in [WeightKind::I16, WeightKind::I8] {
         check_integer_round_trip(&small_net(), kind, &vec![vec![true, true]; 30]);
         let mut sparse = small_net();
-        sparse.w_in = OwnedCsr::from_dense_entries(0, 3, &[], false);
+        sparse.w_in = csr_from_dense_entries(0, 3, &[], false);
         check_integer_round_trip(&sparse, kind, &vec![vec![]; 5]);
     }
 }
@@ -1274,7 +1271,7 @@ fn write_fuzz_seeds() {
     std::fs::write(dir.join("small.bin"), small_net().encode()).unwrap();
     let mut no_bias = small_net();
     no_bias.b_out = None;
-    no_bias.w_in = OwnedCsr::from_dense_entries(0, 3, &[], false);
+    no_bias.w_in = csr_from_dense_entries(0, 3, &[], false);
     std::fs::write(dir.join("no_bias_no_inputs.bin"), no_bias.encode()).unwrap();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     for k in 0..4 {

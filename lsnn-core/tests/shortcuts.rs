@@ -6,8 +6,6 @@
 //! (dt or V0 not 1, negative beta), and states set by hand to awkward values (-0, negative,
 //! subnormal, infinite, NaN).
 
-mod common;
-
 use lsnn_core::{
     neuron_step, Accumulator, Cell, CellConfig, CellState, Csr, Neuron, NeuronState, NoNoise, Real,
     Synapses,
@@ -130,13 +128,14 @@ fn case_strategy() -> impl Strategy<Value = Case> {
 
 /// Integer synapses for the i32 ring (the model format's kind, without a model): the dense
 /// entries that are not 0, weights scaled by 1000.
-type IntCsr = common::Rows<i32>;
+type IntCsr = lsnn_core::Csr<i32>;
 
 fn int_csr(n_pre: usize, n_post: usize, dense: &[(i32, u8)], no_autapse: bool) -> IntCsr {
-    common::Rows::from_dense(n_pre, n_post, no_autapse, |pre, post| {
+    IntCsr::from_entries(n_pre, n_post, no_autapse, |pre, post| {
         let (w, d) = dense[pre * n_post + post];
-        (w != 0).then_some((w * 1000, d))
+        Ok((w != 0).then_some((w * 1000, d)))
     })
+    .unwrap()
 }
 
 /// The plain algorithm, on its own arrays.
