@@ -324,14 +324,11 @@ mod cuda {
         eprintln!("{passed} gpu lines passed");
     }
 
-    /// `n_iter` store-recall training iterations (state carried from batch to batch) on the
-    /// host and on the GPU from the same seed: the same losses within 1e-4 relative, the same
-    /// optimiser step count. Returns the largest w_rec difference at the end.
-    fn store_recall_iterations_match_the_host(
-        flags: &StoreRecallFlags,
-        n_iter: usize,
-        rewiring: Option<lsnn_host::train::update::Rewiring>,
-    ) -> f32 {
+    /// `n_iter` store-recall training iterations (state carried from batch to batch, DEEP R
+    /// as the flags say) on the host and on the GPU from the same seed: the same losses within
+    /// 1e-4 relative, the same optimiser step count. Returns the largest w_rec difference at
+    /// the end.
+    fn store_recall_iterations_match_the_host(flags: &StoreRecallFlags, n_iter: usize) -> f32 {
         let b = flags.batch_train;
         let mut rng = ChaCha8Rng::seed_from_u64(flags.seed as u64);
         let spec = store_recall::build_spec(flags, &mut rng);
@@ -362,7 +359,7 @@ mod cuda {
                 terms: &terms,
                 reg: &reg,
                 lr: flags.learning_rate,
-                rewiring,
+                rewiring: flags.rewiring(),
                 iteration: k,
                 hooks: &Hooks::default(),
                 staged: None,
@@ -407,7 +404,7 @@ mod cuda {
             seed: 5,
             ..StoreRecallFlags::defaults()
         };
-        let diff = store_recall_iterations_match_the_host(&flags, 20, None);
+        let diff = store_recall_iterations_match_the_host(&flags, 20);
         eprintln!("largest w_rec difference after 20 iterations: {diff:.2e}");
     }
 
@@ -430,11 +427,7 @@ mod cuda {
             seed: 7,
             ..StoreRecallFlags::defaults()
         };
-        let rewiring = Some(lsnn_host::train::update::Rewiring {
-            l1: flags.l1,
-            temperature: 0.0,
-        });
-        store_recall_iterations_match_the_host(&flags, 5, rewiring);
+        store_recall_iterations_match_the_host(&flags, 5);
     }
 
     /// The sMNIST tutorial's network (DEEP R on w_in, w_rec, w_out with Dale's law): on the GPU

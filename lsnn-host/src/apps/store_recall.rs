@@ -265,7 +265,8 @@ impl StoreRecallFlags {
         self.n_rec + self.n_con
     }
 
-    fn rewiring(&self) -> Option<Rewiring> {
+    /// DEEP R's step settings when a matrix is rewired, as the training loop uses them.
+    pub fn rewiring(&self) -> Option<Rewiring> {
         (self.rewiring_connectivity > 0.0 || self.readout_rewiring_connectivity > 0.0).then_some(
             Rewiring {
                 l1: self.l1,
