@@ -27,11 +27,14 @@
 #   SEEDS        seeds of the short sMNIST runs (default 1)
 #   DEADLINE     seconds for the whole script (default 540): a step gets at most what is left
 #                (minus a margin for the summary) and is skipped when under 10 s are left.
+#   KEEP         where the runs and the chosen variant stay between calls on a warm machine
+#                (default /tmp; lsnn-gpu/device-check-dry.sh points it elsewhere)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/gpu-bin}
 BIN=$(cd "$BIN" && pwd) || exit 2
 OUT=${OUT:-/tmp/lsnn-gpu-out}
+KEEP=${KEEP:-/tmp}
 DEADLINE=${DEADLINE:-540}
 # Only 8 files come back from $OUT: the logs go to LOGS and travel as one archive.
 LOGS=$(mktemp -d)
@@ -80,7 +83,7 @@ if want train; then
         for seed in ${SEEDS:-1}; do
             step "train-smnist-200-seed$seed" 90 "$BIN"/lsnn-host train smnist --device cuda \
                 --data-dir "$BIN/mnist" --n-iter 200 --print-every 100 --seed "$seed" \
-                --do-plot false --results-dir /tmp/runs-short
+                --do-plot false --results-dir "$KEEP/runs-short"
         done
     fi
 fi
@@ -147,19 +150,19 @@ if want ab && [ -z "${skip_ab:-}" ]; then
     shipped=$(bench_ms bench-smnist)
     if [ -n "$best" ] && [ -n "$shipped" ] \
         && python3 -c "import sys; sys.exit(0 if ${best% *} < 0.97 * $shipped else 1)"; then
-        echo "${best#* }" > /tmp/lsnn-gpu-best-variant
+        echo "${best#* }" > "$KEEP/lsnn-gpu-best-variant"
         summary+=("$(printf '%-26s %s (%s ms; shipped %s ms)' best-variant "${best#* }" "${best% *}" "$shipped")")
     fi
 fi
 
 if want long; then
     # The sMNIST tutorial's defaults (B 256, 36 000 iterations, validation every 400) on the GPU;
-    # only the small result files come back (no plots). A warm machine keeps /tmp: when the
+    # only the small result files come back (no plots). A warm machine keeps KEEP: when the
     # previous call's deadline cut the run, this call resumes it from its last checkpoint.
     # LONG_PTX=best: the variant the A/B of an earlier call on this machine found fastest,
     # after `fixtures check` (gpu backend included) passes with it.
-    if [ "${LONG_PTX:-}" = best ] && [ -s /tmp/lsnn-gpu-best-variant ]; then
-        v=$(cat /tmp/lsnn-gpu-best-variant)
+    if [ "${LONG_PTX:-}" = best ] && [ -s "$KEEP/lsnn-gpu-best-variant" ]; then
+        v=$(cat "$KEEP/lsnn-gpu-best-variant")
         export LSNN_GPU_PTX_DIR=$BIN/ptx/$v
         if step "fixtures-variant-$v" 60 "$BIN"/lsnn-host fixtures check fixtures/; then
             summary+=("$(printf '%-26s kernels of variant %s' train-smnist-long "$v")")
@@ -167,17 +170,17 @@ if want long; then
             unset LSNN_GPU_PTX_DIR
         fi
     fi
-    prev=$(ls -d /tmp/runs-long/smnist/*/ 2>/dev/null | head -1)
+    prev=$(ls -d "$KEEP"/runs-long/smnist/*/ 2>/dev/null | head -1)
     if [ -n "$prev" ] && [ -f "$prev/checkpoint.safetensors" ]; then
         step train-smnist-long $((DEADLINE - 20)) "$BIN"/lsnn-host train smnist --device cuda \
             --data-dir "$BIN/mnist" --n-iter "${N_ITER:-36000}" --resume "$prev"
     else
         step train-smnist-long $((DEADLINE - 20)) "$BIN"/lsnn-host train smnist --device cuda \
             --data-dir "$BIN/mnist" --n-iter "${N_ITER:-36000}" --seed 1 --do-plot false \
-            --results-dir /tmp/runs-long
+            --results-dir "$KEEP/runs-long"
     fi
     # results.json is rewritten at every validation: a run cut short still has its curve.
-    run=$(ls -d /tmp/runs-long/smnist/*/ 2>/dev/null | head -1)
+    run=$(ls -d "$KEEP"/runs-long/smnist/*/ 2>/dev/null | head -1)
     [ -n "$run" ] && cp "$run/results.json" "$run/flags.json" "$OUT/" 2>/dev/null
 fi
 
