@@ -1,6 +1,7 @@
 //! Batches of input sequences stored as events, since input spikes are a few percent dense.
 
 use ndarray::{Array2, ArrayView3};
+use rayon::prelude::*;
 
 /// Input of a batch: for element `b` and step `t`, the `(channel, value)` pairs whose value is
 /// not 0 (a spike has value 1; analog inputs keep their value), channels ascending.
@@ -26,6 +27,41 @@ pub struct Event {
     pub value: f32,
 }
 
+/// One element's events in the batch's layout, counted from its first event.
+struct ElementEvents {
+    /// Where each step's events end.
+    ends: Vec<u32>,
+    channels: Vec<u16>,
+    values: Vec<f32>,
+}
+
+impl ElementEvents {
+    /// Checks, sorts (by step, then channel) and lays out `events`, without the zeros.
+    fn new(n_steps: usize, n_in: usize, events: &mut [Event]) -> Result<ElementEvents, Event> {
+        if let Some(bad) = events
+            .iter()
+            .find(|e| e.t as usize >= n_steps || e.channel as usize >= n_in)
+        {
+            return Err(*bad);
+        }
+        events.sort_by_key(|e| (e.t, e.channel));
+        let mut element = ElementEvents {
+            ends: Vec::with_capacity(n_steps),
+            channels: Vec::with_capacity(events.len()),
+            values: Vec::with_capacity(events.len()),
+        };
+        let mut next = events.iter().filter(|e| e.value != 0.0).peekable();
+        for t in 0..n_steps as u32 {
+            while let Some(e) = next.next_if(|e| e.t == t) {
+                element.channels.push(e.channel);
+                element.values.push(e.value);
+            }
+            element.ends.push(element.channels.len() as u32);
+        }
+        Ok(element)
+    }
+}
+
 impl InputBatch {
     /// An empty batch to which elements are added with [`InputBatch::push_element`].
     pub fn new(n_steps: usize, n_in: usize) -> Self {
@@ -42,23 +78,39 @@ impl InputBatch {
     /// Appends one element given its events in any order (sorted here; zero values dropped).
     /// An event outside `n_steps` x `n_in` is rejected: `Err` carries it.
     pub fn push_element(&mut self, events: &mut [Event]) -> Result<(), Event> {
-        if let Some(bad) = events
-            .iter()
-            .find(|e| e.t as usize >= self.n_steps || e.channel as usize >= self.n_in)
-        {
-            return Err(*bad);
-        }
-        events.sort_by_key(|e| (e.t, e.channel));
-        let mut next = events.iter().filter(|e| e.value != 0.0).peekable();
-        for t in 0..self.n_steps as u32 {
-            while let Some(e) = next.next_if(|e| e.t == t) {
-                self.channels.push(e.channel);
-                self.values.push(e.value);
-            }
-            self.offsets.push(self.channels.len() as u32);
-        }
-        self.n_batch += 1;
+        let element = ElementEvents::new(self.n_steps, self.n_in, events)?;
+        self.append(&element);
         Ok(())
+    }
+
+    /// Appends elements, each given as [`InputBatch::push_element`] takes it, laid out in
+    /// parallel (a batch's sorting and layout cost more than copying it in). On an event
+    /// outside `n_steps` x `n_in`, nothing is appended and `Err` carries the element's index
+    /// among `elements` and the event.
+    pub fn push_elements(&mut self, elements: &mut [Vec<Event>]) -> Result<(), (usize, Event)> {
+        let (n_steps, n_in) = (self.n_steps, self.n_in);
+        let laid_out: Vec<ElementEvents> = elements
+            .par_iter_mut()
+            .enumerate()
+            .map(|(b, events)| ElementEvents::new(n_steps, n_in, events).map_err(|e| (b, e)))
+            .collect::<Result<_, _>>()?;
+        let n_events: usize = laid_out.iter().map(|e| e.channels.len()).sum();
+        self.offsets.reserve(laid_out.len() * n_steps);
+        self.channels.reserve(n_events);
+        self.values.reserve(n_events);
+        for element in &laid_out {
+            self.append(element);
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, element: &ElementEvents) {
+        let base = self.channels.len() as u32;
+        self.offsets
+            .extend(element.ends.iter().map(|&end| base + end));
+        self.channels.extend_from_slice(&element.channels);
+        self.values.extend_from_slice(&element.values);
+        self.n_batch += 1;
     }
 
     /// Builds a batch from a dense `[B, T, I]` array.
@@ -163,5 +215,46 @@ mod tests {
             value: 1.0,
         };
         assert_eq!(batch.push_element(&mut [bad]), Err(bad));
+    }
+
+    fn ev(t: u32, channel: u16, value: f32) -> Event {
+        Event { t, channel, value }
+    }
+
+    #[test]
+    fn elements_pushed_together_are_those_pushed_one_by_one() {
+        let elements = vec![
+            vec![ev(3, 1, 1.0), ev(0, 2, 0.5), ev(3, 0, 1.0), ev(1, 1, 0.0)],
+            vec![],
+            vec![ev(4, 2, 2.0), ev(4, 0, 1.0), ev(2, 1, -1.0)],
+        ];
+        let mut one_by_one = InputBatch::new(5, 3);
+        for events in elements.clone() {
+            one_by_one.push_element(&mut events.clone()).unwrap();
+        }
+        let mut together = InputBatch::new(5, 3);
+        together.push_elements(&mut elements.clone()).unwrap();
+        assert_eq!(together, one_by_one);
+        assert_eq!(together.n_batch(), 3);
+        assert_eq!(together.n_events(), 6);
+        assert_eq!(
+            together.events(0, 3).collect::<Vec<_>>(),
+            [(0, 1.0), (1, 1.0)]
+        );
+        assert_eq!(
+            together.events(2, 4).collect::<Vec<_>>(),
+            [(0, 1.0), (2, 2.0)]
+        );
+    }
+
+    #[test]
+    fn a_bad_element_among_several_appends_nothing() {
+        let mut batch = InputBatch::new(5, 3);
+        batch.push_element(&mut [ev(0, 0, 1.0)]).unwrap();
+        let before = batch.clone();
+        let bad = ev(1, 3, 1.0);
+        let mut elements = vec![vec![ev(2, 1, 1.0)], vec![ev(0, 0, 1.0), bad]];
+        assert_eq!(batch.push_elements(&mut elements), Err((1, bad)));
+        assert_eq!(batch, before);
     }
 }

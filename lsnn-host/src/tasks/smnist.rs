@@ -115,26 +115,71 @@ pub fn threshold_crossings(
     n_in: usize,
     cue_steps: usize,
 ) -> Result<Vec<(usize, usize)>, TaskError> {
-    let chans = channel_layout(n_in)?;
+    let crossings = Crossings::new(&channel_layout(n_in)?);
     let y: Vec<f64> = pixels.iter().map(|&p| f64::from(p)).collect();
     let mut out = Vec::new();
     for t in 0..y.len() {
-        let a = y[t];
-        let b = y.get(t + 1).copied();
-        for (c, ch) in chans.iter().enumerate() {
-            let on = match (*ch, b) {
-                (Channel::Onset(thr), Some(b)) => a < thr && b >= thr,
-                (Channel::Offset(thr), Some(b)) => a >= thr && b < thr,
-                (Channel::Touch(thr), _) => a == thr,
-                _ => false,
-            };
-            if on {
-                out.push((t, c));
-            }
-        }
+        crossings.push_step(y[t], y.get(t + 1).copied(), t, &mut out);
     }
     out.extend((0..cue_steps).map(|s| (y.len() + s, n_in - 1)));
     Ok(out)
+}
+
+/// The threshold channels of a layout by kind, thresholds ascending: a step's onsets are the
+/// thresholds in `(a, b]`, its offsets those in `(b, a]`, found by two binary searches each
+/// (most steps have none), where testing every channel cost 80 comparisons a step.
+struct Crossings {
+    onsets: Vec<(f64, usize)>,
+    offsets: Vec<(f64, usize)>,
+    touches: Vec<(f64, usize)>,
+}
+
+impl Crossings {
+    fn new(chans: &[Channel]) -> Crossings {
+        let mut kinds = Crossings {
+            onsets: Vec::new(),
+            offsets: Vec::new(),
+            touches: Vec::new(),
+        };
+        for (c, ch) in chans.iter().enumerate() {
+            match *ch {
+                Channel::Onset(thr) => kinds.onsets.push((thr, c)),
+                Channel::Offset(thr) => kinds.offsets.push((thr, c)),
+                Channel::Touch(thr) => kinds.touches.push((thr, c)),
+                Channel::Cue => {}
+            }
+        }
+        // channel_layout lists its thresholds ascending (linspace), as `between` needs, and
+        // so their channels too, with the touch channel (threshold 1) after the others.
+        for list in [&kinds.onsets, &kinds.offsets, &kinds.touches] {
+            debug_assert!(list.is_sorted_by(|x, y| x.0 <= y.0));
+        }
+        kinds
+    }
+
+    /// Pushes `(t, channel)` for every channel on at a step from pixel `a` to the next
+    /// pixel `b` (None at the last step), channels ascending.
+    fn push_step(&self, a: f64, b: Option<f64>, t: usize, out: &mut Vec<(usize, usize)>) {
+        let crossed = match b {
+            Some(b) if a < b => between(&self.onsets, a, b),
+            Some(b) if b < a => between(&self.offsets, b, a),
+            _ => &[],
+        };
+        out.extend(crossed.iter().map(|&(_, c)| (t, c)));
+        out.extend(
+            self.touches
+                .iter()
+                .filter(|&&(thr, _)| a == thr)
+                .map(|&(_, c)| (t, c)),
+        );
+    }
+}
+
+/// The entries of `list` (thresholds ascending) with `lo < thr <= hi`.
+fn between(list: &[(f64, usize)], lo: f64, hi: f64) -> &[(f64, usize)] {
+    let from = list.partition_point(|&(thr, _)| thr <= lo);
+    let to = list.partition_point(|&(thr, _)| thr <= hi);
+    &list[from..to.max(from)]
 }
 
 /// The input encoding of sequential MNIST (the tutorial's flags `n_in`, `crs_thr`, `ext_time`).
@@ -292,13 +337,12 @@ impl SmnistEncoding {
         images: &[T],
         encode: impl Fn(&T) -> Result<Vec<Event>, TaskError> + Sync + Send,
     ) -> Result<InputBatch, TaskError> {
-        let encoded: Vec<Vec<Event>> = images.par_iter().map(encode).collect::<Result<_, _>>()?;
+        let mut encoded: Vec<Vec<Event>> =
+            images.par_iter().map(encode).collect::<Result<_, _>>()?;
         let mut batch = InputBatch::new(self.n_steps(), self.n_channels());
-        for mut events in encoded {
-            batch
-                .push_element(&mut events)
-                .expect("events lie inside n_steps x n_channels");
-        }
+        batch
+            .push_elements(&mut encoded)
+            .expect("events lie inside n_steps x n_channels");
         Ok(batch)
     }
 
@@ -355,6 +399,55 @@ mod tests {
         ];
         let got: Vec<u64> = thresholds(40).iter().map(|t| t.to_bits()).collect();
         assert_eq!(got, NUMPY);
+    }
+
+    /// The definition, channel by channel: what `threshold_crossings` must give.
+    fn crossings_channel_by_channel(pixels: &[f32], n_in: usize) -> Vec<(usize, usize)> {
+        let chans = channel_layout(n_in).unwrap();
+        let y: Vec<f64> = pixels.iter().map(|&p| f64::from(p)).collect();
+        let mut out = Vec::new();
+        for t in 0..y.len() {
+            let (a, b) = (y[t], y.get(t + 1).copied());
+            for (c, ch) in chans.iter().enumerate() {
+                let on = match (*ch, b) {
+                    (Channel::Onset(thr), Some(b)) => a < thr && b >= thr,
+                    (Channel::Offset(thr), Some(b)) => a >= thr && b < thr,
+                    (Channel::Touch(thr), _) => a == thr,
+                    _ => false,
+                };
+                if on {
+                    out.push((t, c));
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Pixels as bytes, with runs (equal neighbours) and the thresholds themselves (in
+        /// float32, as pixels are), against the definition for layouts of 4 to 120 channels.
+        #[test]
+        fn crossings_follow_their_definition(
+            half in 2usize..=60,
+            picks in proptest::collection::vec((0u8..4, proptest::num::u8::ANY), 0..200),
+        ) {
+            let n_in = 2 * half;
+            let thr = thresholds(half);
+            let mut pixels = Vec::new();
+            for (kind, x) in picks {
+                let p = match kind {
+                    0 => pixel_value(x),
+                    1 => thr[usize::from(x) % half] as f32,
+                    2 => pixels.last().copied().unwrap_or(0.0),
+                    _ => [0.0, 1.0][usize::from(x) % 2],
+                };
+                pixels.push(p);
+            }
+            let got = threshold_crossings(&pixels, n_in, 3).unwrap();
+            let mut want = crossings_channel_by_channel(&pixels, n_in);
+            want.extend((0..3).map(|s| (pixels.len() + s, n_in - 1)));
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
