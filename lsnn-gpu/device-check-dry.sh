@@ -117,6 +117,16 @@ device_check long2 STUB_MS="*=6" PART=long LONG_PTX=best N_ITER=36000 DEADLINE=2
 check "the next call resumes the run" \
     has "^lsnn-host kernels=s1 train smnist .*--resume $work/keep/runs-long/smnist/20261129_seed1/" "$work/long2.calls"
 
+echo "== variants and the long run in one call (the target missed): the fastest trains"
+device_check ablong STUB_MS="shipped=6.2 s1=5.8 *=6.5" PART='ab long' LONG_PTX=best \
+    AB_NCU=none DEADLINE=300 KEEP="$work/keep-ablong"
+c=$work/ablong.calls
+check "the shipped kernels timed first, as the reference" \
+    has '^lsnn-host kernels=shipped bench --task smnist' <(head -1 "$c")
+check "the variants ran before the run" \
+    test "$(grep -n ' bench --task smnist' "$c" | tail -1 | cut -d: -f1)" -lt "$(grep -n ' train smnist' "$c" | cut -d: -f1)"
+check "the run uses the fastest variant" has '^lsnn-host kernels=s1 train smnist ' "$c"
+
 echo "== the variant fails its fixtures on the device: the shipped kernels train"
 rm -rf "$work/keep/runs-long"
 device_check long3 STUB_MS="*=6" STUB_VARIANT_FIXTURES=fail PART=long LONG_PTX=best DEADLINE=200
