@@ -46,7 +46,8 @@ for d in ../shared/data/mnist shared/data/mnist /work/shared/data/mnist; do
 done
 [ -d "$out/mnist" ] || echo "warning: MNIST not found: PART=train will be skipped" >&2
 # Kernel variants for `PART=ab` of device-check.sh: lsnn-gpu/variants.txt (s4 = the shipped
-# kernels, g1 = version 4, the others one change of version 5 at a time).
+# kernels, g1 = about version 4, b1 and b4 version 7 with fewer input events per batch, the
+# others one change of version 5 at a time).
 nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 grep -v '^#' lsnn-gpu/variants.txt | while read -r name options; do
     [ -n "$name" ] || continue

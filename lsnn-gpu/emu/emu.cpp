@@ -63,11 +63,15 @@ static void run_grid(unsigned grid, unsigned block, unsigned shared_bytes,
 }
 
 extern "C" {
+// The step kernels' build as the launcher picks it (layout::step_entry): up to 256 threads the
+// `_256` one.
 void emu_lsnn_forward(unsigned grid, unsigned block, unsigned shared, const ForwardArgs* a) {
-    run_grid(grid, block, shared, [a] { lsnn_forward(*a); });
+    if (block <= 256) run_grid(grid, block, shared, [a] { lsnn_forward_256(*a); });
+    else run_grid(grid, block, shared, [a] { lsnn_forward(*a); });
 }
 void emu_lsnn_backward(unsigned grid, unsigned block, unsigned shared, const BackwardArgs* a) {
-    run_grid(grid, block, shared, [a] { lsnn_backward(*a); });
+    if (block <= 256) run_grid(grid, block, shared, [a] { lsnn_backward_256(*a); });
+    else run_grid(grid, block, shared, [a] { lsnn_backward(*a); });
 }
 void emu_lsnn_rec_rows(unsigned n_rec, const float2* syn, unsigned n_in, float2* rows,
                        unsigned* count) {

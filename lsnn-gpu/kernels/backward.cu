@@ -165,6 +165,7 @@ __device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned
     return true;
 }
 
+template <unsigned kInputBatch>
 __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
@@ -325,16 +326,22 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
                 if (in_shared) acc_sh[at] += g;
                 else atomicAdd(&part[at], g);
             }
-#pragma unroll 2
-            for (unsigned e = e_lo + now.n; e < e_hi; ++e) {
-                const unsigned i = a.in_channels[e];
-                const float x = a.in_values[e];
-                const unsigned d = __float_as_uint(a.syn[i * N + j].y);
-                const unsigned r = lsnn_arrival_row(slot, d);
-                const float g = x * g_i[r * NP + j];
-                const unsigned at = i * N + j;
-                if (in_shared) acc_sh[at] += g;
-                else atomicAdd(&part[at], g);
+            for (unsigned e = e_lo + now.n; e < e_hi;) {
+                unsigned ch[kInputBatch], d[kInputBatch];
+                float x[kInputBatch];
+                const unsigned n = lsnn_load_input_batch<kInputBatch>(
+                    a.in_channels, a.in_values, a.syn, N, e, e_hi, j, ch, x, d,
+                    [](const float2* s) { return __float_as_uint(s->y); });
+#pragma unroll
+                for (unsigned q = 0; q < kInputBatch; ++q) {
+                    if (q >= n) continue;
+                    const unsigned r = lsnn_arrival_row(slot, d[q]);
+                    const float g = x[q] * g_i[r * NP + j];
+                    const unsigned at = ch[q] * N + j;
+                    if (in_shared) acc_sh[at] += g;
+                    else atomicAdd(&part[at], g);
+                }
+                e += n;
             }
             if (t == 0) {
                 // The initial state's z (any value, not only spikes).
@@ -405,11 +412,12 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
 }
 
 // Two builds of the same code: blocks of up to 1024 threads (N <= 1024) leave a thread 64
-// registers, where ptxas spills; blocks of up to 256 (sMNIST's 224, store-recall's 32) let it
-// use 80 without spilling. The launcher picks by block size (layout::backward_entry).
+// registers, where ptxas spills; blocks of up to 256 (sMNIST's 224, store-recall's 32; two blocks
+// per SM: at most 128 registers) let it batch the input events without spilling. The launcher
+// picks by block size (layout::step_entry).
 extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardArgs a) {
-    lsnn_backward_block(a);
+    lsnn_backward_block<1>(a);
 }
-extern "C" __global__ void __launch_bounds__(256) lsnn_backward_256(const BackwardArgs a) {
-    lsnn_backward_block(a);
+extern "C" __global__ void __launch_bounds__(256, 2) lsnn_backward_256(const BackwardArgs a) {
+    lsnn_backward_block<LSNN_INPUT_BATCH>(a);
 }

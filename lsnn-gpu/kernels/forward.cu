@@ -23,6 +23,7 @@ __device__ __forceinline__ void lsnn_deliver(float* ring, unsigned head, unsigne
     ring[slot * NP + j] += x * w;
 }
 
+template <unsigned kInputBatch>
 __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
@@ -113,10 +114,17 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
 #pragma unroll
             for (unsigned q = 0; q < LSNN_INPUT_AHEAD; ++q)
                 if (q < now.n) lsnn_deliver(ring, head, D, NP, j, now.x[q], now.w[q], now.delay[q]);
-#pragma unroll 2
-            for (unsigned e = e_lo + now.n; e < e_hi; ++e) {
-                const float2 s = a.syn[a.in_channels[e] * N + j];
-                lsnn_deliver(ring, head, D, NP, j, a.in_values[e], s.x, __float_as_uint(s.y));
+            for (unsigned e = e_lo + now.n; e < e_hi;) {
+                unsigned ch[kInputBatch];
+                float x[kInputBatch];
+                float2 s[kInputBatch];
+                const unsigned n = lsnn_load_input_batch<kInputBatch>(
+                    a.in_channels, a.in_values, a.syn, N, e, e_hi, j, ch, x, s, whole);
+#pragma unroll
+                for (unsigned q = 0; q < kInputBatch; ++q)
+                    if (q < n)
+                        lsnn_deliver(ring, head, D, NP, j, x[q], s[q].x, __float_as_uint(s[q].y));
+                e += n;
             }
             // Then the spikes, neurons ascending (Cell::deliver_recurrent).
             const float* zv = zval + cur * NP;
@@ -194,10 +202,11 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
 }
 
 // Two builds of the same code, as lsnn_backward's: up to 1024 threads per block (64 registers
-// a thread) and up to 256 (no spill); the launcher picks by block size (layout::step_entry).
+// a thread) and up to 256 (two blocks per SM: at most 128 registers, no spill); the launcher
+// picks by block size (layout::step_entry).
 extern "C" __global__ void __launch_bounds__(1024) lsnn_forward(const ForwardArgs a) {
-    lsnn_forward_block(a);
+    lsnn_forward_block<1>(a);
 }
-extern "C" __global__ void __launch_bounds__(256) lsnn_forward_256(const ForwardArgs a) {
-    lsnn_forward_block(a);
+extern "C" __global__ void __launch_bounds__(256, 2) lsnn_forward_256(const ForwardArgs a) {
+    lsnn_forward_block<LSNN_INPUT_BATCH>(a);
 }

@@ -174,6 +174,42 @@ __device__ __forceinline__ LsnnInputs lsnn_load_inputs(const unsigned* channels,
     return p;
 }
 
+// The step's events after the prefetched ones, LSNN_INPUT_BATCH at a time: the channels and
+// values of a batch loaded together, then what `pick` takes of the thread's synapses from them
+// (the forward: the synapse; the backward: its delay), also together, before any is used; the
+// caller uses them in order. Input events come in bursts (in sMNIST a stroke's edge crosses up
+// to 39 thresholds in one step; 2.4 events per step on average, ~117 steps of a sequence have
+// more than 2): one or two at a time, every one cost two dependent L2 round trips (its channel,
+// then its synapse), ~870 such rounds per sequence on average and up to ~1 340; eight at a
+// time, ~270 and ~400 (real MNIST digits, first 2 048).
+// The batch is a template parameter: the builds for blocks of up to 256 threads take
+// LSNN_INPUT_BATCH (8: 128 registers, no spill), those for up to 1024 one at a time (at 64
+// registers a thread, 8 spilled over 200 bytes).
+#ifndef LSNN_INPUT_BATCH
+#define LSNN_INPUT_BATCH 8
+#endif
+
+template <unsigned kBatch, typename Out, typename Pick>
+__device__ __forceinline__ unsigned lsnn_load_input_batch(const unsigned* channels,
+                                                          const float* values, const float2* syn,
+                                                          unsigned n_rec, unsigned e, unsigned hi,
+                                                          unsigned j, unsigned* channel, float* x,
+                                                          Out* out, Pick pick) {
+    const unsigned left = hi - e;
+    const unsigned n = left < kBatch ? left : kBatch;
+#pragma unroll
+    for (unsigned q = 0; q < kBatch; ++q) {
+        if (q < n) {
+            channel[q] = channels[e + q];
+            x[q] = values[e + q];
+        }
+    }
+#pragma unroll
+    for (unsigned q = 0; q < kBatch; ++q)
+        if (q < n) out[q] = pick(syn + (channel[q] * n_rec + j));
+    return n;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11), as in Random123. The Rust
 // mirror in lsnn-gpu/src/philox.rs is tested against Random123's known-answer vectors; the

@@ -474,6 +474,13 @@ fn input(seed: u64, batch: usize, steps: usize, n_in: usize) -> InputBatch {
             *v = (rng.sample::<f64, _>(StandardNormal) * 0.5) as f32;
         }
     }
+    // Bursts, as a stroke's edge gives in sMNIST: two thirds of the channels at once every
+    // eighth step, so the kernels take a step's events in several batches, the last partial.
+    for ((_, t, c), v) in x.indexed_iter_mut() {
+        if t % 8 == 3 && (c + t) % 3 != 0 {
+            *v = 1.0;
+        }
+    }
     InputBatch::from_dense(x.view())
 }
 
@@ -791,6 +798,27 @@ fn emulated_kernels_at_the_smnist_width() {
         2,
         40,
         true,
+        false,
+    );
+}
+
+/// Blocks of more than 256 threads take the other build of the step kernels (64 registers a
+/// thread, input events one at a time).
+#[test]
+fn emulated_kernels_wider_than_256_neurons() {
+    compare_with_host(
+        Net {
+            seed: 5,
+            n_in: 30,
+            n: 300,
+            n_out: 4,
+            d: 4,
+            r: 2,
+            ..BASE
+        },
+        2,
+        24,
+        false,
         false,
     );
 }
