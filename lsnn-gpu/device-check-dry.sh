@@ -18,9 +18,10 @@ grep -v '^#' lsnn-gpu/variants.txt | while read -r name _; do
     [ -z "$name" ] || mkdir -p "$bin/ptx/$name"
 done
 variants=$(grep -v '^#' lsnn-gpu/variants.txt | awk 'NF { print $1 }')
+fast=$(sed -n 2p <<< "$variants") # the variant the stand-in makes fastest
 
 # lsnn-host: records its call; `bench` prints the median STUB_MS gives the kernels in use
-# ("shipped=6.2 s1=5.8", "*" for any other variant); `train` writes a run folder as the real
+# ("shipped=6.2 s4n=5.8", "*" for any other variant); `train` writes a run folder as the real
 # one does; `fixtures check` fails with a variant's kernels when STUB_VARIANT_FIXTURES=fail.
 cat > "$bin/lsnn-host" <<'EOF'
 #!/usr/bin/env bash
@@ -78,7 +79,7 @@ device_check() { # log name, then VAR=value settings for the call
 }
 
 echo "== the shipped kernels miss 5 ms: everything runs, then the variants"
-device_check miss STUB_MS="shipped=6.2 s1=5.8 *=6.5" PART='main train san ab' SEEDS=1 \
+device_check miss STUB_MS="shipped=6.2 $fast=5.8 *=6.5" PART='main train san ab' SEEDS=1 \
     SAN_TOOLS='memcheck racecheck' AB_ABOVE_MS=5 AB_NCU=none DEADLINE=300
 log=$work/miss.log c=$work/miss.calls
 check "no step failed or was skipped" lacks 'rc=[1-9]|skipped' "$log"
@@ -94,10 +95,10 @@ for v in $variants; do
     check "variant $v benchmarked with its own kernels" \
         has "^lsnn-host kernels=$v bench --task smnist --device cuda --iters 20" "$c"
 done
-check "the fastest variant is kept when 3 % faster" has '^best-variant +s1 \(5.8 ms; shipped 6.2 ms\)' "$log"
-check "and remembered for PART=long" grep -qx s1 "$work/keep/lsnn-gpu-best-variant"
+check "the fastest variant is kept when 3 % faster" has "^best-variant +$fast \\(5.8 ms; shipped 6.2 ms\\)" "$log"
+check "and remembered for PART=long" grep -qx "$fast" "$work/keep/lsnn-gpu-best-variant"
 check "the table has ours and the peer's time" has '^\| sMNIST B256 T840 \| 6.2 \| 1000.0 \| 161x \|' "$log"
-check "the variants' table has every variant" test "$(grep -c '^| [a-z0-9]* | 6.5 \|^| s1 | 5.8' "$log")" -eq "$(wc -w <<< "$variants")"
+check "the variants' table has every variant" test "$(grep -c "^| [a-z0-9]* | 6.5 \\|^| $fast | 5.8" "$log")" -eq "$(wc -w <<< "$variants")"
 check "the logs come back as one archive" tar -tzf "$work/out-miss/logs.tgz" ./bench-smnist.log > /dev/null
 
 echo "== the target is met: no variants"
@@ -108,29 +109,29 @@ check "no variant ran" lacks 'kernels=[a-z0-9]+ ' <(grep -v 'kernels=shipped' "$
 echo "== the long run with the fastest variant, then resumed by the next call"
 device_check long1 STUB_MS="*=6" PART=long LONG_PTX=best N_ITER=36000 DEADLINE=200
 c=$work/long1.calls
-check "fixtures checked with the variant first" has '^lsnn-host kernels=s1 fixtures check fixtures/' "$c"
+check "fixtures checked with the variant first" has "^lsnn-host kernels=$fast fixtures check fixtures/" "$c"
 check "the run uses the variant" \
-    has '^lsnn-host kernels=s1 train smnist --device cuda .*--n-iter 36000 --seed 1 ' "$c"
-check "the summary says which kernels ran" has 'train-smnist-long +kernels of variant s1' "$work/long1.log"
+    has "^lsnn-host kernels=$fast train smnist --device cuda .*--n-iter 36000 --seed 1 " "$c"
+check "the summary says which kernels ran" has "train-smnist-long +kernels of variant $fast" "$work/long1.log"
 check "the results come back" test -s "$work/out-long1/results.json"
 device_check long2 STUB_MS="*=6" PART=long LONG_PTX=best N_ITER=36000 DEADLINE=200
 check "the next call resumes the run" \
-    has "^lsnn-host kernels=s1 train smnist .*--resume $work/keep/runs-long/smnist/20261129_seed1/" "$work/long2.calls"
+    has "^lsnn-host kernels=$fast train smnist .*--resume $work/keep/runs-long/smnist/20261129_seed1/" "$work/long2.calls"
 
 echo "== variants and the long run in one call (the target missed): the fastest trains"
-device_check ablong STUB_MS="shipped=6.2 s1=5.8 *=6.5" PART='ab long' LONG_PTX=best \
+device_check ablong STUB_MS="shipped=6.2 $fast=5.8 *=6.5" PART='ab long' LONG_PTX=best \
     AB_NCU=none DEADLINE=300 KEEP="$work/keep-ablong"
 c=$work/ablong.calls
 check "the shipped kernels timed first, as the reference" \
     has '^lsnn-host kernels=shipped bench --task smnist' <(head -1 "$c")
 check "the variants ran before the run" \
     test "$(grep -n ' bench --task smnist' "$c" | tail -1 | cut -d: -f1)" -lt "$(grep -n ' train smnist' "$c" | cut -d: -f1)"
-check "the run uses the fastest variant" has '^lsnn-host kernels=s1 train smnist ' "$c"
+check "the run uses the fastest variant" has "^lsnn-host kernels=$fast train smnist " "$c"
 
 echo "== the variant fails its fixtures on the device: the shipped kernels train"
 rm -rf "$work/keep/runs-long"
 device_check long3 STUB_MS="*=6" STUB_VARIANT_FIXTURES=fail PART=long LONG_PTX=best DEADLINE=200
-check "the variant's fixtures failed" has '^fixtures-variant-s1 +rc=1 ' "$work/long3.log"
+check "the variant's fixtures failed" has "^fixtures-variant-$fast +rc=1 " "$work/long3.log"
 check "the run uses the shipped kernels" has '^lsnn-host kernels=shipped train smnist ' "$work/long3.calls"
 
 echo "== past the deadline nothing starts"

@@ -8,9 +8,80 @@
 // `lsnn_neuron_step` per neuron. Spikes are exchanged as one ballot word per warp (double
 // buffered: one __syncthreads per step) and stored as bits.
 //
-// Dynamic shared memory (floats unless noted): ring [D][NP], z values [2][NP], window sums of the
-// readout [max_terms][NP], spike masks [2][W] (u32), term windows [max_terms][2] (u32).
+// Dynamic shared memory (floats unless noted): the recurrent columns' connected synapses
+// [cols_capacity] (float2, first for its alignment), ring [D][NP], z values [2][NP], window sums
+// of the readout [max_terms][NP], spike masks [2][W] (u32), term windows [max_terms][2] (u32),
+// then, with cols_capacity > 0, the columns' connection bits [W][NP] and where each word's
+// synapses start [W][NP] (u32).
+//
+// A spike's synapse to thread j is read every step it spikes: from global memory that is an L2
+// round trip on every step's path from the barrier to the neuron update. So each block copies
+// the recurrent columns into shared memory once per launch, compacted (DEEP R keeps ~12 % of
+// w_rec), when they fit (cols_capacity; else global memory as before).
 #include "lsnn.cuh"
+
+#ifndef LSNN_COLS_IN_SHARED
+#define LSNN_COLS_IN_SHARED 1  // 0: always read the recurrent synapses from global memory
+#endif
+
+// Thread j's recurrent column (synapses k -> j) in shared memory: bit k % 32 of
+// bits[(k / 32) * NP + j] says whether k -> j is connected; the connected ones of word w are at
+// syn[first[w * NP + j] ..], k ascending.
+struct LsnnCols {
+    const unsigned* bits;
+    const unsigned* first;
+    const float2* syn;
+};
+
+// The synapse k -> j; (0, 0) when not connected (a zero weight, which delivery skips).
+__device__ __forceinline__ float2 lsnn_col_synapse(const LsnnCols& c, unsigned NP, unsigned j,
+                                                   unsigned k) {
+    const unsigned at = (k >> 5) * NP + j, bit = k & 31u;
+    const unsigned word = c.bits[at];
+    if (!((word >> bit) & 1u)) return make_float2(0.0f, 0.0f);
+    return c.syn[c.first[at] + __popc(word & ((1u << bit) - 1u))];
+}
+
+// Copies every thread's recurrent column into shared memory when all of them fit in
+// `a.cols_capacity` synapses (the same answer in every thread); false: read them from global
+// memory. `scratch` (NP words) holds the columns' counts meanwhile and is free again on return.
+__device__ bool lsnn_stage_cols(const ForwardArgs& a, float2* syn_sh, unsigned* bits,
+                                unsigned* first, unsigned* scratch) {
+    const unsigned N = a.n_rec, W = a.n_words, NP = blockDim.x, j = threadIdx.x;
+    if (!LSNN_COLS_IN_SHARED || a.cols_capacity == 0) return false;
+    const float2* col = a.syn + (a.n_in * N + j);
+    unsigned count = 0;
+    for (unsigned w = 0; w < W; ++w) {
+        unsigned word = 0;
+        // A word's 32 loads in flight together.
+#pragma unroll
+        for (unsigned b = 0; b < 32; ++b) {
+            const unsigned k = w * 32u + b;
+            if (j < N && k < N && col[k * N].x != 0.0f) word |= 1u << b;
+        }
+        bits[w * NP + j] = word;
+        first[w * NP + j] = count;
+        count += (unsigned)__popc(word);
+    }
+    scratch[j] = count;
+    __syncthreads();
+    unsigned before = 0, total = 0;
+    for (unsigned k = 0; k < NP; ++k) {
+        const unsigned c = scratch[k];
+        if (k < j) before += c;
+        total += c;
+    }
+    __syncthreads();
+    if (total > a.cols_capacity) return false;  // uniform: every thread summed the same counts
+    // Each thread writes (and later reads) only its own column's entries: no barrier needed.
+    unsigned at = before;
+    for (unsigned w = 0; w < W; ++w) {
+        first[w * NP + j] += before;
+        for (unsigned word = bits[w * NP + j]; word != 0; word &= word - 1u)
+            syn_sh[at++] = col[(w * 32u + (unsigned)(__ffs(word) - 1)) * N];
+    }
+    return true;
+}
 
 // One delivery of synapse weight w with delay `delay` and value x into thread j's column of
 // the delay ring (head = the current step's slot); skipped for an unconnected synapse (w = 0),
@@ -32,11 +103,17 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
     const bool live = j < N;
     const LsnnConsts k = {a.dt, a.decay_b, a.one_minus_decay_b, a.v0, a.spike, a.dampening_factor};
 
-    float* ring = smem;
+    float2* cols_syn = (float2*)smem;
+    float* ring = smem + 2 * a.cols_capacity;
     float* zval = ring + D * NP;
     float* acc = zval + 2 * NP;
     unsigned* masks = (unsigned*)(acc + a.max_terms * NP);
     unsigned* window = masks + 2 * W;
+    unsigned* cols_bits = window + 2 * a.max_terms;
+    const LsnnCols cols = {cols_bits, cols_bits + W * NP, cols_syn};
+    // The ring is the scratch: it is set below.
+    const bool cols_in_shared =
+        lsnn_stage_cols(a, cols_syn, cols_bits, cols_bits + W * NP, (unsigned*)ring);
 
     const unsigned q0 = a.term_offsets[b];
     const unsigned nq = a.term_offsets[b + 1] - q0;
@@ -80,6 +157,16 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
     unsigned* tr_ref = a.tr_ref + (size_t)b * T * W + warp;
     const float2* rec_col = a.syn + (I * N + j);  // the thread's column of the recurrent rows
     const auto whole = [](const float2* syn) { return *syn; };
+    // The synapses (kk[q] -> j) of a batch of n spikes, from the shared or the global copy.
+    const auto load_spike_synapses = [&](const unsigned* kk, unsigned n, float2* out) {
+        if (cols_in_shared) {
+#pragma unroll
+            for (unsigned q = 0; q < LSNN_EVENT_BATCH; ++q)
+                if (q < n) out[q] = lsnn_col_synapse(cols, NP, j, kk[q]);
+        } else {
+            lsnn_load_spike_synapses(rec_col, N, kk, n, out, whole);
+        }
+    };
     unsigned head = 0;
     float psp = 0.0f, zs = 0.0f, lin = 0.0f;
     // Step t's input events are [e_lo, e_hi); the next bound is loaded a step early.
@@ -99,7 +186,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
         unsigned n_spikes = 0;
         if (live) {
             n_spikes = lsnn_next_spikes(spikes, kk);
-            lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s, whole);
+            load_spike_synapses(kk, n_spikes, s);
         }
         const unsigned e_after = t + 2 <= T ? offs[t + 2] : e_hi;
         const LsnnInputs now = ahead;
@@ -135,7 +222,7 @@ __device__ __forceinline__ void lsnn_forward_block(const ForwardArgs& a) {
                         lsnn_deliver(ring, head, D, NP, j, zv[kk[q]], s[q].x,
                                      __float_as_uint(s[q].y));
                 n_spikes = lsnn_next_spikes(spikes, kk);
-                lsnn_load_spike_synapses(rec_col, N, kk, n_spikes, s, whole);
+                load_spike_synapses(kk, n_spikes, s);
             }
             // Cell::update_neurons.
             const float i_t = ring[head * NP + j];

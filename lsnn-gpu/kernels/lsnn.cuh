@@ -302,6 +302,7 @@ struct ForwardArgs {
     unsigned n_words;
     unsigned max_terms;
     unsigned record_trace;
+    unsigned cols_capacity;
     float dt;
     float decay_b;
     float one_minus_decay_b;

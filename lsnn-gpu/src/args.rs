@@ -56,6 +56,7 @@ kernel_args!(
         n_words: u32,
         max_terms: u32,
         record_trace: u32,
+        cols_capacity: u32,
         dt: f32,
         decay_b: f32,
         one_minus_decay_b: f32,

@@ -18,8 +18,8 @@ use crate::args::{BackwardArgs, ForwardArgs, LossArgs, ReconnectArgs, ReduceArgs
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
     backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, rec_bound,
-    BackwardPlan, BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
-    ParamLayout, Segments, Term, Trace,
+    BackwardPlan, BatchState, Dims, ForwardPlan, KernelConsts, LaunchPlan, PackedInput,
+    PackedTerms, Param, ParamLayout, Segments, Term, Trace,
 };
 use crate::trainer::{flatten_params, OptimizerKind, ParamValues, Rewired, StepConfig};
 use lsnn_core::philox::{key_words, philox4x32_10};
@@ -306,18 +306,24 @@ impl Emu {
         )
     }
 
-    /// clear, forward, loss (as `GpuTrainer::forward`).
+    /// clear, forward, loss (as `GpuTrainer::forward`), placed as the trainer places them.
     fn forward(&mut self) {
+        let (d, s) = (self.dims, self.shape);
+        let bound = rec_bound(&self.layout, &self.segments, d.n_rec);
+        let plan = forward_plan(&d, s.n_batch, s.max_terms, 227 * 1024, bound).unwrap();
+        self.forward_with(&plan);
+    }
+
+    fn forward_with(&mut self, plan: &ForwardPlan) {
         let (net, b) = self.ptrs();
         let (d, k, l, s) = (self.dims, self.k, self.layout, self.shape);
-        let plan = forward_plan(&d, s.n_batch, s.max_terms, 227 * 1024).unwrap();
-        let fa = launch::forward_args(&d, &k, &l, &net, &b, &s, true);
+        let fa = launch::forward_args(&d, &k, &l, &net, &b, &s, plan, true);
         let la = launch::loss_args(&d, &k, &net, &b, &s);
-        let one = launch::one_block();
+        let (f, one) = (plan.launch, launch::one_block());
         // SAFETY: every pointer is a live Vec of the size the kernels index (set_batch).
         unsafe {
             emu_lsnn_clear(self.flags.as_mut_ptr(), self.counters.as_mut_ptr());
-            emu_lsnn_forward(plan.grid, plan.block, plan.shared_bytes, &fa);
+            emu_lsnn_forward(f.grid, f.block, f.shared_bytes, &fa);
             emu_lsnn_loss(one.grid, one.block, one.shared_bytes, &la);
         }
     }
@@ -630,77 +636,90 @@ fn compare_with_host(c: Net, batch: usize, steps: usize, with_state: bool, linea
         },
     )
     .unwrap();
-    emu.set_batch(BatchSpec {
-        input: &x,
-        terms: &terms,
-        reg: Some(&reg),
-        linear: lin
-            .as_ref()
-            .map(|(a, b)| (a.as_slice().unwrap(), b.as_slice().unwrap())),
-        state,
-    });
-    emu.forward();
-    let tr = emu.trace();
-    let traces = host.traces.as_ref().unwrap();
-    let mut spikes = 0;
-    for (b, ht) in traces.iter().enumerate() {
-        for t in 0..steps {
+    // The forward with the recurrent columns in shared memory, in global memory, and in too
+    // small a shared copy (the kernel falls back to global memory): the same bits each time.
+    for cols_capacity in [c.n * c.n, 0, 1] {
+        emu.set_batch(BatchSpec {
+            input: &x,
+            terms: &terms,
+            reg: Some(&reg),
+            linear: lin
+                .as_ref()
+                .map(|(a, b)| (a.as_slice().unwrap(), b.as_slice().unwrap())),
+            state: state.clone(),
+        });
+        emu.forward_with(&ForwardPlan::new(
+            &d,
+            batch,
+            emu.shape.max_terms,
+            cols_capacity,
+        ));
+        let tr = emu.trace();
+        let traces = host.traces.as_ref().unwrap();
+        let mut spikes = 0;
+        for (b, ht) in traces.iter().enumerate() {
+            for t in 0..steps {
+                for j in 0..c.n {
+                    let hz = ht
+                        .spikes(t + 1)
+                        .find(|&(k, _)| k == j)
+                        .map_or(0.0, |(_, z)| z);
+                    assert_eq!(
+                        tr.z(b, t, j),
+                        hz,
+                        "z[{b},{t},{j}] ({cols_capacity} columns in shared)"
+                    );
+                    spikes += usize::from(hz != 0.0);
+                    assert!(
+                        tr.is_refractory(b, t, j) == ht.is_refractory(t, j),
+                        "refractory[{b},{t},{j}]"
+                    );
+                }
+                for (j, (&gv, &hv)) in tr.v(b, t).iter().zip(ht.v(t)).enumerate() {
+                    assert_eq!(gv.to_bits(), hv.to_bits(), "v[{b},{t},{j}]: {gv} vs {hv}");
+                }
+                for (j, (&gb, &hb)) in tr.b(b, t).iter().zip(ht.b(t)).enumerate() {
+                    assert_eq!(gb.to_bits(), hb.to_bits(), "b[{b},{t},{j}]");
+                }
+            }
+            // Final state.
             for j in 0..c.n {
-                let hz = ht
-                    .spikes(t + 1)
-                    .find(|&(k, _)| k == j)
-                    .map_or(0.0, |(_, z)| z);
-                assert_eq!(tr.z(b, t, j), hz, "z[{b},{t},{j}]");
-                spikes += usize::from(hz != 0.0);
-                assert!(
-                    tr.is_refractory(b, t, j) == ht.is_refractory(t, j),
-                    "refractory[{b},{t},{j}]"
-                );
-            }
-            for (j, (&gv, &hv)) in tr.v(b, t).iter().zip(ht.v(t)).enumerate() {
-                assert_eq!(gv.to_bits(), hv.to_bits(), "v[{b},{t},{j}]: {gv} vs {hv}");
-            }
-            for (j, (&gb, &hb)) in tr.b(b, t).iter().zip(ht.b(t)).enumerate() {
-                assert_eq!(gb.to_bits(), hb.to_bits(), "b[{b},{t},{j}]");
-            }
-        }
-        // Final state.
-        for j in 0..c.n {
-            let k = b * c.n + j;
-            assert_eq!(emu.state.v[k].to_bits(), hs[b].v()[j].to_bits());
-            assert_eq!(
-                emu.state.refractory_left[k],
-                i32::from(hs[b].refractory_left()[j])
-            );
-            for slot in 0..c.d {
+                let k = b * c.n + j;
+                assert_eq!(emu.state.v[k].to_bits(), hs[b].v()[j].to_bits());
                 assert_eq!(
-                    emu.state.ring[BatchState::ring_index(&d, b, slot, j)].to_bits(),
-                    hs[b].i_future(j, slot).to_bits()
+                    emu.state.refractory_left[k],
+                    i32::from(hs[b].refractory_left()[j])
                 );
+                for slot in 0..c.d {
+                    assert_eq!(
+                        emu.state.ring[BatchState::ring_index(&d, b, slot, j)].to_bits(),
+                        hs[b].i_future(j, slot).to_bits()
+                    );
+                }
             }
         }
-    }
-    let rate = spikes as f64 / (batch * steps * c.n) as f64;
-    assert!(
-        rate > 0.01 && rate < 0.5,
-        "the comparison needs activity: rate {rate}"
-    );
-    // Logits bit for bit (same order), rates bit for bit, the loss to rounding (expf).
-    for (b, per) in host.logits.iter().enumerate() {
-        for (q, l) in per.iter().enumerate() {
-            for (o, &x) in l.iter().enumerate() {
-                assert_eq!(emu.logits[(b * 2 + q) * c.n_out + o].to_bits(), x.to_bits());
+        let rate = spikes as f64 / (batch * steps * c.n) as f64;
+        assert!(
+            rate > 0.01 && rate < 0.5,
+            "the comparison needs activity: rate {rate}"
+        );
+        // Logits bit for bit (same order), rates bit for bit, the loss to rounding (expf).
+        for (b, per) in host.logits.iter().enumerate() {
+            for (q, l) in per.iter().enumerate() {
+                for (o, &x) in l.iter().enumerate() {
+                    assert_eq!(emu.logits[(b * 2 + q) * c.n_out + o].to_bits(), x.to_bits());
+                }
             }
         }
+        assert_eq!(emu.rates, host.rates);
+        let loss = emu.metrics[0];
+        assert!(
+            (f64::from(loss) - f64::from(host.loss)).abs()
+                <= 1e-5 * f64::from(host.loss).abs().max(1.0),
+            "loss {loss} vs host {}",
+            host.loss
+        );
     }
-    assert_eq!(emu.rates, host.rates);
-    let loss = emu.metrics[0];
-    assert!(
-        (f64::from(loss) - f64::from(host.loss)).abs()
-            <= 1e-5 * f64::from(host.loss).abs().max(1.0),
-        "loss {loss} vs host {}",
-        host.loss
-    );
     // Gradients, with the block's gradient rows in shared and in global memory, and the
     // compacted recurrent rows in shared memory, in global memory, and in too small a shared
     // copy (the kernel falls back to global memory).

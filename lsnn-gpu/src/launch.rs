@@ -6,8 +6,8 @@ use crate::args::{
     BackwardArgs, ForwardArgs, LossArgs, ReconnectArgs, ReduceArgs, UpdateArgs, OPT_ADAM, OPT_SGD,
 };
 use crate::layout::{
-    adam_lr_t, BackwardPlan, Dims, KernelConsts, LaunchPlan, Param, ParamLayout, Segments,
-    SMALL_BLOCK,
+    adam_lr_t, BackwardPlan, Dims, ForwardPlan, KernelConsts, LaunchPlan, Param, ParamLayout,
+    Segments, SMALL_BLOCK,
 };
 use crate::trainer::{OptimizerKind, StepConfig};
 
@@ -127,6 +127,7 @@ fn offset(base: u64, floats: usize) -> u64 {
 }
 
 /// `lsnn_forward`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_args(
     d: &Dims,
     k: &KernelConsts,
@@ -134,6 +135,7 @@ pub fn forward_args(
     net: &NetPtrs,
     b: &BatchPtrs,
     s: &BatchShape,
+    plan: &ForwardPlan,
     record_trace: bool,
 ) -> ForwardArgs {
     let wo = layout.range(Param::WOut).expect("always").start;
@@ -174,6 +176,7 @@ pub fn forward_args(
         n_words: d.words() as u32,
         max_terms: s.max_terms as u32,
         record_trace: u32::from(record_trace),
+        cols_capacity: plan.cols_capacity,
         dt: k.dt,
         decay_b: k.decay_b,
         one_minus_decay_b: k.one_minus_decay_b,
@@ -412,7 +415,18 @@ mod tests {
             n_steps: 7,
             ..BatchShape::default()
         };
-        let f = forward_args(&d, &k, &d.params(), &net, &BatchPtrs::default(), &s, true);
+        let plan = ForwardPlan::new(&d, 5, 1, 9);
+        let f = forward_args(
+            &d,
+            &k,
+            &d.params(),
+            &net,
+            &BatchPtrs::default(),
+            &s,
+            &plan,
+            true,
+        );
+        assert_eq!(f.cols_capacity, 9);
         assert_eq!(f.w_out, 0x1000 + 4 * (12 + 16));
         assert_eq!(f.b_out, 0x1000 + 4 * (12 + 16 + 8));
         assert_eq!(f.lin_cz, 0, "no linear loss: null");
@@ -425,7 +439,17 @@ mod tests {
             ..d
         };
         assert_eq!(
-            forward_args(&nb, &k, &nb.params(), &net, &BatchPtrs::default(), &s, true).b_out,
+            forward_args(
+                &nb,
+                &k,
+                &nb.params(),
+                &net,
+                &BatchPtrs::default(),
+                &s,
+                &plan,
+                true
+            )
+            .b_out,
             0
         );
     }

@@ -307,32 +307,71 @@ pub struct LaunchPlan {
     pub shared_bytes: u32,
 }
 
-/// `lsnn_forward`: one block per element, one thread per neuron; shared memory for the delay
-/// ring, the z exchange, the readout window sums, the spike masks and the term windows.
+/// `lsnn_forward`'s launch and what it keeps in shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardPlan {
+    /// The launch.
+    pub launch: LaunchPlan,
+    /// Connected recurrent synapses the block's shared copy of the w_rec columns can hold
+    /// (0: they are read from global memory; the kernel also falls back to it when more are
+    /// connected).
+    pub cols_capacity: u32,
+}
+
+impl ForwardPlan {
+    /// The launch for this placement: the delay ring, the z exchange, the readout window sums,
+    /// the spike masks and the term windows, plus, with `cols_capacity` > 0, that many compacted
+    /// synapses and the columns' connection bits and word starts.
+    pub fn new(dims: &Dims, n_batch: usize, max_terms: usize, cols_capacity: usize) -> ForwardPlan {
+        let cols = if cols_capacity > 0 {
+            Self::cols_bytes(dims, cols_capacity)
+        } else {
+            0
+        };
+        ForwardPlan {
+            launch: LaunchPlan {
+                grid: n_batch as u32,
+                block: dims.threads() as u32,
+                shared_bytes: (Self::base_bytes(dims, max_terms) + cols) as u32,
+            },
+            cols_capacity: cols_capacity as u32,
+        }
+    }
+
+    fn base_bytes(dims: &Dims, max_terms: usize) -> usize {
+        let (np, w) = (dims.threads(), dims.words());
+        4 * (dims.n_delay * np + 2 * np + max_terms * np + 2 * w + 2 * max_terms)
+    }
+
+    fn cols_bytes(dims: &Dims, cols_capacity: usize) -> usize {
+        8 * cols_capacity + 2 * 4 * dims.words() * dims.threads()
+    }
+}
+
+/// `lsnn_forward`: one block per element, one thread per neuron. The compacted w_rec columns
+/// (at most `rec_bound` connected synapses: see [`rec_bound`]) go into shared memory too when
+/// everything fits in half of `shared_limit`, so that two blocks still share a multiprocessor.
 pub fn forward_plan(
     dims: &Dims,
     n_batch: usize,
     max_terms: usize,
     shared_limit: usize,
-) -> Result<LaunchPlan, GpuError> {
-    let (np, w) = (dims.threads(), dims.words());
-    let floats = dims.n_delay * np + 2 * np + max_terms * np;
-    let words = 2 * w + 2 * max_terms;
-    let bytes = 4 * (floats + words);
-    if bytes > shared_limit {
+    rec_bound: usize,
+) -> Result<ForwardPlan, GpuError> {
+    let base = ForwardPlan::base_bytes(dims, max_terms);
+    if base > shared_limit {
         return Err(GpuError::shape(
             "forward shared memory",
             format!(
-                "{bytes} bytes > the device's {shared_limit} (n_delay {}, {} loss terms per element)",
+                "{base} bytes > the device's {shared_limit} (n_delay {}, {} loss terms per element)",
                 dims.n_delay, max_terms
             ),
         ));
     }
-    Ok(LaunchPlan {
-        grid: n_batch as u32,
-        block: np as u32,
-        shared_bytes: bytes as u32,
-    })
+    let rec_bound = rec_bound.min(dims.n_rec * dims.n_rec);
+    let cols_fit = base + ForwardPlan::cols_bytes(dims, rec_bound) <= shared_limit / 2;
+    let cols_capacity = if cols_fit { rec_bound } else { 0 };
+    Ok(ForwardPlan::new(dims, n_batch, max_terms, cols_capacity))
 }
 
 /// The most connected recurrent synapses there can be: DEEP R's budget when w_rec is rewired
@@ -954,11 +993,26 @@ mod tests {
     #[test]
     fn launch_geometry() {
         let limit = 227 * 1024;
-        let f = forward_plan(&smnist(), 256, 1, limit).unwrap();
-        assert_eq!((f.grid, f.block), (256, 224));
+        // sMNIST: DEEP R's budget of 8 000 synapses (64 000 bytes) and the columns' bits and
+        // word starts (7 words x 224 threads each) fit in half the limit.
+        let f = forward_plan(&smnist(), 256, 1, limit, 8000).unwrap();
+        assert_eq!((f.launch.grid, f.launch.block), (256, 224));
+        assert_eq!(f.cols_capacity, 8000);
+        let forward_base = 4 * (10 * 224 + 2 * 224 + 224 + 2 * 7 + 2);
         assert_eq!(
-            f.shared_bytes as usize,
-            4 * (10 * 224 + 2 * 224 + 224 + 2 * 7 + 2)
+            f.launch.shared_bytes as usize,
+            forward_base + 8 * 8000 + 2 * 4 * 7 * 224
+        );
+        // Dense w_rec: the columns stay in global memory.
+        let dense = forward_plan(&smnist(), 256, 1, limit, usize::MAX).unwrap();
+        assert_eq!(dense.cols_capacity, 0);
+        assert_eq!(dense.launch.shared_bytes as usize, forward_base);
+        // store-recall: all 400 synapses of its dense 20 x 20 w_rec.
+        let r = forward_plan(&store_recall(), 128, 12, limit, usize::MAX).unwrap();
+        assert_eq!(r.cols_capacity, 400);
+        assert_eq!(
+            r.launch.shared_bytes as usize,
+            4 * (10 * 32 + 2 * 32 + 12 * 32 + 2 + 24) + 8 * 400 + 2 * 4 * 32
         );
         // sMNIST: the gradient rows (300 x 220 floats = 264 000 bytes) do not fit: global;
         // DEEP R's budget of 8 000 compacted rows (64 000 bytes) does, in half the limit.
@@ -991,10 +1045,10 @@ mod tests {
                 .acc_in_shared
         );
         // Too many terms per element for the shared memory: an error, not a bad launch.
-        assert!(forward_plan(&smnist(), 1, 100_000, limit).is_err());
+        assert!(forward_plan(&smnist(), 1, 100_000, limit, 0).is_err());
         assert!(backward_plan(&smnist(), 1, 100_000, limit, 0).is_err());
         use StepKernel::{Backward, Forward};
-        assert_eq!(step_entry(Forward, f.block), "lsnn_forward_256");
+        assert_eq!(step_entry(Forward, f.launch.block), "lsnn_forward_256");
         assert_eq!(step_entry(Backward, b.launch.block), "lsnn_backward_256");
         assert_eq!(step_entry(Backward, 256), "lsnn_backward_256");
         assert_eq!(step_entry(Forward, 288), "lsnn_forward");

@@ -885,7 +885,13 @@ impl GpuTrainer {
         }
         bb.max_terms = terms.max_per_element;
         // Validate the launch geometry now, not at the first launch.
-        forward_plan(&self.dims, bb.n_batch, bb.max_terms, self.gpu.shared_limit)?;
+        forward_plan(
+            &self.dims,
+            bb.n_batch,
+            bb.max_terms,
+            self.gpu.shared_limit,
+            bound,
+        )?;
         backward_plan(
             &self.dims,
             bb.n_batch,
@@ -1119,12 +1125,13 @@ impl GpuTrainer {
         let bb = self.batch()?;
         let (d, k, l) = (&self.dims, &self.consts, &self.layout);
         let (net, b, s) = (self.net_ptrs(), bb.ptrs(), bb.shape());
-        let plan = forward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit)?;
-        let args = launch::forward_args(d, k, l, &net, &b, &s, record_trace);
+        let bound = self.rec_bound();
+        let plan = forward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit, bound)?;
+        let args = launch::forward_args(d, k, l, &net, &b, &s, &plan, record_trace);
         self.gpu.launch(
             &self.gpu.forward,
-            step_entry(StepKernel::Forward, plan.block),
-            plan,
+            step_entry(StepKernel::Forward, plan.launch.block),
+            plan.launch,
             args,
         )?;
         let args = launch::loss_args(d, k, &net, &b, &s);
