@@ -135,27 +135,20 @@ __device__ __forceinline__ void lsnn_load_spike_delays(const float2* col, unsign
 #endif
 
 // Copies the compacted rows into `rows_sh` when all of them fit in `a.rows_capacity` entries;
-// `*start` is where this thread's row begins there. `scratch` holds N counts meanwhile (the
-// caller clears it afterwards: it is the dL/di ring).
+// `*start` is where this thread's row begins there. `scratch` holds blockDim.x counts meanwhile
+// (the caller clears it afterwards: it is the dL/di ring).
 __device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned* scratch,
                                 unsigned* start) {
     const unsigned N = a.n_rec, j = threadIdx.x;
     if (!LSNN_ROWS_IN_SHARED || a.rows_capacity == 0) return false;
-    if (j < N) scratch[j] = a.rec_count[j];
-    __syncthreads();
-    unsigned before = 0, total = 0;
-    for (unsigned k = 0; k < N; ++k) {
-        const unsigned c = scratch[k];
-        if (k < j) before += c;
-        total += c;
-    }
-    __syncthreads();
+    const unsigned n = j < N ? a.rec_count[j] : 0u;
+    unsigned before, total;
+    lsnn_block_prefix(n, scratch, &before, &total);
     if (total > a.rows_capacity) return false;  // uniform: every thread summed the same counts
     *start = before;
     // Each thread copies (and later reads) only its own row: no barrier needed.
     if (j < N) {
         const float2* row = a.rec_rows + (size_t)j * N;
-        const unsigned n = scratch[j];
         for (unsigned e = 0; e < n; ++e) {
             const float2 syn = row[e];
             const unsigned at = lsnn_row_offset(syn, blockDim.x);

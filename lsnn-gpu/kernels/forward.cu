@@ -63,15 +63,8 @@ __device__ bool lsnn_stage_cols(const ForwardArgs& a, float2* syn_sh, unsigned* 
         first[w * NP + j] = count;
         count += (unsigned)__popc(word);
     }
-    scratch[j] = count;
-    __syncthreads();
-    unsigned before = 0, total = 0;
-    for (unsigned k = 0; k < NP; ++k) {
-        const unsigned c = scratch[k];
-        if (k < j) before += c;
-        total += c;
-    }
-    __syncthreads();
+    unsigned before, total;
+    lsnn_block_prefix(count, scratch, &before, &total);
     if (total > a.cols_capacity) return false;  // uniform: every thread summed the same counts
     // Each thread writes (and later reads) only its own column's entries: no barrier needed.
     unsigned at = before;

@@ -210,6 +210,26 @@ __device__ __forceinline__ unsigned lsnn_load_input_batch(const unsigned* channe
     return n;
 }
 
+// The sum of `count` over the block's threads before this one (`*before`) and over all of them
+// (`*total`, the same in every thread). `scratch`: blockDim.x words of shared memory, free again
+// on return. For the shared copies of the recurrent rows and columns: where each thread's own
+// entries start, and whether they all fit.
+__device__ __forceinline__ void lsnn_block_prefix(unsigned count, unsigned* scratch,
+                                                  unsigned* before, unsigned* total) {
+    const unsigned j = threadIdx.x;
+    scratch[j] = count;
+    __syncthreads();
+    unsigned below = 0, all = 0;
+    for (unsigned k = 0; k < blockDim.x; ++k) {
+        const unsigned c = scratch[k];
+        if (k < j) below += c;
+        all += c;
+    }
+    __syncthreads();
+    *before = below;
+    *total = all;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11), as in Random123. The Rust
 // mirror in lsnn-gpu/src/philox.rs is tested against Random123's known-answer vectors; the
