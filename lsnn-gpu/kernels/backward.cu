@@ -130,6 +130,10 @@ __device__ __forceinline__ void lsnn_load_spike_delays(const float2* col, unsign
                              [](const float2* s) { return __float_as_uint(s->y); });
 }
 
+#ifndef LSNN_SPIKES_EARLY
+#define LSNN_SPIKES_EARLY 1  // 0: the _256 build takes a step's first spikes at its top (timing)
+#endif
+
 #ifndef LSNN_ROWS_IN_SHARED
 #define LSNN_ROWS_IN_SHARED 1  // 0: always read the rows from global memory (for timing)
 #endif
@@ -158,7 +162,7 @@ __device__ bool lsnn_stage_rows(const BackwardArgs& a, float2* rows_sh, unsigned
     return true;
 }
 
-template <unsigned kInputBatch>
+template <unsigned kInputBatch, bool kSpikesEarly>
 __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned N = a.n_rec, D = a.n_delay, T = a.n_steps, W = a.n_words, I = a.n_in;
@@ -251,8 +255,28 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
     unsigned e_lo = offs[T - 1], e_hi = offs[T];  // step t's input events
     LsnnInputs ahead = lsnn_load_inputs(a.in_channels, a.in_values, a.syn, N, e_lo, e_hi, j, live);
     unsigned slot = (T - 1) % (D + 1);  // ring row of step t
+    // The spikes present before step t (t > 0; step 0 has the initial z), used in 3: the first
+    // ones and their synapses' delays. kSpikesEarly: taken a step early, right after the barrier
+    // by which warp 0 has listed them, so that the delays' L2 round trip passes during the
+    // recurrent adjoint and the neuron's step instead of on the step's path; else at the top of
+    // step t (the 1024-thread build, where carrying them spills at 64 registers).
+    const unsigned* spikes = spike_list;
+    unsigned n_listed = 0, n_spikes = 0, taken = 0;
+    unsigned kk[LSNN_EVENT_BATCH], delay[LSNN_EVENT_BATCH];
+    const auto take_first_spikes = [&](unsigned t) {
+        spikes = spike_list + (t & 1u) * NP;
+        n_listed = t > 0 ? spike_count[t & 1u] : 0u;
+        taken = 0;
+        n_spikes = 0;
+        if (live) {
+            n_spikes = lsnn_take_spikes(spikes, n_listed, &taken, kk);
+            lsnn_load_spike_delays(a.syn + (I * N + j), N, kk, n_spikes, delay);
+        }
+    };
+    if (kSpikesEarly) take_first_spikes(T - 1);
     for (int ti = (int)T - 1; ti >= 0; --ti) {
         const unsigned t = (unsigned)ti;
+        if (!kSpikesEarly) take_first_spikes(t);
         const bool refractory = (ref_word >> lane) & 1u;
         float v_next = 0.0f, b_next = 0.0f;  // step t - 1
         unsigned spk_next = 0, ref_next = 0, e_before = e_lo, row_word_next = 0;
@@ -273,19 +297,6 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
             ref_next = ref_row[warp];
             if (warp == 0 && lane < W) row_word_next = spk_row[lane];
         }
-        // The spikes present before step t (t > 0; step 0 has the initial z): the delays of
-        // the first ones' synapses, loaded first so that their latency (L2) passes during the
-        // neuron's step; used in 3.
-        const unsigned row = t & 1u;
-        const unsigned* spikes = spike_list + row * NP;
-        const unsigned n_listed = t > 0 ? spike_count[row] : 0u;
-        unsigned kk[LSNN_EVENT_BATCH], delay[LSNN_EVENT_BATCH];
-        unsigned n_spikes = 0, taken = 0;
-        if (live) {
-            n_spikes = lsnn_take_spikes(spikes, n_listed, &taken, kk);
-            lsnn_load_spike_delays(a.syn + (I * N + j), N, kk, n_spikes, delay);
-        }
-
         // 1. Adjoints of the outputs of step t.
         for (unsigned q = 0; q < nq; ++q)
             if (t >= window[2 * q] && t < window[2 * q + 1]) carry = carry + g_psp[q * NP + j];
@@ -370,6 +381,7 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
                                   spike_count + row);
         }
         __syncthreads();
+        if (kSpikesEarly && t > 0) take_first_spikes(t - 1);
 
         // 4. dL/dz_{t-1} through the recurrent synapses, only where z_{t-1} can matter.
         g_z_rec = 0.0f;
@@ -409,8 +421,8 @@ __device__ __forceinline__ void lsnn_backward_block(const BackwardArgs& a) {
 // per SM: at most 128 registers) let it batch the input events without spilling. The launcher
 // picks by block size (layout::step_entry).
 extern "C" __global__ void __launch_bounds__(1024) lsnn_backward(const BackwardArgs a) {
-    lsnn_backward_block<1>(a);
+    lsnn_backward_block<1, false>(a);
 }
 extern "C" __global__ void __launch_bounds__(256, 2) lsnn_backward_256(const BackwardArgs a) {
-    lsnn_backward_block<LSNN_INPUT_BATCH>(a);
+    lsnn_backward_block<LSNN_INPUT_BATCH, LSNN_SPIKES_EARLY != 0>(a);
 }
