@@ -474,6 +474,21 @@ pub fn backward_plan(
     ))
 }
 
+/// Both step kernels' placements for a batch (`forward_plan`, `backward_plan`), from the same
+/// device limit and bound on the connected recurrent synapses.
+pub fn step_plans(
+    dims: &Dims,
+    n_batch: usize,
+    max_terms: usize,
+    shared_limit: usize,
+    rec_bound: usize,
+) -> Result<(ForwardPlan, BackwardPlan), GpuError> {
+    Ok((
+        forward_plan(dims, n_batch, max_terms, shared_limit, rec_bound)?,
+        backward_plan(dims, n_batch, max_terms, shared_limit, rec_bound)?,
+    ))
+}
+
 /// The kernels that run all T steps in one block per element, built twice each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepKernel {

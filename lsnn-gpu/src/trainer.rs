@@ -21,8 +21,8 @@ use lsnn_core::{CellConfig, Neuron};
 use crate::error::{CudaContext, GpuError};
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
-    backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, rec_bound,
-    step_entry, BatchState, Dims, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
+    elementwise_plan, neuron_table, pack_synapses, rec_bound, step_entry, step_plans, BackwardPlan,
+    BatchState, Dims, ForwardPlan, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
     ParamLayout, Segments, StepKernel, Trace, DEFAULT_SHARED_LIMIT,
 };
 use crate::ptx;
@@ -749,6 +749,17 @@ impl GpuTrainer {
         rec_bound(&self.layout, &self.set.segments, self.dims.n_rec)
     }
 
+    fn step_plans(&self, s: &BatchShape) -> Result<(ForwardPlan, BackwardPlan), GpuError> {
+        let bound = self.rec_bound();
+        step_plans(
+            &self.dims,
+            s.n_batch,
+            s.max_terms,
+            self.gpu.shared_limit,
+            bound,
+        )
+    }
+
     /// Replaces the parameters (and the effective weights); the rewired arrays and their
     /// connectivities must be those given at construction.
     pub fn upload_params(
@@ -885,14 +896,7 @@ impl GpuTrainer {
         }
         bb.max_terms = terms.max_per_element;
         // Validate the launch geometry now, not at the first launch.
-        forward_plan(
-            &self.dims,
-            bb.n_batch,
-            bb.max_terms,
-            self.gpu.shared_limit,
-            bound,
-        )?;
-        backward_plan(
+        step_plans(
             &self.dims,
             bb.n_batch,
             bb.max_terms,
@@ -1125,8 +1129,7 @@ impl GpuTrainer {
         let bb = self.batch()?;
         let (d, k, l) = (&self.dims, &self.consts, &self.layout);
         let (net, b, s) = (self.net_ptrs(), bb.ptrs(), bb.shape());
-        let bound = self.rec_bound();
-        let plan = forward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit, bound)?;
+        let (plan, _) = self.step_plans(&s)?;
         let args = launch::forward_args(d, k, l, &net, &b, &s, &plan, record_trace);
         self.gpu.launch(
             &self.gpu.forward,
@@ -1166,8 +1169,7 @@ impl GpuTrainer {
         let (d, k, l) = (&self.dims, &self.consts, &self.layout);
         let (net, b, s) = (self.net_ptrs(), bb.ptrs(), bb.shape());
         self.queue_rec_rows()?;
-        let bound = self.rec_bound();
-        let plan = backward_plan(d, s.n_batch, s.max_terms, self.gpu.shared_limit, bound)?;
+        let (_, plan) = self.step_plans(&s)?;
         let args = launch::backward_args(d, k, l, &net, &b, &s, &plan);
         self.gpu.launch(
             &self.gpu.backward,
