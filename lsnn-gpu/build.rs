@@ -36,6 +36,17 @@ fn build_emulator(out: &Path) {
     println!("cargo:rerun-if-env-changed=LSNN_EMU_DEFINES");
     let defines = std::env::var("LSNN_EMU_DEFINES").unwrap_or_default();
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    // A sanitizer among the options (`-fsanitize=thread|address`) needs its runtime in the
+    // test binaries too.
+    println!(
+        r#"cargo:rustc-check-cfg=cfg(emu_sanitizer, values("thread", "address", "undefined"))"#
+    );
+    for flag in defines.split_whitespace() {
+        if let Some(which) = flag.strip_prefix("-fsanitize=") {
+            link_sanitizer_runtime(&cxx, which);
+            println!("cargo:rustc-cfg=emu_sanitizer=\"{which}\"");
+        }
+    }
     let obj = out.join("lsnn_emu.o");
     let status = Command::new(&cxx)
         .args([
@@ -65,6 +76,30 @@ fn build_emulator(out: &Path) {
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static=lsnn_emu");
     println!("cargo:rustc-link-lib=dylib=stdc++");
+}
+
+/// rustc links with `-nodefaultlibs`, so the sanitizer's runtime (`libtsan`, `libasan`) is named
+/// here, from where the C++ compiler keeps it.
+fn link_sanitizer_runtime(cxx: &str, which: &str) {
+    let lib = match which {
+        "thread" => "tsan",
+        "address" => "asan",
+        "undefined" => "ubsan",
+        other => panic!("LSNN_EMU_DEFINES: -fsanitize={other} is not one the emulator links"),
+    };
+    let out = Command::new(cxx)
+        .arg(format!("-print-file-name=lib{lib}.so"))
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cxx}: {e}"));
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = path
+        .parent()
+        .filter(|_| path.is_absolute())
+        .unwrap_or_else(|| {
+            panic!("{cxx} does not know lib{lib}.so (install its sanitizer runtime)")
+        });
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    println!("cargo:rustc-link-lib=dylib={lib}");
 }
 
 fn main() {

@@ -1,8 +1,10 @@
 //! The kernels' own CUDA sources run on the CPU emulator (`emu/`, built by build.rs with the
 //! `emu` feature) with the same launch arguments as on a device ([`crate::launch`]), and
 //! compared with lsnn-core's cell (forward, bit for bit) and lsnn-host's trainer (gradients,
-//! Adam, DEEP R). This checks the kernels' logic where no GPU is available (CI); timing, the
-//! memory model beyond barriers and the cust launcher need the device tests.
+//! Adam, DEEP R). This checks the kernels' logic where no GPU is available (CI); built with
+//! `LSNN_EMU_DEFINES="-fsanitize=thread"` (or `address`) the same tests also check them for races
+//! between CUDA threads (or out-of-bounds accesses), see `emu/cuda_emu.h` and the tests of `sanitizer` below.
+//! Timing and the cust launcher need the device tests.
 
 use lsnn_core::{CellConfig, NeuronState};
 use lsnn_host::input::InputBatch;
@@ -1018,4 +1020,84 @@ fn emulated_non_finite_gradient_skips_the_update() {
         Some((Param::WRec, 1))
     );
     assert_eq!(emu.params, before, "nothing updated");
+}
+
+/// The sanitizer builds of the emulator (`LSNN_EMU_DEFINES="-fsanitize=thread|address"`, CI)
+/// check the kernels for races and out-of-bounds accesses while the tests above run them; these
+/// tests show that the checker would report each kind of bug (planted in `lsnn_probe`, run in a
+/// child process of this test binary) and nothing in a correct kernel.
+mod sanitizer {
+    use std::process::{Command, Output};
+
+    extern "C" {
+        fn emu_lsnn_probe(kind: u32, global: *mut f32);
+    }
+
+    const PROBE: &str = "LSNN_EMU_PROBE";
+
+    /// Runs the probe kernel the parent test names in `LSNN_EMU_PROBE` (none without it).
+    #[test]
+    fn probe() {
+        let Ok(kind) = std::env::var(PROBE) else {
+            return;
+        };
+        let kind: u32 = kind.parse().expect("LSNN_EMU_PROBE is a probe number");
+        let mut global = [0.0f32; 2];
+        // SAFETY: the probe indexes 2 floats of `global` (kind 4 reads past its shared memory on
+        // purpose, under AddressSanitizer only).
+        unsafe { emu_lsnn_probe(kind, global.as_mut_ptr()) };
+    }
+
+    fn run_probe(kind: u32) -> (Output, String) {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let out = Command::new(exe)
+            .args(["--exact", "emu::sanitizer::probe", "--test-threads=1"])
+            .env(PROBE, kind.to_string())
+            .output()
+            .expect("the test binary runs again");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stderr)
+    }
+
+    #[test]
+    fn the_race_checker_reports_each_planted_race_and_no_other() {
+        if !cfg!(emu_sanitizer = "thread") {
+            println!("skipped: the emulator is not built with -fsanitize=thread");
+            return;
+        }
+        let (out, stderr) = run_probe(0);
+        assert!(out.status.success(), "a correct kernel: {stderr}");
+        assert!(!stderr.contains("ThreadSanitizer"), "{stderr}");
+        let planted = [
+            (1, "a lane reading another lane's write after a vote"),
+            (2, "two blocks writing one word"),
+            (3, "a plain read of an atomic's word"),
+        ];
+        for (kind, what) in planted {
+            let (out, stderr) = run_probe(kind);
+            assert_eq!(out.status.code(), Some(66), "{what} not reported: {stderr}");
+            assert!(
+                stderr.contains("WARNING: ThreadSanitizer: data race")
+                    && stderr.contains("lsnn_probe"),
+                "{what}: {stderr}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_address_checker_reports_a_read_past_shared_memory() {
+        if !cfg!(emu_sanitizer = "address") {
+            println!("skipped: the emulator is not built with -fsanitize=address");
+            return;
+        }
+        let (out, stderr) = run_probe(0);
+        assert!(out.status.success(), "a correct kernel: {stderr}");
+        let (out, stderr) = run_probe(4);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("AddressSanitizer: heap-buffer-overflow")
+                && stderr.contains("lsnn_probe"),
+            "{stderr}"
+        );
+    }
 }
