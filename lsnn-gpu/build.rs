@@ -36,15 +36,17 @@ fn build_emulator(out: &Path) {
     println!("cargo:rerun-if-env-changed=LSNN_EMU_DEFINES");
     let defines = std::env::var("LSNN_EMU_DEFINES").unwrap_or_default();
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
-    // A sanitizer among the options (`-fsanitize=thread|address`) needs its runtime in the
-    // test binaries too.
+    // A sanitizer among the options (`-fsanitize=thread`, `-fsanitize=address,undefined`) needs
+    // its runtime in the test binaries too, and tells the tests which checks to prove (emu.rs).
     println!(
         r#"cargo:rustc-check-cfg=cfg(emu_sanitizer, values("thread", "address", "undefined"))"#
     );
     for flag in defines.split_whitespace() {
-        if let Some(which) = flag.strip_prefix("-fsanitize=") {
-            link_sanitizer_runtime(&cxx, which);
-            println!("cargo:rustc-cfg=emu_sanitizer=\"{which}\"");
+        if let Some(list) = flag.strip_prefix("-fsanitize=") {
+            for which in list.split(',') {
+                link_sanitizer_runtime(&cxx, which);
+                println!("cargo:rustc-cfg=emu_sanitizer=\"{which}\"");
+            }
         }
     }
     let obj = out.join("lsnn_emu.o");

@@ -32,7 +32,8 @@ extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 #endif
 
 // A kernel with a planted bug of each kind the sanitizer builds must report (src/emu.rs runs
-// them in a child process): 0 is correct, 1-3 are races, 4 reads past the shared memory.
+// them in a child process): 0 is correct, 1-3 are races, 4 reads past the shared memory, 5 is
+// undefined behaviour.
 static void lsnn_probe(unsigned kind, float* global) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned t = threadIdx.x;
@@ -57,6 +58,9 @@ static void lsnn_probe(unsigned kind, float* global) {
             break;
         case 4:  // one float past the block's dynamic shared memory
             if (t == 0) global[0] = smem[blockDim.x];
+            break;
+        case 5:  // a shift by the word's width: undefined in C++ (nvcc may make anything of it)
+            if (t == 0) global[0] = (float)(1u << (blockDim.x / 2));
             break;
         default:
             break;

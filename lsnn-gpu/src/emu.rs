@@ -1022,8 +1022,9 @@ fn emulated_non_finite_gradient_skips_the_update() {
     assert_eq!(emu.params, before, "nothing updated");
 }
 
-/// The sanitizer builds of the emulator (`LSNN_EMU_DEFINES="-fsanitize=thread|address"`, CI)
-/// check the kernels for races and out-of-bounds accesses while the tests above run them; these
+/// The sanitizer builds of the emulator (`LSNN_EMU_DEFINES="-fsanitize=thread"` and
+/// `"-fsanitize=address,undefined"`, CI) check the kernels for races, out-of-bounds accesses and
+/// undefined behaviour (a shift by 32, an overflow) while the tests above run them; these
 /// tests show that the checker would report each kind of bug (planted in `lsnn_probe`, run in a
 /// child process of this test binary) and nothing in a correct kernel.
 mod sanitizer {
@@ -1043,8 +1044,8 @@ mod sanitizer {
         };
         let kind: u32 = kind.parse().expect("LSNN_EMU_PROBE is a probe number");
         let mut global = [0.0f32; 2];
-        // SAFETY: the probe indexes 2 floats of `global` (kind 4 reads past its shared memory on
-        // purpose, under AddressSanitizer only).
+        // SAFETY: the probe indexes 2 floats of `global` (kinds 4 and 5 are undefined behaviour
+        // on purpose, run only under the sanitizer that reports them).
         unsafe { emu_lsnn_probe(kind, global.as_mut_ptr()) };
     }
 
@@ -1097,6 +1098,25 @@ mod sanitizer {
         assert!(
             stderr.contains("AddressSanitizer: heap-buffer-overflow")
                 && stderr.contains("lsnn_probe"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn the_undefined_behaviour_checker_reports_a_shift_by_the_width() {
+        if !cfg!(emu_sanitizer = "undefined") {
+            println!("skipped: the emulator is not built with -fsanitize=undefined");
+            return;
+        }
+        let (out, stderr) = run_probe(0);
+        assert!(out.status.success(), "a correct kernel: {stderr}");
+        let (out, stderr) = run_probe(5);
+        assert!(
+            !out.status.success(),
+            "not fatal: build with -fno-sanitize-recover=all"
+        );
+        assert!(
+            stderr.contains("shift exponent 32 is too large") && stderr.contains("emu.cpp"),
             "{stderr}"
         );
     }
