@@ -1036,23 +1036,29 @@ mod sanitizer {
 
     const PROBE: &str = "LSNN_EMU_PROBE";
 
-    /// Runs the probe kernel the parent test names in `LSNN_EMU_PROBE` (none without it).
-    #[test]
-    fn probe() {
+    /// In the child process a test below starts (`LSNN_EMU_PROBE` set): runs that probe kernel
+    /// and says so, for the test to return.
+    fn ran_as_probe() -> bool {
         let Ok(kind) = std::env::var(PROBE) else {
-            return;
+            return false;
         };
         let kind: u32 = kind.parse().expect("LSNN_EMU_PROBE is a probe number");
         let mut global = [0.0f32; 2];
         // SAFETY: the probe indexes 2 floats of `global` (kinds 4 and 5 are undefined behaviour
         // on purpose, run only under the sanitizer that reports them).
         unsafe { emu_lsnn_probe(kind, global.as_mut_ptr()) };
+        true
     }
 
-    fn run_probe(kind: u32) -> (Output, String) {
+    /// Runs probe `kind` in a child process: this test binary, running only `test`.
+    fn run_probe(test: &str, kind: u32) -> (Output, String) {
         let exe = std::env::current_exe().expect("the test binary's path");
         let out = Command::new(exe)
-            .args(["--exact", "emu::sanitizer::probe", "--test-threads=1"])
+            .args([
+                "--exact",
+                &format!("emu::sanitizer::{test}"),
+                "--test-threads=1",
+            ])
             .env(PROBE, kind.to_string())
             .output()
             .expect("the test binary runs again");
@@ -1061,12 +1067,15 @@ mod sanitizer {
     }
 
     #[test]
-    fn the_race_checker_reports_each_planted_race_and_no_other() {
+    fn planted_races_are_reported() {
+        if ran_as_probe() {
+            return;
+        }
         if !cfg!(emu_sanitizer = "thread") {
             println!("skipped: the emulator is not built with -fsanitize=thread");
             return;
         }
-        let (out, stderr) = run_probe(0);
+        let (out, stderr) = run_probe("planted_races_are_reported", 0);
         assert!(out.status.success(), "a correct kernel: {stderr}");
         assert!(!stderr.contains("ThreadSanitizer"), "{stderr}");
         let planted = [
@@ -1075,7 +1084,7 @@ mod sanitizer {
             (3, "a plain read of an atomic's word"),
         ];
         for (kind, what) in planted {
-            let (out, stderr) = run_probe(kind);
+            let (out, stderr) = run_probe("planted_races_are_reported", kind);
             assert_eq!(out.status.code(), Some(66), "{what} not reported: {stderr}");
             assert!(
                 stderr.contains("WARNING: ThreadSanitizer: data race")
@@ -1086,14 +1095,17 @@ mod sanitizer {
     }
 
     #[test]
-    fn the_address_checker_reports_a_read_past_shared_memory() {
+    fn a_read_past_shared_memory_is_reported() {
+        if ran_as_probe() {
+            return;
+        }
         if !cfg!(emu_sanitizer = "address") {
             println!("skipped: the emulator is not built with -fsanitize=address");
             return;
         }
-        let (out, stderr) = run_probe(0);
+        let (out, stderr) = run_probe("a_read_past_shared_memory_is_reported", 0);
         assert!(out.status.success(), "a correct kernel: {stderr}");
-        let (out, stderr) = run_probe(4);
+        let (out, stderr) = run_probe("a_read_past_shared_memory_is_reported", 4);
         assert!(!out.status.success());
         assert!(
             stderr.contains("AddressSanitizer: heap-buffer-overflow")
@@ -1103,14 +1115,17 @@ mod sanitizer {
     }
 
     #[test]
-    fn the_undefined_behaviour_checker_reports_a_shift_by_the_width() {
+    fn a_shift_by_the_width_is_reported() {
+        if ran_as_probe() {
+            return;
+        }
         if !cfg!(emu_sanitizer = "undefined") {
             println!("skipped: the emulator is not built with -fsanitize=undefined");
             return;
         }
-        let (out, stderr) = run_probe(0);
+        let (out, stderr) = run_probe("a_shift_by_the_width_is_reported", 0);
         assert!(out.status.success(), "a correct kernel: {stderr}");
-        let (out, stderr) = run_probe(5);
+        let (out, stderr) = run_probe("a_shift_by_the_width_is_reported", 5);
         assert!(
             !out.status.success(),
             "not fatal: build with -fno-sanitize-recover=all"
