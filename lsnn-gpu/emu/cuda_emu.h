@@ -35,10 +35,12 @@
 #define __align__(x) alignas(x)
 #define __shared__ static
 
-struct float2 { float x, y; };
-struct float4 { float x, y, z, w; };
-struct uint2 { unsigned x, y; };
-struct uint4 { unsigned x, y, z, w; };
+// Aligned as CUDA's vector types are: a GPU faults on a misaligned vector access, and UBSan's
+// alignment check then reports it here.
+struct alignas(8) float2 { float x, y; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) uint2 { unsigned x, y; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
 struct dim3 { unsigned x, y, z; };
 
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }

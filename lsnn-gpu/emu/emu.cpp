@@ -33,7 +33,7 @@ extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 
 // A kernel with a planted bug of each kind the sanitizer builds must report (src/emu.rs runs
 // them in a child process): 0 is correct, 1-3 are races, 4 reads past the shared memory, 5 is
-// undefined behaviour.
+// undefined behaviour, 6 a misaligned vector load.
 static void lsnn_probe(unsigned kind, float* global) {
     LSNN_DYNAMIC_SHARED(float, smem);
     const unsigned t = threadIdx.x;
@@ -61,6 +61,9 @@ static void lsnn_probe(unsigned kind, float* global) {
             break;
         case 5:  // a shift by the word's width: undefined in C++ (nvcc may make anything of it)
             if (t == 0) global[0] = (float)(1u << (blockDim.x / 2));
+            break;
+        case 6:  // a float2 read from an address that is not a multiple of 8 (a GPU faults)
+            if (t == 0) global[0] = reinterpret_cast<const float2*>(smem + 1)->x;
             break;
         default:
             break;

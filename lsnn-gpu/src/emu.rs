@@ -1024,9 +1024,9 @@ fn emulated_non_finite_gradient_skips_the_update() {
 
 /// The sanitizer builds of the emulator (`LSNN_EMU_DEFINES="-fsanitize=thread"` and
 /// `"-fsanitize=address,undefined"`, CI) check the kernels for races, out-of-bounds accesses and
-/// undefined behaviour (a shift by 32, an overflow) while the tests above run them; these
-/// tests show that the checker would report each kind of bug (planted in `lsnn_probe`, run in a
-/// child process of this test binary) and nothing in a correct kernel.
+/// undefined behaviour (a shift by 32, a misaligned vector load) while the tests above run them;
+/// these tests show that the checker would report each kind of bug (planted in `lsnn_probe`, run
+/// in a child process of this test binary) and nothing in a correct kernel.
 mod sanitizer {
     use std::process::{Command, Output};
 
@@ -1044,7 +1044,7 @@ mod sanitizer {
         };
         let kind: u32 = kind.parse().expect("LSNN_EMU_PROBE is a probe number");
         let mut global = [0.0f32; 2];
-        // SAFETY: the probe indexes 2 floats of `global` (kinds 4 and 5 are undefined behaviour
+        // SAFETY: the probe indexes 2 floats of `global` (kinds 4-6 are undefined behaviour
         // on purpose, run only under the sanitizer that reports them).
         unsafe { emu_lsnn_probe(kind, global.as_mut_ptr()) };
         true
@@ -1115,7 +1115,7 @@ mod sanitizer {
     }
 
     #[test]
-    fn a_shift_by_the_width_is_reported() {
+    fn a_shift_by_the_width_and_a_misaligned_load_are_reported() {
         if ran_as_probe() {
             return;
         }
@@ -1123,16 +1123,23 @@ mod sanitizer {
             println!("skipped: the emulator is not built with -fsanitize=undefined");
             return;
         }
-        let (out, stderr) = run_probe("a_shift_by_the_width_is_reported", 0);
+        let test = "a_shift_by_the_width_and_a_misaligned_load_are_reported";
+        let (out, stderr) = run_probe(test, 0);
         assert!(out.status.success(), "a correct kernel: {stderr}");
-        let (out, stderr) = run_probe("a_shift_by_the_width_is_reported", 5);
-        assert!(
-            !out.status.success(),
-            "not fatal: build with -fno-sanitize-recover=all"
-        );
-        assert!(
-            stderr.contains("shift exponent 32 is too large") && stderr.contains("emu.cpp"),
-            "{stderr}"
-        );
+        let planted = [
+            (5, "shift exponent 32 is too large"),
+            (6, "misaligned address"),
+        ];
+        for (kind, report) in planted {
+            let (out, stderr) = run_probe(test, kind);
+            assert!(
+                !out.status.success(),
+                "not fatal: build with -fno-sanitize-recover=all"
+            );
+            assert!(
+                stderr.contains(report) && stderr.contains("emu.cpp"),
+                "{stderr}"
+            );
+        }
     }
 }
