@@ -11,7 +11,8 @@
 // promises that only of __syncwarp), and atomics are relaxed, as CUDA's are. So a shared or
 // global access that another thread of the grid (its warp included) makes without a barrier
 // in between is reported. With -fsanitize=address, an access past any buffer (the dynamic
-// shared memory is allocated at exactly the launch's size) is.
+// shared memory is allocated at exactly the launch's size) is; with -fsanitize=undefined,
+// undefined behaviour such as a shift by 32 or a misaligned vector access.
 #pragma once
 
 #include <algorithm>
