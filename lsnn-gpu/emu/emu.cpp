@@ -30,6 +30,8 @@ extern "C" const char* __tsan_default_options() { return "exitcode=66:halt_on_er
 // Out-of-bounds accesses are what the address build checks; the Rust side's leaks are not.
 extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
 #endif
+// UBSan's reports with their stack, so that they name the kernel (unused without UBSan).
+extern "C" const char* __ubsan_default_options() { return "print_stacktrace=1"; }
 
 // A kernel with a planted bug of each kind the sanitizer builds must report (src/emu.rs runs
 // them in a child process): 0 is correct, 1-3 are races, 4 reads past the shared memory, 5 is

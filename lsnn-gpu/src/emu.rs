@@ -1066,80 +1066,67 @@ mod sanitizer {
         (out, stderr)
     }
 
+    /// The probes `planted` (kind, what the report says) run by `test` in a child process: the
+    /// sanitizer `name`, when this build has it, stays silent on the correct kernel and reports
+    /// each planted bug, in the probe kernel (named in the report's stack).
+    fn assert_reported(test: &str, name: &str, built: bool, planted: &[(u32, &str)]) {
+        if !built {
+            println!("skipped: the emulator is not built with -fsanitize={name}");
+            return;
+        }
+        let (out, stderr) = run_probe(test, 0);
+        assert!(out.status.success(), "a correct kernel: {stderr}");
+        assert!(
+            !stderr.contains("Sanitizer") && !stderr.contains("runtime error"),
+            "{stderr}"
+        );
+        for &(kind, report) in planted {
+            let (out, stderr) = run_probe(test, kind);
+            assert!(!out.status.success(), "probe {kind} not reported: {stderr}");
+            assert!(
+                stderr.contains(report) && stderr.contains("lsnn_probe"),
+                "probe {kind}: {stderr}"
+            );
+        }
+    }
+
+    /// A lane reading another lane's write after a vote only; two blocks writing one word; a
+    /// plain read of a word another warp adds to atomically (ThreadSanitizer exits with 66).
     #[test]
     fn planted_races_are_reported() {
-        if ran_as_probe() {
-            return;
-        }
-        if !cfg!(emu_sanitizer = "thread") {
-            println!("skipped: the emulator is not built with -fsanitize=thread");
-            return;
-        }
-        let (out, stderr) = run_probe("planted_races_are_reported", 0);
-        assert!(out.status.success(), "a correct kernel: {stderr}");
-        assert!(!stderr.contains("ThreadSanitizer"), "{stderr}");
-        let planted = [
-            (1, "a lane reading another lane's write after a vote"),
-            (2, "two blocks writing one word"),
-            (3, "a plain read of an atomic's word"),
-        ];
-        for (kind, what) in planted {
-            let (out, stderr) = run_probe("planted_races_are_reported", kind);
-            assert_eq!(out.status.code(), Some(66), "{what} not reported: {stderr}");
-            assert!(
-                stderr.contains("WARNING: ThreadSanitizer: data race")
-                    && stderr.contains("lsnn_probe"),
-                "{what}: {stderr}"
-            );
+        if !ran_as_probe() {
+            let race = "WARNING: ThreadSanitizer: data race";
+            let planted = [(1, race), (2, race), (3, race)];
+            let built = cfg!(emu_sanitizer = "thread");
+            assert_reported("planted_races_are_reported", "thread", built, &planted);
         }
     }
 
     #[test]
     fn a_read_past_shared_memory_is_reported() {
-        if ran_as_probe() {
-            return;
+        if !ran_as_probe() {
+            let planted = [(4, "AddressSanitizer: heap-buffer-overflow")];
+            let built = cfg!(emu_sanitizer = "address");
+            assert_reported(
+                "a_read_past_shared_memory_is_reported",
+                "address",
+                built,
+                &planted,
+            );
         }
-        if !cfg!(emu_sanitizer = "address") {
-            println!("skipped: the emulator is not built with -fsanitize=address");
-            return;
-        }
-        let (out, stderr) = run_probe("a_read_past_shared_memory_is_reported", 0);
-        assert!(out.status.success(), "a correct kernel: {stderr}");
-        let (out, stderr) = run_probe("a_read_past_shared_memory_is_reported", 4);
-        assert!(!out.status.success());
-        assert!(
-            stderr.contains("AddressSanitizer: heap-buffer-overflow")
-                && stderr.contains("lsnn_probe"),
-            "{stderr}"
-        );
     }
 
+    /// Fatal only with -fno-sanitize-recover=all (as CI builds it).
     #[test]
     fn a_shift_by_the_width_and_a_misaligned_load_are_reported() {
-        if ran_as_probe() {
-            return;
-        }
-        if !cfg!(emu_sanitizer = "undefined") {
-            println!("skipped: the emulator is not built with -fsanitize=undefined");
-            return;
-        }
-        let test = "a_shift_by_the_width_and_a_misaligned_load_are_reported";
-        let (out, stderr) = run_probe(test, 0);
-        assert!(out.status.success(), "a correct kernel: {stderr}");
-        let planted = [
-            (5, "shift exponent 32 is too large"),
-            (6, "misaligned address"),
-        ];
-        for (kind, report) in planted {
-            let (out, stderr) = run_probe(test, kind);
-            assert!(
-                !out.status.success(),
-                "not fatal: build with -fno-sanitize-recover=all"
-            );
-            assert!(
-                stderr.contains(report) && stderr.contains("emu.cpp"),
-                "{stderr}"
-            );
+        if !ran_as_probe() {
+            let planted = [
+                (5, "shift exponent 32 is too large"),
+                (6, "misaligned address"),
+            ];
+            let built = cfg!(emu_sanitizer = "undefined");
+            let test = "a_shift_by_the_width_and_a_misaligned_load_are_reported";
+            assert_reported(test, "undefined", built, &planted);
         }
     }
 }
