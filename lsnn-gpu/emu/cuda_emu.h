@@ -61,7 +61,6 @@ struct Block {
 };
 extern thread_local dim3 thread_idx;
 extern thread_local Block* block;
-extern dim3 block_idx_all;  // unused
 extern thread_local float* shared_mem;  // the block's dynamic shared memory
 inline Warp& warp() { return (*block->warps)[thread_idx.x / 32]; }
 

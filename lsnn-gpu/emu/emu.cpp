@@ -83,8 +83,14 @@ enum class Threads {
 };
 constexpr unsigned kMaxThreads = 1024;
 
+// A block's dynamic shared memory: exactly `bytes` (so AddressSanitizer sees an over-read),
+// poisoned with NaN (so a read before a write shows in the results).
+static std::vector<float> poisoned_shared(unsigned bytes) {
+    return std::vector<float>((bytes + 3) / 4, std::numeric_limits<float>::quiet_NaN());
+}
+
 // The threads of blocks [first, first + count), each block with its own barriers and shared
-// memory (`shared_bytes`, poisoned with NaN).
+// memory.
 static void run_blocks(unsigned first, unsigned count, unsigned block, unsigned shared_bytes,
                        const std::function<void()>& body) {
     const unsigned n_warps = (block + 31) / 32;
@@ -94,7 +100,7 @@ static void run_blocks(unsigned first, unsigned count, unsigned block, unsigned 
     std::vector<std::vector<emu::Warp>> warps(count, std::vector<emu::Warp>(n_warps));
     std::vector<emu::Block> blocks(count);
     for (unsigned i = 0; i < count; ++i) {
-        shared[i].assign((shared_bytes + 3) / 4, std::numeric_limits<float>::quiet_NaN());
+        shared[i] = poisoned_shared(shared_bytes);
         bars.push_back(std::make_unique<std::barrier<>>((std::ptrdiff_t)block));
         for (unsigned w = 0; w < n_warps; ++w) {
             const unsigned lanes = (w + 1) * 32 <= block ? 32 : block - w * 32;
@@ -130,7 +136,7 @@ static void run_grid(unsigned grid, unsigned block, unsigned shared_bytes,
     blockDim = {block, 1, 1};
     if (how == Threads::InTurn) {
         for (unsigned b = 0; b < grid; ++b) {
-            std::vector<float> shared((shared_bytes + 3) / 4, std::numeric_limits<float>::quiet_NaN());
+            std::vector<float> shared = poisoned_shared(shared_bytes);
             for (unsigned t = 0; t < block; ++t) {
                 emu::thread_idx = {t, 0, 0};
                 blockIdx = {b, 0, 0};
