@@ -154,19 +154,19 @@ static void run_grid(unsigned grid, unsigned block, unsigned shared_bytes,
 }
 
 extern "C" {
-// The step kernels' build as the launcher picks it (layout::step_entry): up to 256 threads the
-// `_256` one.
+// The step kernels, a function per build: the tests run the one the launcher picks
+// (layout::step_entry).
+void emu_lsnn_forward_256(unsigned grid, unsigned block, unsigned shared, const ForwardArgs* a) {
+    run_grid(grid, block, shared, [a] { lsnn_forward_256(*a); }, Threads::BlocksTogether);
+}
 void emu_lsnn_forward(unsigned grid, unsigned block, unsigned shared, const ForwardArgs* a) {
-    if (block <= 256)
-        run_grid(grid, block, shared, [a] { lsnn_forward_256(*a); }, Threads::BlocksTogether);
-    else
-        run_grid(grid, block, shared, [a] { lsnn_forward(*a); }, Threads::BlocksTogether);
+    run_grid(grid, block, shared, [a] { lsnn_forward(*a); }, Threads::BlocksTogether);
+}
+void emu_lsnn_backward_256(unsigned grid, unsigned block, unsigned shared, const BackwardArgs* a) {
+    run_grid(grid, block, shared, [a] { lsnn_backward_256(*a); }, Threads::BlocksTogether);
 }
 void emu_lsnn_backward(unsigned grid, unsigned block, unsigned shared, const BackwardArgs* a) {
-    if (block <= 256)
-        run_grid(grid, block, shared, [a] { lsnn_backward_256(*a); }, Threads::BlocksTogether);
-    else
-        run_grid(grid, block, shared, [a] { lsnn_backward(*a); }, Threads::BlocksTogether);
+    run_grid(grid, block, shared, [a] { lsnn_backward(*a); }, Threads::BlocksTogether);
 }
 void emu_lsnn_rec_rows(unsigned n_rec, const float2* syn, unsigned n_in, float2* rows,
                        unsigned* count) {

@@ -20,8 +20,8 @@ use crate::args::{BackwardArgs, ForwardArgs, LossArgs, ReconnectArgs, ReduceArgs
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
     backward_plan, elementwise_plan, forward_plan, neuron_table, pack_synapses, rec_bound,
-    BackwardPlan, BatchState, Dims, ForwardPlan, KernelConsts, LaunchPlan, PackedInput,
-    PackedTerms, Param, ParamLayout, Segments, Term, Trace,
+    step_entry, BackwardPlan, BatchState, Dims, ForwardPlan, KernelConsts, LaunchPlan, PackedInput,
+    PackedTerms, Param, ParamLayout, Segments, StepKernel, Term, Trace,
 };
 use crate::trainer::{flatten_params, OptimizerKind, ParamValues, Rewired, StepConfig};
 use lsnn_core::philox::{key_words, philox4x32_10};
@@ -30,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 extern "C" {
+    fn emu_lsnn_forward_256(grid: u32, block: u32, shared: u32, a: *const ForwardArgs);
     fn emu_lsnn_forward(grid: u32, block: u32, shared: u32, a: *const ForwardArgs);
     fn emu_lsnn_rec_rows(
         n_rec: u32,
@@ -38,6 +39,7 @@ extern "C" {
         rows: *mut [f32; 2],
         count: *mut u32,
     );
+    fn emu_lsnn_backward_256(grid: u32, block: u32, shared: u32, a: *const BackwardArgs);
     fn emu_lsnn_backward(grid: u32, block: u32, shared: u32, a: *const BackwardArgs);
     fn emu_lsnn_loss(grid: u32, block: u32, shared: u32, a: *const LossArgs);
     fn emu_lsnn_clear(flags: *mut u32, counters: *mut u32);
@@ -45,6 +47,26 @@ extern "C" {
     fn emu_lsnn_update(grid: u32, block: u32, shared: u32, a: *const UpdateArgs);
     fn emu_lsnn_reconnect(grid: u32, block: u32, shared: u32, a: *const ReconnectArgs);
     fn emu_lsnn_philox_test(key: u64, stream: u32, n: u32, out: *mut [u32; 4]);
+}
+
+type StepBuild<A> = unsafe extern "C" fn(u32, u32, u32, *const A);
+
+/// The emulated build of the forward the launcher picks for blocks of `block` threads.
+fn forward_build(block: u32) -> StepBuild<ForwardArgs> {
+    match step_entry(StepKernel::Forward, block) {
+        "lsnn_forward_256" => emu_lsnn_forward_256,
+        "lsnn_forward" => emu_lsnn_forward,
+        other => panic!("the emulator has no build {other}"),
+    }
+}
+
+/// The emulated build of the backward the launcher picks for blocks of `block` threads.
+fn backward_build(block: u32) -> StepBuild<BackwardArgs> {
+    match step_entry(StepKernel::Backward, block) {
+        "lsnn_backward_256" => emu_lsnn_backward_256,
+        "lsnn_backward" => emu_lsnn_backward,
+        other => panic!("the emulator has no build {other}"),
+    }
 }
 
 fn at<T>(v: &mut [T]) -> u64 {
@@ -325,7 +347,7 @@ impl Emu {
         // SAFETY: every pointer is a live Vec of the size the kernels index (set_batch).
         unsafe {
             emu_lsnn_clear(self.flags.as_mut_ptr(), self.counters.as_mut_ptr());
-            emu_lsnn_forward(f.grid, f.block, f.shared_bytes, &fa);
+            forward_build(f.block)(f.grid, f.block, f.shared_bytes, &fa);
             emu_lsnn_loss(one.grid, one.block, one.shared_bytes, &la);
         }
     }
@@ -355,7 +377,7 @@ impl Emu {
                 net.rec_rows as *mut [f32; 2],
                 net.rec_count as *mut u32,
             );
-            emu_lsnn_backward(
+            backward_build(plan.launch.block)(
                 plan.launch.grid,
                 plan.launch.block,
                 plan.launch.shared_bytes,
