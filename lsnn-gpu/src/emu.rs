@@ -2,8 +2,9 @@
 //! `emu` feature) with the same launch arguments as on a device ([`crate::launch`]), and
 //! compared with lsnn-core's cell (forward, bit for bit) and lsnn-host's trainer (gradients,
 //! Adam, DEEP R). This checks the kernels' logic where no GPU is available (CI); built with
-//! `LSNN_EMU_DEFINES="-fsanitize=thread"` (or `address`) the same tests also check them for races
-//! between CUDA threads (or out-of-bounds accesses), see `emu/cuda_emu.h` and the tests of `sanitizer` below.
+//! `LSNN_EMU_DEFINES="-fsanitize=thread"` (or `address,undefined`) the same tests also check them
+//! for races between CUDA threads (or out-of-bounds accesses and undefined behaviour), see
+//! `emu/cuda_emu.h` and the tests of `sanitizer` below.
 //! Timing and the cust launcher need the device tests.
 
 use lsnn_core::{CellConfig, NeuronState};
