@@ -675,6 +675,71 @@ impl PackedInput {
     pub fn n_events(&self) -> usize {
         self.channels.len()
     }
+
+    /// Checks what the kernels index with (the fields are public, so a batch need not come
+    /// from [`PackedInput::pack`]): `B * T + 1` ascending offsets from 0 to the number of
+    /// events, a value per channel, every channel below `n_in`.
+    pub fn check(&self, n_in: usize) -> Result<(), GpuError> {
+        if self.channels.len() != self.values.len() {
+            return Err(GpuError::shape(
+                "input",
+                format!(
+                    "{} channels but {} values: give one value per event",
+                    self.channels.len(),
+                    self.values.len()
+                ),
+            ));
+        }
+        check_offsets(
+            "input offsets",
+            &self.offsets,
+            self.n_batch * self.n_steps,
+            self.n_events(),
+        )?;
+        if let Some(i) = self.channels.iter().position(|&c| c as usize >= n_in) {
+            return Err(GpuError::shape(
+                "input event",
+                format!("event {i}: channel {} >= n_in {n_in}", self.channels[i]),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks CSR offsets of `rows` rows over `len` items: `rows + 1` of them, from 0, ascending,
+/// ending at `len`. Returns the longest row.
+fn check_offsets(
+    what: &'static str,
+    offsets: &[u32],
+    rows: usize,
+    len: usize,
+) -> Result<usize, GpuError> {
+    if offsets.len() != rows + 1 {
+        return Err(GpuError::shape(
+            what,
+            format!("{} offsets, {rows} rows need {}", offsets.len(), rows + 1),
+        ));
+    }
+    if offsets[0] != 0 || offsets[rows] as usize != len {
+        return Err(GpuError::shape(
+            what,
+            format!(
+                "they run from {} to {}, must run from 0 to {len}",
+                offsets[0], offsets[rows]
+            ),
+        ));
+    }
+    let mut longest = 0;
+    for (row, pair) in offsets.windows(2).enumerate() {
+        let width = pair[1].checked_sub(pair[0]).ok_or_else(|| {
+            GpuError::shape(
+                what,
+                format!("row {row}: {} > {}, must ascend", pair[0], pair[1]),
+            )
+        })?;
+        longest = longest.max(width as usize);
+    }
+    Ok(longest)
 }
 
 /// One cross-entropy term of the loss (the host's `LossTerm`): the mean readout over steps
@@ -748,6 +813,68 @@ impl PackedTerms {
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
+
+    /// Checks what the kernels index with (the fields are public, so the terms need not come
+    /// from [`PackedTerms::pack`]) against a batch of `n_batch` elements over `n_steps` steps
+    /// with `n_out` outputs: ascending offsets from 0 to Q, no element with more terms than
+    /// `max_per_element` (it sizes the kernels' shared memory), every window inside T and
+    /// every target below O.
+    pub fn check(&self, n_batch: usize, n_steps: usize, n_out: usize) -> Result<(), GpuError> {
+        let longest = check_offsets("loss term offsets", &self.offsets, n_batch, self.len())?;
+        if longest > self.max_per_element {
+            return Err(GpuError::shape(
+                "loss terms",
+                format!(
+                    "an element has {longest} terms, more than max_per_element {}",
+                    self.max_per_element
+                ),
+            ));
+        }
+        let misfit = |&[start, end, target, _]: &[u32; 4]| {
+            start >= end || end as usize > n_steps || target as usize >= n_out
+        };
+        if let Some(i) = self.terms.iter().position(misfit) {
+            let [start, end, target, _] = self.terms[i];
+            return Err(GpuError::shape(
+                "loss term",
+                format!(
+                    "term {i}: window {start}..{end} target {target} does not fit T = {n_steps}, n_out = {n_out}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the optional parts of a batch's loss for `n_rec` neurons over `n_steps` steps: a
+/// regulariser coefficient per neuron, `c_z` and `c_v` of `T * N` entries each.
+pub fn check_loss_extras(
+    n_rec: usize,
+    n_steps: usize,
+    regulariser: Option<&[f32]>,
+    linear: Option<(&[f32], &[f32])>,
+) -> Result<(), GpuError> {
+    if let Some(coeff) = regulariser.filter(|c| c.len() != n_rec) {
+        return Err(GpuError::shape(
+            "regulariser",
+            format!(
+                "{} coefficients, need one per neuron ({n_rec})",
+                coeff.len()
+            ),
+        ));
+    }
+    let len = n_steps * n_rec;
+    if let Some((c_z, c_v)) = linear.filter(|(z, v)| z.len() != len || v.len() != len) {
+        return Err(GpuError::shape(
+            "linear loss",
+            format!(
+                "c_z has {} and c_v {} entries, each needs T * N = {len}",
+                c_z.len(),
+                c_v.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The state of a batch between passes, in the device layout.
@@ -1151,6 +1278,59 @@ mod tests {
         assert!(PackedTerms::pack(&[vec![term(2, 2, 0, 1.0)]], 3, 2).is_err());
         assert!(PackedTerms::pack(&[vec![term(0, 4, 0, 1.0)]], 3, 2).is_err());
         assert!(PackedTerms::pack(&[vec![term(0, 3, 2, 1.0)]], 3, 2).is_err());
+    }
+
+    #[test]
+    fn hand_built_batches_are_checked_before_upload() {
+        let input = PackedInput::pack(2, 3, 4, |b, t| vec![(b + t, 1.0)]).unwrap();
+        assert!(input.check(4).is_ok());
+        let message = |r: Result<(), GpuError>| r.unwrap_err().to_string();
+        assert!(message(input.check(3)).contains("event 5: channel 3 >= n_in 3"));
+        let with = |edit: &dyn Fn(&mut PackedInput)| {
+            let mut p = input.clone();
+            edit(&mut p);
+            p.check(4)
+        };
+        assert!(message(with(&|p| p.values.pop().map(drop).unwrap())).contains("values"));
+        assert!(message(with(&|p| p.n_steps = 4)).contains("7 offsets, 8 rows need 9"));
+        assert!(message(with(&|p| p.offsets.swap(1, 2))).contains("must ascend"));
+        assert!(message(with(&|p| p.offsets[0] = 1)).contains("from 0 to 6"));
+        assert!(message(with(&|p| *p.offsets.last_mut().unwrap() = 5)).contains("from 0 to 6"));
+
+        let term = |start, end, target| Term {
+            start,
+            end,
+            target,
+            weight: 1.0,
+        };
+        let terms = PackedTerms::pack(&[vec![term(0, 3, 1)], vec![term(1, 2, 0)]], 3, 2).unwrap();
+        assert!(terms.check(2, 3, 2).is_ok());
+        assert!(message(terms.check(3, 3, 2)).contains("3 offsets, 3 rows need 4"));
+        assert!(message(terms.check(2, 2, 2)).contains("term 0: window 0..3"));
+        assert!(message(terms.check(2, 3, 1)).contains("term 0: window 0..3 target 1"));
+        let tampered = |edit: &dyn Fn(&mut PackedTerms)| {
+            let mut t = terms.clone();
+            edit(&mut t);
+            t.check(2, 3, 2)
+        };
+        assert!(message(tampered(&|t| t.terms[1][0] = 2)).contains("term 1: window 2..2"));
+        assert!(message(tampered(&|t| t.offsets = vec![0, 0, 2])).contains("more than"));
+        assert!(tampered(&|t| {
+            t.offsets = vec![0, 0, 2];
+            t.max_per_element = 2;
+        })
+        .is_ok());
+
+        assert!(check_loss_extras(2, 3, Some(&[1.0, 2.0]), Some((&[0.0; 6], &[0.0; 6]))).is_ok());
+        assert!(check_loss_extras(2, 3, None, None).is_ok());
+        let e = check_loss_extras(2, 3, Some(&[1.0]), None).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("1 coefficients, need one per neuron (2)"));
+        let e = check_loss_extras(2, 3, None, Some((&[0.0; 6], &[0.0; 5]))).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("c_v 5 entries, each needs T * N = 6"));
     }
 
     #[test]

@@ -21,11 +21,16 @@ use lsnn_core::{CellConfig, Neuron};
 use crate::error::{CudaContext, GpuError};
 use crate::launch::{self, BatchPtrs, BatchShape, NetPtrs, SynTarget};
 use crate::layout::{
-    elementwise_plan, neuron_table, pack_synapses, rec_bound, step_entry, step_plans, BackwardPlan,
-    BatchState, Dims, ForwardPlan, KernelConsts, LaunchPlan, PackedInput, PackedTerms, Param,
-    ParamLayout, Segments, StepKernel, Trace, DEFAULT_SHARED_LIMIT,
+    check_loss_extras, elementwise_plan, neuron_table, pack_synapses, rec_bound, step_entry,
+    step_plans, BackwardPlan, BatchState, Dims, ForwardPlan, KernelConsts, LaunchPlan, PackedInput,
+    PackedTerms, Param, ParamLayout, Segments, StepKernel, Trace, DEFAULT_SHARED_LIMIT,
 };
 use crate::ptx;
+
+/// The batch buffers, or the error that says a batch must be set first.
+fn current<T>(batch: Option<T>) -> Result<T, GpuError> {
+    batch.ok_or_else(|| GpuError::shape("batch", "set_batch first"))
+}
 
 /// The name of the first CUDA device, or `None` when there is no driver or no device (the
 /// tests' "skipped: no CUDA device").
@@ -827,7 +832,8 @@ impl GpuTrainer {
 
     /// Uploads a batch (reallocating when its shape changes): input events (through pinned
     /// memory, asynchronously), loss terms, regulariser, linear loss. The state is left as it
-    /// was if the shape is unchanged, else zeroed.
+    /// was if the shape is unchanged, else zeroed. A batch that fails its checks leaves the
+    /// current one untouched.
     pub fn set_batch(&mut self, batch: &BatchInput<'_>) -> Result<(), GpuError> {
         self.gpu.make_current()?;
         self.gpu.synchronize()?;
@@ -838,6 +844,14 @@ impl GpuTrainer {
                 "needs at least one element and one step",
             ));
         }
+        input.check(self.dims.n_in)?;
+        self.check_targets(
+            input.n_batch,
+            input.n_steps,
+            terms,
+            batch.regulariser,
+            batch.linear,
+        )?;
         let reshape = self.batch.as_ref().is_none_or(|b| {
             b.n_batch != input.n_batch || b.n_steps != input.n_steps || b.n_terms != terms.len()
         });
@@ -860,7 +874,7 @@ impl GpuTrainer {
     /// Uploads the loss terms, regulariser and linear loss of the batch whose input events
     /// [`GpuTrainer::stage_input`] queued (same B, T and number of terms as the current batch;
     /// else [`GpuTrainer::set_batch`]), so that a batch prepared during a step needs only
-    /// these small copies before the next.
+    /// these small copies before the next. Everything is checked before anything is written.
     pub fn set_targets(
         &mut self,
         terms: &PackedTerms,
@@ -868,69 +882,62 @@ impl GpuTrainer {
         linear: Option<(&[f32], &[f32])>,
     ) -> Result<(), GpuError> {
         self.gpu.make_current()?;
-        // The buffers written below are read by queued work.
-        self.gpu.synchronize()?;
-        let n = self.dims.n_rec;
-        let bound = self.rec_bound();
-        let bb = self
-            .batch
-            .as_mut()
-            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))?;
-        if terms.offsets.len() != bb.n_batch + 1 || terms.len() != bb.n_terms {
+        let bb = current(self.batch.as_ref())?;
+        let (n_batch, n_steps, n_terms) = (bb.n_batch, bb.n_steps, bb.n_terms);
+        if terms.len() != n_terms {
             return Err(GpuError::shape(
                 "loss terms",
                 format!(
-                    "{} elements and {} terms, the batch has {} and {} (set_batch)",
-                    terms.offsets.len().saturating_sub(1),
-                    terms.len(),
-                    bb.n_batch,
-                    bb.n_terms
+                    "{} terms, the batch has {n_terms} (else set_batch)",
+                    terms.len()
                 ),
             ));
         }
-        if let Some(t) = terms.terms.iter().find(|t| t[1] as usize > bb.n_steps) {
-            return Err(GpuError::shape(
-                "loss term",
-                format!("window end {} > T", t[1]),
-            ));
-        }
+        self.check_targets(n_batch, n_steps, terms, regulariser, linear)?;
+        // The buffers written below are read by queued work.
+        self.gpu.synchronize()?;
+        let bb = current(self.batch.as_mut())?;
         bb.max_terms = terms.max_per_element;
-        // Validate the launch geometry now, not at the first launch.
-        step_plans(
-            &self.dims,
-            bb.n_batch,
-            bb.max_terms,
-            self.gpu.shared_limit,
-            bound,
-        )?;
         write(&mut bb.term_offsets, &terms.offsets, "term offsets")?;
         write(&mut bb.terms, &terms.terms, "terms")?;
-        match regulariser {
-            Some((coeff, target)) => {
-                if coeff.len() != n {
-                    return Err(GpuError::shape("regulariser", "one coefficient per neuron"));
-                }
-                write(&mut self.reg_coeff, coeff, "regulariser coefficients")?;
-                bb.has_reg = true;
-                bb.reg_target = target;
-            }
-            None => bb.has_reg = false,
+        bb.has_reg = regulariser.is_some();
+        if let Some((coeff, target)) = regulariser {
+            write(&mut self.reg_coeff, coeff, "regulariser coefficients")?;
+            bb.reg_target = target;
         }
-        match linear {
-            Some((c_z, c_v)) => {
-                let len = bb.n_steps * n;
-                if c_z.len() != len || c_v.len() != len {
-                    return Err(GpuError::shape(
-                        "linear loss",
-                        format!("c_z, c_v need {len} entries"),
-                    ));
-                }
-                write(&mut bb.lin_cz, c_z, "c_z")?;
-                write(&mut bb.lin_cv, c_v, "c_v")?;
-                bb.has_linear = true;
-            }
-            None => bb.has_linear = false,
+        bb.has_linear = linear.is_some();
+        if let Some((c_z, c_v)) = linear {
+            write(&mut bb.lin_cz, c_z, "c_z")?;
+            write(&mut bb.lin_cv, c_v, "c_v")?;
         }
+        Ok(())
+    }
+
+    /// Checks a batch's loss terms, regulariser and linear loss against its B and T, and the
+    /// launch geometry its terms need (now, not at the first launch), before anything of it is
+    /// written.
+    fn check_targets(
+        &self,
+        n_batch: usize,
+        n_steps: usize,
+        terms: &PackedTerms,
+        regulariser: Option<(&[f32], f32)>,
+        linear: Option<(&[f32], &[f32])>,
+    ) -> Result<(), GpuError> {
+        terms.check(n_batch, n_steps, self.dims.n_out)?;
+        check_loss_extras(
+            self.dims.n_rec,
+            n_steps,
+            regulariser.map(|(coeff, _)| coeff),
+            linear,
+        )?;
+        step_plans(
+            &self.dims,
+            n_batch,
+            terms.max_per_element,
+            self.gpu.shared_limit,
+            self.rec_bound(),
+        )?;
         Ok(())
     }
 
@@ -949,21 +956,14 @@ impl GpuTrainer {
     /// copying with the GPU.
     pub fn stage_input(&mut self, input: &PackedInput) -> Result<(), GpuError> {
         self.gpu.make_current()?;
-        let bb = self
-            .batch
-            .as_mut()
-            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))?;
+        let bb = current(self.batch.as_mut())?;
         if input.n_batch != bb.n_batch || input.n_steps != bb.n_steps {
             return Err(GpuError::shape(
                 "input",
                 "B and T differ from the batch's: set_batch",
             ));
         }
-        if input.offsets.len() != bb.n_batch * bb.n_steps + 1
-            || input.channels.len() != input.values.len()
-        {
-            return Err(GpuError::shape("input", "inconsistent packed events"));
-        }
+        input.check(self.dims.n_in)?;
         let events = input.n_events();
         if events > bb.events_capacity {
             // Growing replaces buffers that queued work may read: wait for it.
@@ -1018,10 +1018,7 @@ impl GpuTrainer {
         state.check(&self.dims)?;
         self.gpu.make_current()?;
         self.gpu.synchronize()?;
-        let bb = self
-            .batch
-            .as_mut()
-            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))?;
+        let bb = current(self.batch.as_mut())?;
         if state.n_batch != bb.n_batch {
             return Err(GpuError::shape(
                 "state",
@@ -1039,10 +1036,7 @@ impl GpuTrainer {
     pub fn zero_state(&mut self) -> Result<(), GpuError> {
         self.gpu.make_current()?;
         let stream = &self.gpu.stream;
-        let bb = self
-            .batch
-            .as_mut()
-            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))?;
+        let bb = current(self.batch.as_mut())?;
         // SAFETY: memsets queued on the stream that also runs the kernels reading them.
         unsafe {
             bb.st_v.set_zero_async(stream).ctx("memset")?;
@@ -1058,10 +1052,7 @@ impl GpuTrainer {
     pub fn state(&self) -> Result<BatchState, GpuError> {
         self.gpu.make_current()?;
         self.gpu.synchronize()?;
-        let bb = self
-            .batch
-            .as_ref()
-            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))?;
+        let bb = current(self.batch.as_ref())?;
         let bn = bb.n_batch * self.dims.n_rec;
         Ok(BatchState {
             n_batch: bb.n_batch,
@@ -1077,10 +1068,7 @@ impl GpuTrainer {
     pub fn trace(&self) -> Result<Trace, GpuError> {
         self.gpu.make_current()?;
         self.gpu.synchronize()?;
-        let bb = self
-            .batch
-            .as_ref()
-            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))?;
+        let bb = current(self.batch.as_ref())?;
         let (n, w) = (self.dims.n_rec, self.dims.words());
         let rows = bb.n_batch * (bb.n_steps + 1);
         Ok(Trace {
@@ -1097,9 +1085,7 @@ impl GpuTrainer {
     }
 
     fn batch(&self) -> Result<&BatchBuffers, GpuError> {
-        self.batch
-            .as_ref()
-            .ok_or_else(|| GpuError::shape("batch", "set_batch first"))
+        current(self.batch.as_ref())
     }
 
     fn net_ptrs(&self) -> NetPtrs {

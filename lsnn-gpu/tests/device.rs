@@ -5,14 +5,15 @@
 //! - the forward pass equals lsnn-core's event-driven cell bit for bit (spikes, voltages, final
 //!   state), from non-zero initial states, with dt != 1, V0 != 1, delays and refractoriness;
 //! - the update kernels: Adam and SGD equal the host's rules bit for bit, DEEP R keeps the
-//!   budget, the signs, and resets what was disconnected.
+//!   budget, the signs, and resets what was disconnected;
+//! - a batch that fails its checks leaves the current one as it was.
 
 use lsnn_core::philox::{key_words, philox4x32_10};
 use lsnn_core::{Cell, CellConfig, CellState, Csr, Neuron, NeuronState, NoNoise};
 use lsnn_gpu::layout::BatchState;
 use lsnn_gpu::{
     BatchInput, DeviceParamSet, Gpu, GpuTrainer, NetworkSpec, OptimizerKind, PackedInput,
-    PackedTerms, ParamValues, SetPart, StepConfig,
+    PackedTerms, ParamValues, SetPart, StepConfig, Term,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -484,4 +485,105 @@ fn deep_r_keeps_the_budget_and_the_signs() {
             .count();
     }
     assert!(moved > 50, "rewiring should move connections: {moved}");
+}
+
+#[test]
+fn a_rejected_batch_leaves_the_current_one_as_it_was() {
+    if !device() {
+        return;
+    }
+    let (n_in, n, n_out, batch, steps) = (4, 8, 2, 3, 50);
+    let config = CellConfig {
+        dt: 1.0,
+        tau_adaptation: 200.0,
+        v0: 1.0,
+        n_delay: 2,
+        n_refractory: 2,
+        dampening_factor: 0.3,
+        injected_noise_current: 0.0,
+    };
+    let neurons: Vec<Neuron<f32>> = (0..n)
+        .map(|j| Neuron::new(20.0f32, 0.02, if j % 2 == 0 { 0.0 } else { 1.5 }, 1.0).unwrap())
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut normal = |count: usize, scale: f64| -> Vec<f32> {
+        (0..count)
+            .map(|_| (rng.sample::<f64, _>(StandardNormal) * scale) as f32)
+            .collect()
+    };
+    let (w_in, w_rec, w_out) = (
+        normal(n_in * n, 0.3),
+        normal(n * n, 0.05),
+        normal(n * n_out, 0.5),
+    );
+    let spec = NetworkSpec {
+        n_in,
+        n_out,
+        config,
+        neurons: &neurons,
+        delay_in: &vec![0; n_in * n],
+        delay_rec: &vec![1; n * n],
+        tau_out: 20.0,
+        has_bias: false,
+    };
+    let values = ParamValues {
+        w_in: &w_in,
+        w_rec: &w_rec,
+        w_out: &w_out,
+        b_out: None,
+    };
+    let mut trainer = GpuTrainer::new(&spec, &values, &[], OptimizerKind::adam()).unwrap();
+    let input = PackedInput::pack(batch, steps, n_in, |b, t| {
+        [((b + t) % n_in, 1.0f32)]
+            .into_iter()
+            .filter(move |_| t % 3 == 0)
+    })
+    .unwrap();
+    let term = |target| Term {
+        start: 10,
+        end: steps,
+        target,
+        weight: 1.0,
+    };
+    let terms =
+        PackedTerms::pack(&[vec![term(0)], vec![term(1)], vec![term(0)]], steps, n_out).unwrap();
+    let coeff = vec![0.5f32; n];
+    trainer
+        .set_batch(&BatchInput {
+            input: &input,
+            terms: &terms,
+            regulariser: Some((&coeff, 0.01)),
+            linear: None,
+        })
+        .unwrap();
+    let zeros = BatchState::zeros(trainer.dims(), batch);
+    let loss = |trainer: &mut GpuTrainer| {
+        trainer.set_state(&zeros).unwrap();
+        trainer.forward(false).unwrap().loss
+    };
+    let before = loss(&mut trainer);
+    assert!(before.is_finite() && before > 0.0, "loss {before}");
+
+    let other_terms =
+        PackedTerms::pack(&[vec![term(1)], vec![term(0)], vec![term(1)]], steps, n_out).unwrap();
+    let short = vec![0.0f32; steps * n - 1];
+    let full = vec![0.0f32; steps * n];
+    let err = trainer
+        .set_targets(&other_terms, Some((&coeff, 0.02)), Some((&full, &short)))
+        .unwrap_err();
+    assert!(err.to_string().contains("linear loss"), "{err}");
+    let longer = PackedInput::pack(batch, steps + 5, n_in, |_, _| Vec::new()).unwrap();
+    let longer_terms = PackedTerms::pack(&vec![vec![term(1)]; batch], steps + 5, n_out).unwrap();
+    let err = trainer
+        .set_batch(&BatchInput {
+            input: &longer,
+            terms: &longer_terms,
+            regulariser: Some((&coeff[1..], 0.01)),
+            linear: None,
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("regulariser"), "{err}");
+    assert!(trainer.holds_batch_shape(batch, steps, 3));
+    let after = loss(&mut trainer);
+    assert_eq!(after.to_bits(), before.to_bits(), "{after} vs {before}");
 }
