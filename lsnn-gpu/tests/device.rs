@@ -62,6 +62,17 @@ struct Case {
     initial_state: bool,
 }
 
+/// A trainer with Adam, no readout bias and nothing rewired.
+fn unbiased_trainer(spec: &NetworkSpec, w_in: &[f32], w_rec: &[f32], w_out: &[f32]) -> GpuTrainer {
+    let values = ParamValues {
+        w_in,
+        w_rec,
+        w_out,
+        b_out: None,
+    };
+    GpuTrainer::new(spec, &values, &[], OptimizerKind::adam()).unwrap()
+}
+
 #[allow(clippy::needless_range_loop)]
 fn forward_case(c: &Case) {
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
@@ -216,14 +227,7 @@ fn forward_case(c: &Case) {
         tau_out: 20.0,
         has_bias: false,
     };
-    let w_out = vec![0.0f32; c.n];
-    let values = ParamValues {
-        w_in: &w_in,
-        w_rec: &w_rec,
-        w_out: &w_out,
-        b_out: None,
-    };
-    let mut trainer = GpuTrainer::new(&spec, &values, &[], OptimizerKind::adam()).unwrap();
+    let mut trainer = unbiased_trainer(&spec, &w_in, &w_rec, &vec![0.0f32; c.n]);
     let input = PackedInput::pack(c.batch, c.steps, c.n_in, |b, t| events[b][t].clone()).unwrap();
     let terms = PackedTerms::pack(&vec![Vec::new(); c.batch], c.steps, 1).unwrap();
     trainer
@@ -526,13 +530,7 @@ fn a_rejected_batch_leaves_the_current_one_as_it_was() {
         tau_out: 20.0,
         has_bias: false,
     };
-    let values = ParamValues {
-        w_in: &w_in,
-        w_rec: &w_rec,
-        w_out: &w_out,
-        b_out: None,
-    };
-    let mut trainer = GpuTrainer::new(&spec, &values, &[], OptimizerKind::adam()).unwrap();
+    let mut trainer = unbiased_trainer(&spec, &w_in, &w_rec, &w_out);
     let input = PackedInput::pack(batch, steps, n_in, |b, t| {
         [((b + t) % n_in, 1.0f32)]
             .into_iter()
