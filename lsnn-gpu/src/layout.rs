@@ -782,7 +782,7 @@ impl PackedTerms {
         };
         for (b, terms) in per_element.iter().enumerate() {
             for t in terms {
-                if t.start >= t.end || t.end > n_steps || t.target >= n_out {
+                if !term_fits(t.start, t.end, t.target, n_steps, n_out) {
                     return Err(GpuError::shape(
                         "loss term",
                         format!(
@@ -831,7 +831,13 @@ impl PackedTerms {
             ));
         }
         let misfit = |&[start, end, target, _]: &[u32; 4]| {
-            start >= end || end as usize > n_steps || target as usize >= n_out
+            !term_fits(
+                start as usize,
+                end as usize,
+                target as usize,
+                n_steps,
+                n_out,
+            )
         };
         if let Some(i) = self.terms.iter().position(misfit) {
             let [start, end, target, _] = self.terms[i];
@@ -844,6 +850,11 @@ impl PackedTerms {
         }
         Ok(())
     }
+}
+
+/// Whether a loss term's window `start..end` is non-empty and inside T, and its target below O.
+fn term_fits(start: usize, end: usize, target: usize, n_steps: usize, n_out: usize) -> bool {
+    start < end && end <= n_steps && target < n_out
 }
 
 /// Checks the optional parts of a batch's loss for `n_rec` neurons over `n_steps` steps: a

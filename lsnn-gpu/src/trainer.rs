@@ -867,8 +867,8 @@ impl GpuTrainer {
             )?;
             self.batch = Some(bb);
         }
-        self.set_targets(terms, batch.regulariser, batch.linear)?;
-        self.stage_input(input)
+        self.write_targets(terms, batch.regulariser, batch.linear)?;
+        self.queue_input(input)
     }
 
     /// Uploads the loss terms, regulariser and linear loss of the batch whose input events
@@ -896,6 +896,17 @@ impl GpuTrainer {
         self.check_targets(n_batch, n_steps, terms, regulariser, linear)?;
         // The buffers written below are read by queued work.
         self.gpu.synchronize()?;
+        self.write_targets(terms, regulariser, linear)
+    }
+
+    /// Writes targets that [`GpuTrainer::check_targets`] passed for the current batch, after
+    /// the work that reads them (the callers synchronise).
+    fn write_targets(
+        &mut self,
+        terms: &PackedTerms,
+        regulariser: Option<(&[f32], f32)>,
+        linear: Option<(&[f32], &[f32])>,
+    ) -> Result<(), GpuError> {
         let bb = current(self.batch.as_mut())?;
         bb.max_terms = terms.max_per_element;
         write(&mut bb.term_offsets, &terms.offsets, "term offsets")?;
@@ -964,6 +975,13 @@ impl GpuTrainer {
             ));
         }
         input.check(self.dims.n_in)?;
+        self.queue_input(input)
+    }
+
+    /// Stages and queues the copy of input events checked against the current batch
+    /// ([`GpuTrainer::stage_input`], [`GpuTrainer::set_batch`]).
+    fn queue_input(&mut self, input: &PackedInput) -> Result<(), GpuError> {
+        let bb = current(self.batch.as_mut())?;
         let events = input.n_events();
         if events > bb.events_capacity {
             // Growing replaces buffers that queued work may read: wait for it.
