@@ -120,8 +120,9 @@ fn load_module(embedded: &str, name: &str) -> Result<Module, GpuError> {
 
 impl Gpu {
     /// The first device, its primary context, the four modules (JIT-compiled from the embedded
-    /// PTX, or from `$LSNN_GPU_PTX_DIR/<name>.ptx` when that is set) and a stream. `LSNN_GPU_SYNC=1` synchronises after every launch
-    /// (to find the kernel behind an asynchronous error).
+    /// PTX, or from `$LSNN_GPU_PTX_DIR/<name>.ptx` when that is set) and a stream.
+    /// `LSNN_GPU_SYNC=1` synchronises after every launch (to find the kernel behind an
+    /// asynchronous error).
     pub fn new() -> Result<Gpu, GpuError> {
         let name = probe().ok_or_else(|| GpuError::NoDevice("no CUDA driver or device".into()))?;
         let device = Device::get_device(0).ctx("cuDeviceGet")?;
