@@ -837,7 +837,6 @@ impl GpuTrainer {
     /// current one untouched.
     pub fn set_batch(&mut self, batch: &BatchInput<'_>) -> Result<(), GpuError> {
         self.gpu.make_current()?;
-        self.gpu.synchronize()?;
         let (input, terms) = (batch.input, batch.terms);
         if input.n_batch == 0 || input.n_steps == 0 {
             return Err(GpuError::shape(
@@ -853,6 +852,8 @@ impl GpuTrainer {
             batch.regulariser,
             batch.linear,
         )?;
+        // The buffers replaced or written below are read by queued work.
+        self.gpu.synchronize()?;
         let reshape = self.batch.as_ref().is_none_or(|b| {
             b.n_batch != input.n_batch || b.n_steps != input.n_steps || b.n_terms != terms.len()
         });
