@@ -27,7 +27,9 @@ use crate::layout::{
 };
 use crate::ptx;
 
-/// The batch buffers, or the error that says a batch must be set first.
+/// The batch buffers, or the error that says a batch must be set first. Shared access goes
+/// through `GpuTrainer::batch`; mutable access calls this on the field, so that other fields
+/// (the stream) can be borrowed alongside.
 fn current<T>(batch: Option<T>) -> Result<T, GpuError> {
     batch.ok_or_else(|| GpuError::shape("batch", "set_batch first"))
 }
@@ -884,7 +886,7 @@ impl GpuTrainer {
         linear: Option<(&[f32], &[f32])>,
     ) -> Result<(), GpuError> {
         self.gpu.make_current()?;
-        let bb = current(self.batch.as_ref())?;
+        let bb = self.batch()?;
         let (n_batch, n_steps, n_terms) = (bb.n_batch, bb.n_steps, bb.n_terms);
         if terms.len() != n_terms {
             return Err(GpuError::shape(
@@ -1072,7 +1074,7 @@ impl GpuTrainer {
     pub fn state(&self) -> Result<BatchState, GpuError> {
         self.gpu.make_current()?;
         self.gpu.synchronize()?;
-        let bb = current(self.batch.as_ref())?;
+        let bb = self.batch()?;
         let bn = bb.n_batch * self.dims.n_rec;
         Ok(BatchState {
             n_batch: bb.n_batch,
@@ -1088,7 +1090,7 @@ impl GpuTrainer {
     pub fn trace(&self) -> Result<Trace, GpuError> {
         self.gpu.make_current()?;
         self.gpu.synchronize()?;
-        let bb = current(self.batch.as_ref())?;
+        let bb = self.batch()?;
         let (n, w) = (self.dims.n_rec, self.dims.words());
         let rows = bb.n_batch * (bb.n_steps + 1);
         Ok(Trace {
