@@ -38,9 +38,10 @@ extern "C" __global__ void __launch_bounds__(1024) lsnn_loss(const LossArgs a) {
         for (unsigned o = 0; o < O; ++o) mx = fmaxf(mx, l[o]);
         // exp in double, rounded to float: the host's `softmax_exp`, so that dL/dlogits (and
         // every gradient after it) is bit-identical to the host's; expf's last bit differs.
+        // log likewise (`softmax_ln`), so that the loss is too.
         float total = 0.0f;
         for (unsigned o = 0; o < O; ++o) total = total + (float)exp((double)(l[o] - mx));
-        const float ce = logf(total) - (l[tm.z] - mx);
+        const float ce = (float)log((double)total) - (l[tm.z] - mx);
         a.ce[q] = weight * ce;
         for (unsigned o = 0; o < O; ++o) {
             const float g = (float)exp((double)(l[o] - mx)) / total - (o == tm.z ? 1.0f : 0.0f);

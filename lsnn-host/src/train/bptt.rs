@@ -238,7 +238,7 @@ pub fn cross_entropy<F: Real>(logits: &[F], target: usize) -> (F, Vec<F>) {
     let max = logits.iter().fold(F::neg_infinity(), |m, &x| m.max(x));
     let exps: Vec<F> = logits.iter().map(|&x| softmax_exp(x - max)).collect();
     let total = exps.iter().fold(F::zero(), |a, &x| a + x);
-    let loss = total.ln() - (logits[target] - max);
+    let loss = softmax_ln(total) - (logits[target] - max);
     let grad = exps
         .iter()
         .enumerate()
@@ -251,6 +251,12 @@ pub fn cross_entropy<F: Real>(logits: &[F], target: usize) -> (F, Vec<F>) {
 /// are bit-identical on both (two f32 `exp` implementations differ in the last bit).
 pub fn softmax_exp<F: Real>(x: F) -> F {
     F::of(x.to_f64().exp())
+}
+
+/// `ln` evaluated in f64 and rounded to `F`, as [`softmax_exp`]: the GPU's loss kernel does the
+/// same, so the losses are bit-identical on both (`logf` differs between implementations too).
+pub fn softmax_ln<F: Real>(x: F) -> F {
+    F::of(x.to_f64().ln())
 }
 
 /// Adjoint seeds of the loss for one element of the batch.
