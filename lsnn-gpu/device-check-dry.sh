@@ -3,7 +3,8 @@
 # (the test binaries, lsnn-host, the PyTorch peer, nvidia-smi, compute-sanitizer), and checks
 # what it decides: which steps run with which kernels, the A/B only when the shipped kernels
 # miss the target, the fastest variant kept for PART=long only after its fixtures pass, a long
-# run resumed by the next call, steps skipped past the deadline, the tables it prints.
+# run resumed by the next call, steps skipped past the deadline, the tables it prints, and that
+# a device test that finds no device (it skips and passes) fails the call.
 # A device session has 15 minutes in all: a mistake in that script costs one, so CI runs this.
 #
 # bash lsnn-gpu/device-check-dry.sh     (exit 0: every check passed)
@@ -22,7 +23,8 @@ fast=$(sed -n 2p <<< "$variants") # the variant the stand-in makes fastest
 
 # lsnn-host: records its call; `bench` prints the median STUB_MS gives the kernels in use
 # ("shipped=6.2 s4n=5.8", "*" for any other variant); `train` writes a run folder as the real
-# one does; `fixtures check` fails with a variant's kernels when STUB_VARIANT_FIXTURES=fail.
+# one does; `fixtures check` prints core, host and gpu lines (no gpu line when STUB_NO_DEVICE
+# is set) and fails with a variant's kernels when STUB_VARIANT_FIXTURES=fail.
 cat > "$bin/lsnn-host" <<'EOF'
 #!/usr/bin/env bash
 v=shipped
@@ -35,6 +37,10 @@ bench)
     echo "{\"task\": \"x\", \"ms_median\": $ms}" ;;
 fixtures)
     [ "$v" != shipped ] && [ "${STUB_VARIANT_FIXTURES:-pass}" = fail ] && { echo "1 failed"; exit 1; }
+    for b in core host gpu; do
+        [ "$b" = gpu ] && [ -n "${STUB_NO_DEVICE:-}" ] && continue
+        echo "PASS  fixtures/forward_a.json  $b  forward.z  max abs err 0"
+    done
     echo "all passed" ;;
 train)
     shift 2
@@ -51,8 +57,28 @@ train)
     touch "$run/checkpoint.safetensors" ;;
 esac
 EOF
+# The test binaries: libtest's output with --nocapture --test-threads 1 for three tests that
+# probe the device (the first twice) and one that does not; a probe prints "device: <name>" on
+# stderr, or "skipped: no CUDA device" when STUB_NO_DEVICE is set or STUB_SKIP names its test
+# (the test then passes, as the real ones do).
 for t in lsnn_gpu_device lsnn_host_gpu; do
-    printf '#!/usr/bin/env bash\necho "%s sync=${LSNN_GPU_SYNC:-} $*" >> "$STUB_CALLS"\necho "test result: ok"\n' "$t" > "$bin/$t"
+    cat > "$bin/$t" <<EOF
+#!/usr/bin/env bash
+echo "$t sync=\${LSNN_GPU_SYNC:-} \$*" >> "\$STUB_CALLS"
+probe() {
+    if [ -n "\${STUB_NO_DEVICE:-}" ] || [ "\$1" = "\${STUB_SKIP:-}" ]; then
+        echo "skipped: no CUDA device"
+    else
+        echo "device: stand-in" >&2
+    fi
+}
+echo "running 4 tests"
+printf 'test a ... '; probe a; probe a; echo ok
+printf 'test b ... '; probe b; echo ok
+printf 'test c ... '; probe c; echo ok
+echo "test on_the_cpu ... ok"
+echo "test result: ok. 4 passed; 0 failed"
+EOF
 done
 printf 'import json\nprint(json.dumps({"ms_median": 1000.0}))\n' > "$bin/torch_lsnn.py"
 printf '#!/usr/bin/env bash\necho "GPU 0: stand-in"\n' > "$stubs/nvidia-smi"
@@ -73,16 +99,26 @@ device_check() { # log name, then VAR=value settings for the call
     local name=$1
     shift
     : > "$calls"
+    local rc=0
     env PATH="$stubs:$PATH" STUB_CALLS="$calls" OUT="$work/out-$name" KEEP="$work/keep" "$@" \
-        bash "$root/lsnn-gpu/device-check.sh" "$bin" > "$work/$name.log" 2>&1
+        bash "$root/lsnn-gpu/device-check.sh" "$bin" > "$work/$name.log" 2>&1 || rc=$?
+    echo "$rc" > "$work/$name.rc"
     cp "$calls" "$work/$name.calls"
+}
+exited() { # exit status, log name
+    [ "$(cat "$work/$2.rc")" = "$1" ]
 }
 
 echo "== the shipped kernels miss 5 ms: everything runs, then the variants"
 device_check miss STUB_MS="shipped=6.2 $fast=5.8 *=6.5" PART='main train san ab' SEEDS=1 \
     SAN_TOOLS='memcheck racecheck' AB_ABOVE_MS=5 AB_NCU=none DEADLINE=300
 log=$work/miss.log c=$work/miss.calls
-check "no step failed or was skipped" lacks 'rc=[1-9]|skipped' "$log"
+check "no step failed or was skipped" lacks 'rc=[1-9]|[1-9][0-9]* skipped|skipped \(' "$log"
+check "the call exits 0" exited 0 miss
+check "the summary counts the tests on the GPU (once each)" \
+    has '^gpu-tests +rc=0 .* 3 of 4 tests on the GPU, 0 skipped$' "$log"
+check "and the host's GPU tests" has '^host-gpu-tests +rc=0 .* 3 of 4 tests on the GPU, 0 skipped$' "$log"
+check "and the gpu backend's fixture lines" has '^fixtures-all +rc=0 .* 1 lines from the gpu backend$' "$log"
 for s in gpu-tests host-gpu-tests fixtures-all bench-smnist bench-storerecall torch-smnist \
     torch-storerecall train-smnist-200-seed1 san-memcheck-smnist san-memcheck-store-recall \
     san-racecheck-smnist san-racecheck-store-recall; do
@@ -138,6 +174,21 @@ echo "== past the deadline nothing starts"
 device_check late STUB_MS="*=6" PART=main DEADLINE=20
 check "every step is skipped" has '^gpu-tests +skipped \(deadline\)' "$work/late.log"
 check "nothing was called" test ! -s "$work/late.calls"
+check "and the device tests count as failed" exited 1 late
+
+echo "== no device found on the device machine: the tests skip and pass, the call fails"
+device_check nodevice STUB_MS="*=6" STUB_NO_DEVICE=1 PART=main DEADLINE=300
+log=$work/nodevice.log
+check "the device tests' step fails" has '^gpu-tests +rc=1 .* 0 of 4 tests on the GPU, 3 skipped$' "$log"
+check "the host's GPU tests' step fails" \
+    has '^host-gpu-tests +rc=1 .* 0 of 4 tests on the GPU, 3 skipped$' "$log"
+check "fixtures without the gpu backend fail" has '^fixtures-all +rc=1 .* 0 lines from the gpu backend$' "$log"
+check "the call exits 1, naming the steps" \
+    test "$(cat "$work/nodevice.rc") $(tail -1 "$log")" = "1 device-check: FAILED: gpu-tests host-gpu-tests fixtures-all (see the summary)"
+device_check oneskip STUB_MS="*=6" STUB_SKIP=b PART=main DEADLINE=300
+check "one test skipped among others fails its step" \
+    has '^host-gpu-tests +rc=1 .* 2 of 4 tests on the GPU, 1 skipped$' "$work/oneskip.log"
+check "and the call" exited 1 oneskip
 
 if [ "$failures" -ne 0 ]; then
     echo "device-check-dry: $failures check(s) failed; logs:"

@@ -5,8 +5,12 @@
 #
 #   1. lsnn-gpu's device tests: Philox, forward == lsnn-core bit for bit, Adam/SGD, DEEP R
 #   2. lsnn-host's GPU tests: every fixture on the gpu backend, 20 store-recall iterations vs the
-#      host (losses within 1e-4), sMNIST DEEP R budget/signs, the app (train + resume), NaN
-#   3. `fixtures check fixtures/` (every backend; gpu is one of them when a device is present)
+#      host (the same losses, weights and states, bit for bit), sMNIST DEEP R budget/signs, the
+#      app (train + resume), NaN
+#   3. `fixtures check fixtures/` (every backend, gpu included)
+#   Steps 1-3 fail when a test finds no device (it prints "skipped: no CUDA device" and passes)
+#   or no line comes from the gpu backend; the summary counts the tests that ran on the GPU, and
+#   the script then exits 1.
 #   4. the benchmark of both configurations next to the PyTorch peer, in this same call
 #   5. a short sMNIST training run on the GPU (real MNIST, carried in BIN/mnist): speed of the
 #      whole application (host data pipeline and validation included) and its accuracy
@@ -43,6 +47,9 @@ export LSNN_FIXTURES=$PWD/fixtures
 export LSNN_HOST_BIN=$BIN/lsnn-host
 chmod +x "$BIN"/lsnn-host "$BIN"/lsnn_gpu_device "$BIN"/lsnn_host_gpu 2>/dev/null
 summary=()
+failed=()
+# STEP_CHECK, when set: a function given the step's log that prints a note for the summary and
+# fails when the step did not do what it must (then the step fails).
 step() { # name, timeout seconds, command...
     local name=$1 limit=$2
     shift 2
@@ -54,10 +61,41 @@ step() { # name, timeout seconds, command...
     [ "$limit" -gt "$left" ] && limit=$left
     local t0=$SECONDS
     timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
-    local rc=$?
-    summary+=("$(printf '%-26s rc=%-3s %4ss' "$name" "$rc" $((SECONDS - t0)))")
+    local rc=$? note=""
+    if [ -n "${STEP_CHECK:-}" ]; then
+        note=$("$STEP_CHECK" "$LOGS/$name.log") || { [ "$rc" -ne 0 ] || rc=1; }
+    fi
+    summary+=("$(printf '%-26s rc=%-3s %4ss%s' "$name" "$rc" $((SECONDS - t0)) "${note:+  $note}")")
     tail -4 "$LOGS/$name.log" | cut -c1-300 | sed "s/^/  [$name] /"
     return $rc
+}
+
+# The device tests print "device: <name>" when they run on the GPU and "skipped: no CUDA device"
+# (and pass) when the probe finds none: here a device must be there, so a skip fails the step,
+# and so does a run where no test reached the GPU. libtest's "test NAME ... " starts each test's
+# output (--nocapture --test-threads 1): a test counts once however often it probes.
+on_the_gpu() { # log
+    awk '/^test [^ ]+ \.\.\. / { name = $2; tests[name] = 1 }
+         /(^|\.\.\. )device: / { ran[name] = 1 }
+         /skipped: no CUDA device/ { skipped[name] = 1 }
+         END {
+             for (t in tests) n++
+             for (t in ran) r++
+             for (t in skipped) s++
+             printf "%d of %d tests on the GPU, %d skipped\n", r, n, s
+             exit (s > 0 || r == 0)
+         }' "$1"
+}
+# `fixtures check` leaves the gpu backend out when it finds no device: here its lines must be
+# there.
+gpu_lines() { # log
+    local n
+    n=$(grep -cE '^(PASS|FAIL)  [^ ]+  gpu' "$1")
+    echo "$n lines from the gpu backend"
+    [ "$n" -gt 0 ]
+}
+device_step() { # name, timeout seconds, command... (a step that must use the GPU)
+    step "$@" || failed+=("$1")
 }
 
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw --format=csv; uname -r; } > "$LOGS/device.txt" 2>&1
@@ -67,9 +105,11 @@ PART=${PART:-all}
 want() { [[ " $PART " == *" $1 "* || ($PART == all && $1 != long) ]]; }
 if want main; then
     # Synchronise after every launch in the tests, so an error names its kernel.
-    LSNN_GPU_SYNC=1 step gpu-tests 90 "$BIN"/lsnn_gpu_device --nocapture --test-threads 1
-    LSNN_GPU_SYNC=1 step host-gpu-tests 150 "$BIN"/lsnn_host_gpu --nocapture --test-threads 1
-    step fixtures-all 60 "$BIN"/lsnn-host fixtures check fixtures/ # core, host and gpu
+    LSNN_GPU_SYNC=1 STEP_CHECK=on_the_gpu device_step gpu-tests 90 \
+        "$BIN"/lsnn_gpu_device --nocapture --test-threads 1
+    LSNN_GPU_SYNC=1 STEP_CHECK=on_the_gpu device_step host-gpu-tests 150 \
+        "$BIN"/lsnn_host_gpu --nocapture --test-threads 1
+    STEP_CHECK=gpu_lines device_step fixtures-all 60 "$BIN"/lsnn-host fixtures check fixtures/
     step bench-smnist 60 "$BIN"/lsnn-host bench --task smnist --device cuda --iters 20
     step bench-storerecall 60 "$BIN"/lsnn-host bench --task store-recall --device cuda --iters 20
     if [ -f "$BIN/torch_lsnn.py" ]; then
@@ -244,3 +284,7 @@ if variants:
         ks = ", ".join(f"{n.replace('lsnn_', '')} {t:.2f}" for n, t in k.items() if t >= 0.05)
         print(f"| {v} | {s.get('ms_median', '-')} | {r.get('ms_median', '-')} | {ks} |")
 PY
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "device-check: FAILED: ${failed[*]} (see the summary)"
+    exit 1
+fi
