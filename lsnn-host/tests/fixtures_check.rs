@@ -3,8 +3,7 @@
 
 use lsnn_host::fixture::{
     available_backends, check_fixture, expand_paths, select_backends, Backend, CheckLine,
-    CheckOptions, CoreBackend, Family, Fixture, FixtureError, FixtureKind, Status, Summary,
-    NO_BACKEND,
+    CheckOptions, CoreBackend, Family, Fixture, FixtureError, Status, Summary, NO_BACKEND,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -355,15 +354,13 @@ const FORWARD: [&str; 7] = [
     "final_state.i_future",
 ];
 
-/// Whether `backend` computes the quantities of `family`. The encoding is left out: the host
-/// computes it once its encoding lands, and until then it may have no backend (see
-/// `project_fixtures_pass_on_all_backends`).
+/// Whether `backend` computes the quantities of `family`.
 fn computes(backend: &str, family: Family) -> bool {
     match backend {
         "core" => matches!(family, Family::Forward | Family::ReadoutOps),
         "host" => matches!(
             family,
-            Family::Forward | Family::LossGrad | Family::DeeprStep
+            Family::Forward | Family::LossGrad | Family::DeeprStep | Family::Encoding
         ),
         other => panic!("unexpected backend {other}"),
     }
@@ -454,12 +451,15 @@ fn malformed_key(v: &Value) -> String {
 // ------------------------------------------------------------------------------------------
 // the project's fixtures
 
+/// The shipped fixtures; a path that cannot be read, or no fixture at all, fails the test.
 fn project_fixture_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
-    expand_paths(&[dir])
+    let files: Vec<PathBuf> = expand_paths(std::slice::from_ref(&dir))
         .into_iter()
-        .filter_map(Result::ok)
-        .collect()
+        .map(|p| p.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
 }
 
 #[test]
@@ -485,65 +485,36 @@ fn available_backends_are_core_and_host() {
 #[test]
 fn project_fixtures_pass_on_all_backends() {
     let files = project_fixture_files();
-    if files.is_empty() {
-        eprintln!("no fixtures/*.json yet: nothing to check");
-        return;
-    }
     let backends = select_backends(&BACKENDS.map(String::from)).unwrap();
     let options = CheckOptions::default();
     let mut failures = Vec::new();
-    let mut not_computed = Vec::new();
     for path in &files {
         let fixture = Fixture::load(path).unwrap_or_else(|e| panic!("{e}"));
-        let is_encoding = matches!(fixture.kind, FixtureKind::Encoding(_));
         let lines = check_fixture(&path.display().to_string(), &fixture, &backends, &options);
         for line in &lines {
             println!("{line}");
         }
         // Per quantity: one line from each backend that computes its family, in order, in the
-        // fixture's own precision; the encoding from the host or, until it lands, from none.
+        // fixture's own precision.
         let mut counted = 0;
         for q in fixture.quantities() {
             let family = q.family();
             let of_q: Vec<&CheckLine> = lines.iter().filter(|l| l.quantity == q).collect();
             let got: Vec<String> = of_q.iter().map(|l| label(l)).collect();
-            let mut expected: Vec<String> =
-                computing(family).into_iter().map(String::from).collect();
-            if family == Family::Encoding && got.iter().any(|b| b == "host") {
-                expected.push("host".into());
-            }
-            if expected.is_empty() {
-                assert_eq!(
-                    family,
-                    Family::Encoding,
-                    "{}: {q}: only the encoding may lack a backend",
-                    path.display()
-                );
-                expected.push("-".into());
-            }
+            let expected = computing(family);
+            assert!(!expected.is_empty(), "{}: {q}: no backend", path.display());
             assert_eq!(got, expected, "{}: {q}", path.display());
             counted += got.len();
         }
         assert_eq!(lines.len(), counted, "{}: stray lines", path.display());
         for line in lines {
             assert!(!line.downgraded, "{line}");
-            if line.status == Status::Pass {
-                continue;
-            }
-            // For now: the encoding may still have no backend. Once the host computes it,
-            // its lines must PASS like every other.
-            if is_encoding && line.is_no_backend() && line.detail == NO_BACKEND {
-                not_computed.push(line.to_string());
-            } else {
+            if line.status != Status::Pass {
                 failures.push(line.to_string());
             }
         }
     }
     assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
-    eprintln!(
-        "{} encoding quantities not computed by any backend yet",
-        not_computed.len()
-    );
 }
 
 /// The host's loss, gradients and DEEP R step on the project's fixtures.

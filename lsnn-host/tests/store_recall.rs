@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use lsnn_host::apps::checkpoint::{Checkpoint, Tensor};
 use lsnn_host::apps::export::run_model;
 use lsnn_host::apps::store_recall::{loss_terms, Hooks, Session, StoreRecallFlags};
-use lsnn_host::tasks::store_recall::generate;
+use lsnn_host::tasks::store_recall::{generate, StoreRecallParams};
 use lsnn_host::train::{run_pass, zero_states, PassOptions};
 use lsnn_host::HostError;
 use rand::SeedableRng;
@@ -255,6 +255,40 @@ fn the_cli_trains_with_a_config_file_and_writes_every_artefact() {
     ]);
     assert_eq!(code, 0, "{text}");
     let report: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    assert!(report["recalls"].as_u64().unwrap() > 0);
-    assert!(report["error"].as_f64().unwrap() <= 1.0);
+    // The same sequences (`infer`'s default seed 0): its error is the fraction of its
+    // predictions that miss the recalled characters.
+    let params = StoreRecallParams {
+        n_charac: 2,
+        n_in: 20,
+        f0_hz: 50.0,
+        seq_len: 8,
+        seq_delay: 2,
+        tau_char: 20,
+    };
+    let batch = generate(&mut ChaCha8Rng::seed_from_u64(0), 16, &params).unwrap();
+    let targets: Vec<u64> = batch
+        .recall_mask
+        .indexed_iter()
+        .filter(|(_, &r)| r)
+        .map(|((b, c), _)| u64::from(batch.target_nums[[b, c]]))
+        .collect();
+    let predicted: Vec<u64> = report["predictions"]
+        .as_array()
+        .expect("the predictions")
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(!targets.is_empty());
+    assert_eq!(report["recalls"].as_u64(), Some(targets.len() as u64));
+    assert_eq!(predicted.len(), targets.len());
+    let wrong = predicted
+        .iter()
+        .zip(&targets)
+        .filter(|(p, t)| p != t)
+        .count();
+    assert_eq!(
+        report["error"].as_f64(),
+        Some(wrong as f64 / targets.len() as f64),
+        "{text}"
+    );
 }
