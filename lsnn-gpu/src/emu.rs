@@ -1155,35 +1155,30 @@ fn assert_state_eq(d: &Dims, s: &BatchState, host: &[lsnn_host::train::HostState
     }
 }
 
-/// Twenty iterations of the store-recall tutorial's network (100 inputs, 10 LIF + 10 ALIF, D
-/// 10), shorter sequences and batch than the device test's (B 32, T 2400) to keep CI short.
-#[test]
-fn twenty_store_recall_iterations_equal_the_host() {
-    let flags = StoreRecallFlags {
+/// The store-recall tutorial's network (100 inputs, 10 LIF + 10 ALIF, D 10) with shorter
+/// sequences and batch than the device test's (B 32, T 2400) to keep CI short: B 2, T 160.
+fn short_store_recall(seed: i64, rewiring_connectivity: f64) -> StoreRecallFlags {
+    StoreRecallFlags {
         batch_train: 2,
         seq_len: 8,
         seq_delay: 2,
         tau_char: 20,
-        seed: 5,
+        rewiring_connectivity,
+        seed,
         ..StoreRecallFlags::defaults()
-    };
-    store_recall_iterations_equal_the_host(&flags, 20);
+    }
+}
+
+#[test]
+fn twenty_store_recall_iterations_equal_the_host() {
+    store_recall_iterations_equal_the_host(&short_store_recall(5, -1.0), 20);
 }
 
 /// The same with DEEP R on w_in and w_rec: the Philox key of every step from the run's
 /// generator, the reconnected synapses in the same places.
 #[test]
 fn store_recall_iterations_with_deep_r_equal_the_host() {
-    let flags = StoreRecallFlags {
-        batch_train: 2,
-        seq_len: 8,
-        seq_delay: 2,
-        tau_char: 20,
-        rewiring_connectivity: 0.1,
-        seed: 7,
-        ..StoreRecallFlags::defaults()
-    };
-    store_recall_iterations_equal_the_host(&flags, 10);
+    store_recall_iterations_equal_the_host(&short_store_recall(7, 0.1), 10);
 }
 
 /// A poisoned gradient stops the update before anything changes and names the entry.
