@@ -363,7 +363,7 @@ fn computes(backend: &str, family: Family) -> bool {
         "core" => matches!(family, Family::Forward | Family::ReadoutOps),
         "host" => matches!(
             family,
-            Family::Forward | Family::LossGrad | Family::DeeprStep
+            Family::Forward | Family::LossGrad | Family::DeeprStep | Family::Training
         ),
         other => panic!("unexpected backend {other}"),
     }
