@@ -53,6 +53,8 @@ extern "C" {
     fn emu_lsnn_philox_test(key: u64, stream: u32, n: u32, out: *mut [u32; 4]);
 }
 
+mod training;
+
 type StepBuild<A> = unsafe extern "C" fn(u32, u32, u32, *const A);
 
 /// The emulated build of the forward the launcher picks for blocks of `block` threads.

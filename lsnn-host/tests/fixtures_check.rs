@@ -360,7 +360,11 @@ fn computes(backend: &str, family: Family) -> bool {
         "core" => matches!(family, Family::Forward | Family::ReadoutOps),
         "host" => matches!(
             family,
-            Family::Forward | Family::LossGrad | Family::DeeprStep | Family::Encoding
+            Family::Forward
+                | Family::LossGrad
+                | Family::DeeprStep
+                | Family::Encoding
+                | Family::Training
         ),
         other => panic!("unexpected backend {other}"),
     }

@@ -359,7 +359,12 @@ mod cuda {
                 passed += 1;
             }
         }
-        for family in [Family::Forward, Family::LossGrad, Family::DeeprStep] {
+        for family in [
+            Family::Forward,
+            Family::LossGrad,
+            Family::DeeprStep,
+            Family::Training,
+        ] {
             assert!(
                 families.contains(&format!("{family:?}")),
                 "no {family:?} line from the gpu backend ({families:?})"

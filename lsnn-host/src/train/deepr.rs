@@ -262,9 +262,13 @@ fn is_disconnected<F: Real>(theta: F) -> bool {
 
 /// The global budget `K = int(sum_m size_m * p_m)`, summed in float32 as TensorFlow does.
 pub fn budget<F: Real>(matrices: &[RewiredMatrix<F>]) -> usize {
+    budget_of(matrices.iter().map(|m| (m.theta.len(), m.connectivity)))
+}
+
+/// [`budget`] of matrices given as `(size, connectivity)`.
+pub fn budget_of(matrices: impl Iterator<Item = (usize, f64)>) -> usize {
     matrices
-        .iter()
-        .map(|m| m.theta.len() as f32 * m.connectivity as f32)
+        .map(|(size, p)| size as f32 * p as f32)
         .sum::<f32>() as usize
 }
 
