@@ -14,8 +14,9 @@ pub trait Value:
     type Scalar: Real;
     /// A comparison's outcome, per lane.
     type Mask: Mask;
-    /// `x` in every lane.
-    fn splat(x: Self::Scalar) -> Self;
+    /// `x` in every lane, a value of the same kind as `self` (a SIMD register's value is the
+    /// proof that the CPU has the instructions, so new values are made from one).
+    fn splat(self, x: Self::Scalar) -> Self;
     /// `|x|` per lane.
     fn abs(self) -> Self;
     /// The larger of the two per lane, the other one where one is NaN (as `f32::max`).
@@ -40,7 +41,7 @@ impl<F: Real> Value for F {
     type Scalar = F;
     type Mask = bool;
     #[inline(always)]
-    fn splat(x: F) -> F {
+    fn splat(self, x: F) -> F {
         x
     }
     #[inline(always)]
@@ -140,7 +141,7 @@ impl<F: Real, const L: usize> Value for Lanes<F, L> {
     type Scalar = F;
     type Mask = LaneMask<L>;
     #[inline(always)]
-    fn splat(x: F) -> Self {
+    fn splat(self, x: F) -> Self {
         Lanes([x; L])
     }
     #[inline(always)]

@@ -112,16 +112,16 @@ pub struct StepConsts<F> {
 }
 
 impl<F: Real> StepConsts<F> {
-    /// The constants in every lane of `X`.
+    /// The constants in every lane of values like `like`.
     #[inline(always)]
-    pub fn splat<X: Value<Scalar = F>>(&self) -> StepConsts<X> {
+    pub fn splat<X: Value<Scalar = F>>(&self, like: X) -> StepConsts<X> {
         StepConsts {
-            dt: X::splat(self.dt),
-            decay_b: X::splat(self.decay_b),
-            one_minus_decay_b: X::splat(self.one_minus_decay_b),
-            v0: X::splat(self.v0),
-            spike: X::splat(self.spike),
-            dampening_factor: X::splat(self.dampening_factor),
+            dt: like.splat(self.dt),
+            decay_b: like.splat(self.decay_b),
+            one_minus_decay_b: like.splat(self.one_minus_decay_b),
+            v0: like.splat(self.v0),
+            spike: like.splat(self.spike),
+            dampening_factor: like.splat(self.dampening_factor),
         }
     }
 }
@@ -154,14 +154,14 @@ impl<F: Real> Neuron<F> {
         })
     }
 
-    /// The constants in every lane of `X`.
+    /// The constants in every lane of values like `like`.
     #[inline(always)]
-    pub fn splat<X: Value<Scalar = F>>(&self) -> Neuron<X> {
+    pub fn splat<X: Value<Scalar = F>>(&self, like: X) -> Neuron<X> {
         Neuron {
-            decay: X::splat(self.decay),
-            one_minus_decay: X::splat(self.one_minus_decay),
-            thr: X::splat(self.thr),
-            beta: X::splat(self.beta),
+            decay: like.splat(self.decay),
+            one_minus_decay: like.splat(self.one_minus_decay),
+            thr: like.splat(self.thr),
+            beta: like.splat(self.beta),
         }
     }
 }
@@ -254,15 +254,15 @@ impl<X: Value> Factor<X> for One {
 /// The previous spike `z` as [`neuron_step_with`] takes it: a value ([`NeuronState::z`]), or
 /// [`NoSpike`], known to be `+0`.
 pub trait PrevSpike<X>: Copy {
-    /// `z` itself.
-    fn z(self) -> X;
+    /// `z` itself (a value like `like`).
+    fn z(self, like: X) -> X;
     /// `b_new = decay_b * b + (1 - decay_b) * z` (semantics page, step 2).
     fn adapt(self, k: &StepConsts<X>, b: X) -> X;
 }
 
 impl<X: Value> PrevSpike<X> for X {
     #[inline(always)]
-    fn z(self) -> X {
+    fn z(self, _like: X) -> X {
         self
     }
     #[inline(always)]
@@ -280,8 +280,8 @@ pub struct NoSpike;
 
 impl<X: Value> PrevSpike<X> for NoSpike {
     #[inline(always)]
-    fn z(self) -> X {
-        zero()
+    fn z(self, like: X) -> X {
+        zero(like)
     }
     #[inline(always)]
     fn adapt(self, k: &StepConsts<X>, b: X) -> X {
@@ -323,20 +323,20 @@ pub fn neuron_step_with<
 ) -> NeuronStep<X, X::Mask> {
     let b = prev_z.adapt(k, prev_b);
     let thr = n.threshold(b, v0);
-    let v = n.decay * prev_v + input - dt.times(prev_z.z() * thr);
+    let v = n.decay * prev_v + input - dt.times(prev_z.z(thr) * thr);
     let v_scaled = (prev_v - thr) / thr;
     // H(v_scaled) = H((v - A) / A) is `v > A` when A > 0 (always, unless beta < 0): v > A > 0
     // makes v - A at least one ulp of A, so the quotient is at least 2^-24 and cannot round
     // to 0; v <= A makes it <= 0; NaN fails both tests. Callers that do not read `v_scaled`
     // (the cell) thus never divide on the common path.
-    let positive = thr.gt(zero());
+    let positive = thr.gt(zero(thr));
     let above = if THR_POSITIVE || positive.all() {
         prev_v.gt(thr)
     } else {
         positive.pick(prev_v.gt(thr), spike_test_by_division(prev_v, thr))
     };
     let spiked = above.and_not(refractory);
-    let z = X::select(spiked, k.spike, zero());
+    let z = X::select(spiked, k.spike, zero(thr));
     NeuronStep {
         state: NeuronState { v, z, b },
         thr,
@@ -365,23 +365,25 @@ pub fn allows_shortcuts<F: Real>(n: &Neuron<F>) -> bool {
 #[cold]
 #[inline(never)]
 fn spike_test_by_division<X: Value>(v: X, thr: X) -> X::Mask {
-    ((v - thr) / thr).gt(zero())
+    ((v - thr) / thr).gt(zero(thr))
 }
 
 /// The pseudo-derivative `dz/dv_scaled = dampening * max(0, 1 - |v_scaled|)`.
 #[inline(always)]
 pub fn pseudo_derivative<X: Value>(v_scaled: X, dampening_factor: X) -> X {
-    (one::<X>() - v_scaled.abs()).max(zero()) * dampening_factor
+    (one(v_scaled) - v_scaled.abs()).max(zero(v_scaled)) * dampening_factor
 }
 
+/// 0 in every lane of values like `like`.
 #[inline(always)]
-fn zero<X: Value>() -> X {
-    X::splat(<X::Scalar as num_traits::Zero>::zero())
+fn zero<X: Value>(like: X) -> X {
+    like.splat(<X::Scalar as num_traits::Zero>::zero())
 }
 
+/// 1 in every lane of values like `like`.
 #[inline(always)]
-fn one<X: Value>() -> X {
-    X::splat(<X::Scalar as num_traits::One>::one())
+fn one<X: Value>(like: X) -> X {
+    like.splat(<X::Scalar as num_traits::One>::one())
 }
 
 /// Adjoints (dL/d...) of one neuron's quantities.
@@ -425,7 +427,7 @@ pub fn neuron_step_backward<X: Value>(
     let v_scaled = (prev.v - thr) / thr;
     let g_v_scaled = X::select(
         refractory,
-        zero(),
+        zero(thr),
         out.z * k.spike * pseudo_derivative(v_scaled, k.dampening_factor),
     );
     let g_thr = out_thr - g_v_scaled * prev.v / (thr * thr) - out.v * prev.z * k.dt;

@@ -17,7 +17,9 @@ use crate::tasks::store_recall::generate;
 use crate::train::deepr::{neuron_signs, RewiredMatrix};
 use crate::train::optim::Optimizer;
 use crate::train::update::{Rewiring, Weights};
-use crate::train::{run_pass, zero_states, LossTerm, Params, PassOptions, RateRegulariser, Spec};
+use crate::train::{
+    run_pass_in, zero_states, LossTerm, Params, PassOptions, RateRegulariser, Spec, Workspace,
+};
 
 /// Which configuration to time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -197,9 +199,11 @@ pub fn bench(
     let mut opt = Optimizer::adam();
     let mut times = Vec::with_capacity(iters);
     let mut rates = Vec::new();
+    let mut workspace = Workspace::default();
     for i in 0..=iters {
         let t0 = Instant::now();
-        let pass = run_pass(
+        let pass = run_pass_in(
+            &mut workspace,
             &s.spec,
             &s.weights.params,
             &s.input,
@@ -245,7 +249,7 @@ pub fn bench(
 #[cfg(test)]
 mod bit_for_bit {
     use super::*;
-    use crate::train::HostState;
+    use crate::train::{run_pass, HostState};
 
     struct Fnv(u64);
 
