@@ -20,6 +20,7 @@ extern crate std;
 
 mod cell;
 mod error;
+pub mod lanes;
 pub mod model;
 pub mod neuron;
 pub mod philox;
@@ -31,6 +32,7 @@ pub mod synapse;
 
 pub use cell::{Cell, CurrentNoise, NoNoise};
 pub use error::CoreError;
+pub use lanes::{LaneMask, Lanes, Mask, Value};
 pub use model::{
     IntegerScales, IntegerSynapses, LeF32Slice, LeWeights, Model, ModelParts, ModelSynapses,
     WeightKind,

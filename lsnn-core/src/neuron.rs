@@ -3,7 +3,12 @@
 //! Every backend (this crate's event-driven cell, the batched host trainer, the GPU kernels)
 //! calls or mirrors [`neuron_step`] and [`neuron_step_backward`]; the fixtures pin the mirrors.
 //! LIF neurons are ALIF neurons with `beta = 0`: there is no separate LIF code path.
+//!
+//! The equations are written once over a [`Value`]: one float, as the cell steps each neuron,
+//! or [`Lanes`](crate::Lanes) of them, as the trainer steps one neuron of several batch
+//! elements at once. The scalar functions are that form with `X = F`.
 
+use crate::lanes::{Mask, Value};
 use crate::{CoreError, Real};
 
 /// Global parameters of an LSNN cell, as given to the original `ALIF` constructor.
@@ -106,6 +111,21 @@ pub struct StepConsts<F> {
     pub dampening_factor: F,
 }
 
+impl<F: Real> StepConsts<F> {
+    /// The constants in every lane of values like `like`.
+    #[inline(always)]
+    pub fn splat<X: Value<Scalar = F>>(&self, like: X) -> StepConsts<X> {
+        StepConsts {
+            dt: like.splat(self.dt),
+            decay_b: like.splat(self.decay_b),
+            one_minus_decay_b: like.splat(self.one_minus_decay_b),
+            v0: like.splat(self.v0),
+            spike: like.splat(self.spike),
+            dampening_factor: like.splat(self.dampening_factor),
+        }
+    }
+}
+
 /// Per-neuron constants.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Neuron<F> {
@@ -134,10 +154,23 @@ impl<F: Real> Neuron<F> {
         })
     }
 
+    /// The constants in every lane of values like `like`.
+    #[inline(always)]
+    pub fn splat<X: Value<Scalar = F>>(&self, like: X) -> Neuron<X> {
+        Neuron {
+            decay: like.splat(self.decay),
+            one_minus_decay: like.splat(self.one_minus_decay),
+            thr: like.splat(self.thr),
+            beta: like.splat(self.beta),
+        }
+    }
+}
+
+impl<X: Value> Neuron<X> {
     /// The threshold `A = thr + b * beta * V0` for adaptation variable `b` (`v0` is V0, or
     /// [`One`] where it is exactly 1).
     #[inline(always)]
-    pub fn threshold<V0: Factor<F>>(&self, b: F, v0: V0) -> F {
+    pub fn threshold<V0: Factor<X>>(&self, b: X, v0: V0) -> X {
         self.thr + v0.times(b * self.beta)
     }
 }
@@ -153,9 +186,9 @@ pub struct NeuronState<F> {
     pub b: F,
 }
 
-/// What one step of one neuron produces.
+/// What one step of one neuron produces (`M`: per lane, a flag).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NeuronStep<F> {
+pub struct NeuronStep<F, M = bool> {
     /// The new state (`v_new`, `z_new`, `b_new`).
     pub state: NeuronState<F>,
     /// The threshold `A` used in this step.
@@ -163,7 +196,7 @@ pub struct NeuronStep<F> {
     /// `(v_prev - A) / A`, the argument of the spike function.
     pub v_scaled: F,
     /// Whether the neuron spiked (`z_new != 0`).
-    pub spiked: bool,
+    pub spiked: M,
 }
 
 /// One step of one ALIF neuron (semantics page, steps 2-8).
@@ -195,14 +228,14 @@ pub fn neuron_step<F: Real>(
 /// A factor of the equations that may be known to be exactly 1 ([`One`]): `dt` in the reset
 /// term and `V0` in the threshold. Multiplying by 1 is exact for every float (zeros keep their
 /// sign, infinities and NaN stay what they are), so leaving it out changes no bit.
-pub trait Factor<F>: Copy {
+pub trait Factor<X>: Copy {
     /// `x * self`.
-    fn times(self, x: F) -> F;
+    fn times(self, x: X) -> X;
 }
 
-impl<F: Real> Factor<F> for F {
+impl<X: Value> Factor<X> for X {
     #[inline(always)]
-    fn times(self, x: F) -> F {
+    fn times(self, x: X) -> X {
         x * self
     }
 }
@@ -211,29 +244,29 @@ impl<F: Real> Factor<F> for F {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct One;
 
-impl<F: Real> Factor<F> for One {
+impl<X: Value> Factor<X> for One {
     #[inline(always)]
-    fn times(self, x: F) -> F {
+    fn times(self, x: X) -> X {
         x
     }
 }
 
 /// The previous spike `z` as [`neuron_step_with`] takes it: a value ([`NeuronState::z`]), or
 /// [`NoSpike`], known to be `+0`.
-pub trait PrevSpike<F>: Copy {
-    /// `z` itself.
-    fn z(self) -> F;
+pub trait PrevSpike<X>: Copy {
+    /// `z` itself (a value like `like`).
+    fn z(self, like: X) -> X;
     /// `b_new = decay_b * b + (1 - decay_b) * z` (semantics page, step 2).
-    fn adapt(self, k: &StepConsts<F>, b: F) -> F;
+    fn adapt(self, k: &StepConsts<X>, b: X) -> X;
 }
 
-impl<F: Real> PrevSpike<F> for F {
+impl<X: Value> PrevSpike<X> for X {
     #[inline(always)]
-    fn z(self) -> F {
+    fn z(self, _like: X) -> X {
         self
     }
     #[inline(always)]
-    fn adapt(self, k: &StepConsts<F>, b: F) -> F {
+    fn adapt(self, k: &StepConsts<X>, b: X) -> X {
         k.decay_b * b + k.one_minus_decay_b * self
     }
 }
@@ -245,13 +278,13 @@ impl<F: Real> PrevSpike<F> for F {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NoSpike;
 
-impl<F: Real> PrevSpike<F> for NoSpike {
+impl<X: Value> PrevSpike<X> for NoSpike {
     #[inline(always)]
-    fn z(self) -> F {
-        F::zero()
+    fn z(self, like: X) -> X {
+        zero(like)
     }
     #[inline(always)]
-    fn adapt(self, k: &StepConsts<F>, b: F) -> F {
+    fn adapt(self, k: &StepConsts<X>, b: X) -> X {
         k.decay_b * b
     }
 }
@@ -272,37 +305,38 @@ impl<F: Real> PrevSpike<F> for NoSpike {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn neuron_step_with<
-    F: Real,
-    Z: PrevSpike<F>,
-    Dt: Factor<F>,
-    V0: Factor<F>,
+    X: Value,
+    Z: PrevSpike<X>,
+    Dt: Factor<X>,
+    V0: Factor<X>,
     const THR_POSITIVE: bool,
 >(
-    n: &Neuron<F>,
-    k: &StepConsts<F>,
+    n: &Neuron<X>,
+    k: &StepConsts<X>,
     dt: Dt,
     v0: V0,
-    prev_v: F,
+    prev_v: X,
     prev_z: Z,
-    prev_b: F,
-    input: F,
-    refractory: bool,
-) -> NeuronStep<F> {
+    prev_b: X,
+    input: X,
+    refractory: X::Mask,
+) -> NeuronStep<X, X::Mask> {
     let b = prev_z.adapt(k, prev_b);
     let thr = n.threshold(b, v0);
-    let v = n.decay * prev_v + input - dt.times(prev_z.z() * thr);
+    let v = n.decay * prev_v + input - dt.times(prev_z.z(thr) * thr);
     let v_scaled = (prev_v - thr) / thr;
     // H(v_scaled) = H((v - A) / A) is `v > A` when A > 0 (always, unless beta < 0): v > A > 0
     // makes v - A at least one ulp of A, so the quotient is at least 2^-24 and cannot round
     // to 0; v <= A makes it <= 0; NaN fails both tests. Callers that do not read `v_scaled`
     // (the cell) thus never divide on the common path.
-    let above = if THR_POSITIVE || thr > F::zero() {
-        prev_v > thr
+    let positive = thr.gt(zero(thr));
+    let above = if THR_POSITIVE || positive.all() {
+        prev_v.gt(thr)
     } else {
-        spike_test_by_division(prev_v, thr)
+        positive.pick(prev_v.gt(thr), spike_test_by_division(prev_v, thr))
     };
-    let spiked = above && !refractory;
-    let z = if spiked { k.spike } else { F::zero() };
+    let spiked = above.and_not(refractory);
+    let z = X::select(spiked, k.spike, zero(thr));
     NeuronStep {
         state: NeuronState { v, z, b },
         thr,
@@ -330,14 +364,26 @@ pub fn allows_shortcuts<F: Real>(n: &Neuron<F>) -> bool {
 /// negative `beta`); out of line so that the common path stays a comparison.
 #[cold]
 #[inline(never)]
-fn spike_test_by_division<F: Real>(v: F, thr: F) -> bool {
-    (v - thr) / thr > F::zero()
+fn spike_test_by_division<X: Value>(v: X, thr: X) -> X::Mask {
+    ((v - thr) / thr).gt(zero(thr))
 }
 
 /// The pseudo-derivative `dz/dv_scaled = dampening * max(0, 1 - |v_scaled|)`.
 #[inline(always)]
-pub fn pseudo_derivative<F: Real>(v_scaled: F, dampening_factor: F) -> F {
-    (F::one() - v_scaled.abs()).max(F::zero()) * dampening_factor
+pub fn pseudo_derivative<X: Value>(v_scaled: X, dampening_factor: X) -> X {
+    (one(v_scaled) - v_scaled.abs()).max(zero(v_scaled)) * dampening_factor
+}
+
+/// 0 in every lane of values like `like`.
+#[inline(always)]
+fn zero<X: Value>(like: X) -> X {
+    like.splat(<X::Scalar as num_traits::Zero>::zero())
+}
+
+/// 1 in every lane of values like `like`.
+#[inline(always)]
+fn one<X: Value>(like: X) -> X {
+    like.splat(<X::Scalar as num_traits::One>::one())
 }
 
 /// Adjoints (dL/d...) of one neuron's quantities.
@@ -368,22 +414,22 @@ pub struct NeuronBackward<F> {
 /// adjoint of the threshold output `A`. Nothing is stopped: gradients flow through the reset,
 /// through `A` (hence `b`), and through the division by `A` inside `v_scaled`.
 #[inline(always)]
-pub fn neuron_step_backward<F: Real>(
-    n: &Neuron<F>,
-    k: &StepConsts<F>,
-    prev: NeuronState<F>,
-    b_new: F,
-    refractory: bool,
-    out: NeuronGrad<F>,
-    out_thr: F,
-) -> NeuronBackward<F> {
+pub fn neuron_step_backward<X: Value>(
+    n: &Neuron<X>,
+    k: &StepConsts<X>,
+    prev: NeuronState<X>,
+    b_new: X,
+    refractory: X::Mask,
+    out: NeuronGrad<X>,
+    out_thr: X,
+) -> NeuronBackward<X> {
     let thr = n.threshold(b_new, k.v0);
     let v_scaled = (prev.v - thr) / thr;
-    let g_v_scaled = if refractory {
-        F::zero()
-    } else {
-        out.z * k.spike * pseudo_derivative(v_scaled, k.dampening_factor)
-    };
+    let g_v_scaled = X::select(
+        refractory,
+        zero(thr),
+        out.z * k.spike * pseudo_derivative(v_scaled, k.dampening_factor),
+    );
     let g_thr = out_thr - g_v_scaled * prev.v / (thr * thr) - out.v * prev.z * k.dt;
     let g_b_new = out.b + g_thr * n.beta * k.v0;
     NeuronBackward {

@@ -17,7 +17,9 @@ use crate::tasks::store_recall::generate;
 use crate::train::deepr::{neuron_signs, RewiredMatrix};
 use crate::train::optim::Optimizer;
 use crate::train::update::{Rewiring, Weights};
-use crate::train::{run_pass, zero_states, LossTerm, Params, PassOptions, RateRegulariser, Spec};
+use crate::train::{
+    run_pass_in, zero_states, LossTerm, Params, PassOptions, RateRegulariser, Spec, Workspace,
+};
 
 /// Which configuration to time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -197,9 +199,11 @@ pub fn bench(
     let mut opt = Optimizer::adam();
     let mut times = Vec::with_capacity(iters);
     let mut rates = Vec::new();
+    let mut workspace = Workspace::default();
     for i in 0..=iters {
         let t0 = Instant::now();
-        let pass = run_pass(
+        let pass = run_pass_in(
+            &mut workspace,
             &s.spec,
             &s.weights.params,
             &s.input,
@@ -235,4 +239,123 @@ pub fn bench(
         rate_hz: rates.iter().sum::<f64>() / rates.len().max(1) as f64,
         input_events_per_step: s.input.n_events() as f64 / (batch * s.input.n_steps()) as f64,
     })
+}
+
+/// The trainer's results, bit for bit, over a few iterations of both tutorials' networks: every
+/// loss, rate, logit and gradient, the Adam moments, the weights and DEEP R's thetas after each
+/// update, and the carried states, hashed (FNV-1a over the IEEE bit patterns). The expected
+/// hashes were computed by the trainer of commit 8044544 (scalar, one element at a time); any
+/// change of the trainer must keep them, at every thread count.
+#[cfg(test)]
+mod bit_for_bit {
+    use super::*;
+    use crate::train::{run_pass, HostState};
+
+    struct Fnv(u64);
+
+    impl Fnv {
+        fn new() -> Self {
+            Fnv(0xcbf2_9ce4_8422_2325)
+        }
+        fn word(&mut self, x: u64) {
+            for byte in x.to_le_bytes() {
+                self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        fn f32s<'a>(&mut self, xs: impl IntoIterator<Item = &'a f32>) {
+            for x in xs {
+                self.word(u64::from(x.to_bits()));
+            }
+        }
+        fn f64s<'a>(&mut self, xs: impl IntoIterator<Item = &'a f64>) {
+            for x in xs {
+                self.word(x.to_bits());
+            }
+        }
+        fn params(&mut self, p: &Params<f32>) {
+            for (_, values) in p.named() {
+                self.f32s(values);
+            }
+        }
+        fn states(&mut self, states: &[HostState<f32>], n_delay: usize) {
+            for s in states {
+                self.f32s(s.v());
+                self.f32s(s.z());
+                self.f32s(s.b());
+                for j in 0..s.n_rec() {
+                    for d in 0..n_delay {
+                        self.word(u64::from(s.i_future(j, d).to_bits()));
+                    }
+                    self.word(u64::from(s.refractory_left()[j]));
+                }
+            }
+        }
+    }
+
+    /// Three iterations of `setup` (Adam, the tutorial's DEEP R where it has one), hashed.
+    fn hash_of_training(mut s: Setup, rng: &mut ChaCha8Rng) -> u64 {
+        let mut h = Fnv::new();
+        let mut states = zero_states(&s.spec, s.input.n_batch());
+        let mut opt = Optimizer::adam();
+        for _ in 0..3 {
+            let pass = run_pass(
+                &s.spec,
+                &s.weights.params,
+                &s.input,
+                &mut states,
+                &s.terms,
+                Some(&s.reg),
+                PassOptions {
+                    gradients: true,
+                    ..PassOptions::default()
+                },
+            )
+            .expect("pass");
+            h.f32s([&pass.loss, &pass.loss_ce, &pass.loss_reg]);
+            h.f32s(&pass.rates);
+            h.f32s(pass.logits.iter().flatten().flatten());
+            let grads = pass.grads.expect("gradients");
+            h.params(&grads);
+            s.weights
+                .apply(&grads, &mut opt, 1e-2, s.rewiring, rng)
+                .expect("update");
+            for (_, m) in opt.m.iter().chain(&opt.v) {
+                h.f64s(m);
+            }
+            h.params(&s.weights.params);
+            for m in &s.weights.rewired {
+                h.f32s(&m.theta);
+            }
+            h.states(&states, s.spec.config.n_delay);
+        }
+        h.0
+    }
+
+    fn hashes(threads: usize) -> (u64, u64) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        pool.install(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let store_recall = store_recall_setup(37, &mut rng).expect("setup");
+            let a = hash_of_training(store_recall, &mut rng);
+            let mut rng = ChaCha8Rng::seed_from_u64(8);
+            let smnist = smnist_setup(20, &mut rng).expect("setup");
+            (a, hash_of_training(smnist, &mut rng))
+        })
+    }
+
+    #[test]
+    fn training_is_bit_for_bit_that_of_commit_8044544_at_any_thread_count() {
+        for threads in [1, 3] {
+            let (store_recall, smnist) = hashes(threads);
+            println!("threads {threads}: store-recall {store_recall:#018x}, sMNIST {smnist:#018x}");
+            assert_eq!(
+                store_recall, 0xe39d_ebba_cedc_6b5f,
+                "store-recall, {threads} threads"
+            );
+            assert_eq!(smnist, 0xea5d_4ae1_d84e_8353, "sMNIST, {threads} threads");
+        }
+    }
 }

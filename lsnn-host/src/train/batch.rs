@@ -1,4 +1,5 @@
-//! One forward(+backward) pass over a batch, parallel over its elements with rayon.
+//! One forward(+backward) pass over a batch: groups of [`LANES`] elements side by side in SIMD
+//! lanes ([`crate::train::lanes`]), the groups in parallel with rayon.
 
 use lsnn_core::{CellState, CurrentNoise, Real};
 use ndarray::{Array1, ArrayView2};
@@ -8,16 +9,17 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::bptt::{
-    backward_element, cross_entropy, forward_element, readout_element, BackwardContext,
-    ElementGrads, HostState, LossSeeds, LossTerm, ReadoutPass, ReadoutView, Trace, TrainCell,
+    cross_entropy, logits, ElementGrads, HostState, LossSeeds, LossTerm, ReadoutView, Trace,
+    TrainCell,
+};
+use super::lanes::{
+    arrival_offsets, backward_group, csr_arrival_offsets, forward_group, BackwardContext,
+    ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
 };
 use super::network::{Params, Spec};
+use super::simd::{SimdReal, LANES};
 use crate::error::HostError;
 use crate::input::InputBatch;
-
-/// Batch elements whose gradients are computed in parallel (one buffer each) before they are
-/// added to the total in order.
-const REDUCE_WAVE: usize = 32;
 
 /// The firing-rate regulariser `sum_j coeff_j (rate_j - target)^2`, rates in spikes per ms.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,9 +96,49 @@ impl<F: Real> CurrentNoise<F> for Gaussian {
     }
 }
 
+/// What a pass keeps from one iteration to the next: each group's events, trace and gradient
+/// buffers, so that a training run allocates (and the kernel maps) them once.
+#[derive(Debug, Default)]
+pub struct Workspace<F> {
+    groups: Vec<GroupWork<F>>,
+}
+
+#[derive(Debug, Default)]
+struct GroupWork<F> {
+    input: GroupInput<F>,
+    trace: GroupTrace<F>,
+    readout: GroupReadout<F>,
+    grads: Vec<ElementGrads<F>>,
+}
+
 /// Runs `input` through the network from `states` (left at the final states), evaluates the
 /// loss terms of every element and the regulariser, and optionally back-propagates.
-pub fn run_pass<F: Real>(
+pub fn run_pass<F: SimdReal>(
+    spec: &Spec<F>,
+    params: &Params<F>,
+    input: &InputBatch,
+    states: &mut [HostState<F>],
+    terms: &[Vec<LossTerm<F>>],
+    reg: Option<&RateRegulariser<F>>,
+    opts: PassOptions<'_, F>,
+) -> Result<PassResult<F>, HostError> {
+    let mut workspace = Workspace::default();
+    run_pass_in(
+        &mut workspace,
+        spec,
+        params,
+        input,
+        states,
+        terms,
+        reg,
+        opts,
+    )
+}
+
+/// [`run_pass`] in the buffers of `workspace` (kept for the next pass).
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass_in<F: SimdReal>(
+    workspace: &mut Workspace<F>,
     spec: &Spec<F>,
     params: &Params<F>,
     input: &InputBatch,
@@ -109,6 +151,7 @@ pub fn run_pass<F: Real>(
     check_batch(spec, params, input, states, terms, reg)?;
     let neurons = spec.neurons()?;
     let (w_in, w_rec) = params.synapses(spec)?;
+    // The core's cell validates the synapses and derives the step's constants.
     let cell = TrainCell::new(spec.config, &neurons, w_in.view(), w_rec.view())
         .map_err(|e| HostError::Network(e.to_string()))?;
     let readout = ReadoutView {
@@ -116,25 +159,56 @@ pub fn run_pass<F: Real>(
         b_out: params.b_out.as_ref().and_then(|b| b.as_slice()),
         decay: (-spec.config.dt / spec.tau_out).exp(),
     };
-
-    let passes: Vec<(Trace<F>, ReadoutPass<F>)> = states
-        .par_iter_mut()
-        .enumerate()
-        .map(|(b, state)| {
-            let mut noise = Gaussian(ChaCha8Rng::seed_from_u64(
-                opts.noise_seed ^ (b as u64) << 32,
-            ));
-            let trace = forward_element(&cell, input, b, state, &mut noise)?;
-            let pass = readout_element(&trace, &readout, &terms[b]);
-            Ok((trace, pass))
-        })
-        .collect::<Result<_, HostError>>()?;
-
+    let steps = input.n_steps();
     let n_batch = input.n_batch();
-    let denom = F::of((n_batch * input.n_steps()) as f64) * spec.config.dt;
+    let groups = &mut workspace.groups;
+    groups.resize_with(n_batch.div_ceil(LANES), GroupWork::default);
+    let groups = &mut groups[..n_batch.div_ceil(LANES)];
+
+    let forward = ForwardContext {
+        neurons: &neurons,
+        consts: *cell.consts(),
+        n_delay: spec.config.n_delay,
+        n_refractory: spec.config.n_refractory as u16,
+        noise_std: spec.config.injected_noise_current,
+        w_in: w_in.view(),
+        w_rec: w_rec.view(),
+        readout_decay: readout.decay,
+    };
+    groups
+        .par_iter_mut()
+        .zip(states.par_chunks_mut(LANES))
+        .zip(terms.par_chunks(LANES))
+        .enumerate()
+        .for_each(|(g, ((work, states), terms))| {
+            let first = g * LANES;
+            let mut noise: Vec<Gaussian> = (0..states.len())
+                .map(|l| {
+                    let b = (first + l) as u64;
+                    Gaussian(ChaCha8Rng::seed_from_u64(opts.noise_seed ^ b << 32))
+                })
+                .collect();
+            work.input.gather(input, first, states.len());
+            work.readout = forward_group(
+                &forward,
+                &work.input,
+                steps,
+                states,
+                terms,
+                &mut LaneNoise { lanes: &mut noise },
+                &mut work.trace,
+            );
+        });
+    let elements = || {
+        groups
+            .iter()
+            .flat_map(|work| work.readout.psp_sums.iter().zip(&work.readout.z_sums))
+    };
+
+    let denom = F::of((n_batch * steps) as f64) * spec.config.dt;
     let mut rates = vec![F::zero(); spec.n_rec()];
-    for (trace, _) in &passes {
-        for (r, s) in rates.iter_mut().zip(trace.z_sums()) {
+    for (_, z_sums) in elements() {
+        for (r, &s) in rates.iter_mut().zip(z_sums) {
             *r = *r + s;
         }
     }
@@ -142,11 +216,15 @@ pub fn run_pass<F: Real>(
         *r = *r / denom;
     }
 
+    let logits: Vec<Vec<Vec<F>>> = elements()
+        .zip(terms)
+        .map(|((psp_sums, _), element_terms)| logits(&readout, element_terms, psp_sums))
+        .collect();
     let mut loss_ce = F::zero();
     let mut term_grads = Vec::with_capacity(n_batch);
-    for ((_, pass), element_terms) in passes.iter().zip(terms) {
+    for (element_logits, element_terms) in logits.iter().zip(terms) {
         let mut grads = Vec::with_capacity(element_terms.len());
-        for (term, logits) in element_terms.iter().zip(&pass.logits) {
+        for (term, logits) in element_terms.iter().zip(element_logits) {
             let (ce, dlogits) = cross_entropy(logits, term.target);
             loss_ce = loss_ce + term.weight * ce;
             grads.push((
@@ -160,52 +238,62 @@ pub fn run_pass<F: Real>(
         Some(reg) => regulariser(reg, &rates, denom),
         None => (F::zero(), vec![F::zero(); spec.n_rec()]),
     };
-    let loss_linear = linear_loss(&passes, opts.linear);
+    let spike = cell.consts().spike;
+    let loss_linear = match opts.linear {
+        Some((c_z, c_v)) => groups.iter().fold(F::zero(), |loss, work| {
+            work.trace.linear_loss(loss, c_z, c_v, spike)
+        }),
+        None => F::zero(),
+    };
 
     let grads = if opts.gradients {
-        let ctx = BackwardContext {
+        let backward = BackwardContext {
             neurons: &neurons,
             consts: *cell.consts(),
             w_rec: w_rec.view(),
-            delay_in: spec.delay_in.view(),
-            delay_rec: spec.delay_rec.view(),
+            arrive_in: &arrival_offsets(spec.delay_in.view()),
+            arrive_rec: &arrival_offsets(spec.delay_rec.view()),
+            arrive_rec_csr: &csr_arrival_offsets(w_rec.view()),
             n_delay: spec.config.n_delay,
             readout,
         };
         let (n_in, n, n_out) = (spec.n_in(), spec.n_rec(), params.n_out());
-        // Each element's gradient from zero, then summed in element order (0 + g_0 + g_1 + ...):
-        // the same bits whatever the number of threads, and the GPU's reduction exactly.
-        let mut total = ElementGrads::zeros(n_in, n, n_out);
-        let mut wave: Vec<ElementGrads<F>> = Vec::new();
-        for (w, (passes, term_grads)) in passes
-            .chunks(REDUCE_WAVE)
-            .zip(term_grads.chunks(REDUCE_WAVE))
-            .enumerate()
-        {
-            wave.resize_with(passes.len(), || ElementGrads::zeros(n_in, n, n_out));
-            wave.par_iter_mut()
-                .zip(passes.par_iter().zip(term_grads))
-                .enumerate()
-                .for_each(|(k, (acc, ((trace, pass), tg)))| {
-                    acc.fill_zero();
-                    let seeds = LossSeeds {
+        groups
+            .par_iter_mut()
+            .zip(term_grads.par_chunks(LANES))
+            .for_each(|(work, term_grads)| {
+                work.grads
+                    .resize_with(term_grads.len(), || ElementGrads::zeros(n_in, n, n_out));
+                for g in &mut work.grads {
+                    g.reset(n_in, n, n_out);
+                }
+                let seeds: Vec<LossSeeds<'_, F>> = term_grads
+                    .iter()
+                    .map(|tg| LossSeeds {
                         term_grads: tg.clone(),
                         z_every_step: reg.map(|_| reg_grad.as_slice()),
                         linear: opts.linear.as_ref().map(|(a, b)| (a.view(), b.view())),
-                    };
-                    let b = w * REDUCE_WAVE + k;
-                    backward_element(&ctx, trace, input, b, pass, &seeds, acc);
-                });
-            for g in &wave {
-                total.accumulate(g);
-            }
-        }
+                    })
+                    .collect();
+                backward_group(
+                    &backward,
+                    &work.trace,
+                    &work.input,
+                    &work.readout.psp_sums,
+                    &seeds,
+                    &mut work.grads,
+                );
+            });
+        // Each element's gradient from zero, then summed in element order (0 + g_0 + g_1 + ...):
+        // the same bits whatever the number of threads, and the GPU's reduction exactly.
+        let per_element: Vec<&ElementGrads<F>> =
+            groups.iter().flat_map(|work| &work.grads).collect();
+        let total = ElementGrads::sum_in_order(&per_element, n_in, n, n_out);
         Some(to_param_grads(spec, params, total))
     } else {
         None
     };
 
-    let logits = passes.iter().map(|(_, p)| p.logits.clone()).collect();
     Ok(PassResult {
         loss: loss_ce + loss_reg + loss_linear,
         loss_ce,
@@ -213,9 +301,15 @@ pub fn run_pass<F: Real>(
         rates,
         logits,
         grads,
-        traces: opts
-            .keep_traces
-            .then(|| passes.into_iter().map(|(t, _)| t).collect()),
+        traces: opts.keep_traces.then(|| {
+            groups
+                .iter()
+                .flat_map(|work| {
+                    let count = work.readout.z_sums.len();
+                    (0..count).map(|l| work.trace.element(l, spike))
+                })
+                .collect()
+        }),
     })
 }
 
@@ -232,27 +326,6 @@ fn regulariser<F: Real>(reg: &RateRegulariser<F>, rates: &[F], denom: F) -> (F, 
         })
         .collect();
     (loss, grad)
-}
-
-fn linear_loss<F: Real>(
-    passes: &[(Trace<F>, ReadoutPass<F>)],
-    linear: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
-) -> F {
-    let Some((c_z, c_v)) = linear else {
-        return F::zero();
-    };
-    let mut loss = F::zero();
-    for (trace, _) in passes {
-        for t in 0..trace.steps() {
-            for (j, z) in trace.spikes(t + 1) {
-                loss = loss + c_z[[t, j]] * z;
-            }
-            for (j, &v) in trace.v(t + 1).iter().enumerate() {
-                loss = loss + c_v[[t, j]] * v;
-            }
-        }
-    }
-    loss
 }
 
 fn to_param_grads<F: Real>(spec: &Spec<F>, params: &Params<F>, g: ElementGrads<F>) -> Params<F> {

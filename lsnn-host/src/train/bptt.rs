@@ -1,18 +1,10 @@
-//! Forward with a compact trace, the readout loss, and exact BPTT, for one batch element;
-//! [`crate::train::batch`] runs them over a batch in parallel.
-//!
-//! The forward IS the core's event-driven [`Cell`]; the backward calls the core's
-//! [`neuron_step_backward`] per neuron and adds what crosses neurons: the recurrent synapses,
-//! the delays, the readout and the weight gradients, all driven by spike events.
+//! What a pass over one batch element is made of: its trace, the readout's loss terms and
+//! their gradients, the gradients of the weights. [`crate::train::lanes`] computes them for
+//! groups of elements side by side; [`crate::train::batch`] runs the groups over a batch.
 
-use lsnn_core::{
-    neuron_step_backward, pseudo_derivative, Cell, CellState, CsrRef, CurrentNoise, Neuron,
-    NeuronGrad, NeuronState, Real, StepConsts, Synapses,
-};
-use ndarray::{Array2, ArrayView2};
-
-use crate::error::HostError;
-use crate::input::InputBatch;
+use lsnn_core::{Cell, CellState, CsrRef, Real};
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
 
 /// The cell the trainers run: the core's cell over borrowed sparse synapses.
 pub type TrainCell<'a, F> = Cell<'a, F, CsrRef<'a, F>, CsrRef<'a, F>>;
@@ -39,38 +31,39 @@ pub struct Trace<F> {
 }
 
 impl<F: Real> Trace<F> {
-    fn new(n: usize, steps: usize) -> Self {
-        Trace {
+    /// A trace from `v`, `b` (`[(T + 1) N]`), the spikes present before each step `i`
+    /// (`T + 1` lists of `(neuron, value)`, neurons ascending) and, step by step and neuron by
+    /// neuron, whether the neuron was refractory (`T N` flags).
+    pub fn from_parts(
+        n: usize,
+        steps: usize,
+        v: Vec<F>,
+        b: Vec<F>,
+        spikes: Vec<Vec<(u16, F)>>,
+        refractory: impl Iterator<Item = bool>,
+    ) -> Self {
+        let mut bits = vec![0u64; (steps * n).div_ceil(64)];
+        for (at, _) in refractory.enumerate().filter(|(_, r)| *r) {
+            bits[at / 64] |= 1 << (at % 64);
+        }
+        let mut trace = Trace {
             n,
             steps,
-            v: Vec::with_capacity((steps + 1) * n),
-            b: Vec::with_capacity((steps + 1) * n),
+            v,
+            b,
             spike_offsets: vec![0],
             spike_ids: Vec::new(),
             spike_vals: Vec::new(),
-            refractory: vec![0; (steps * n).div_ceil(64)],
-        }
-    }
-
-    fn record_state(&mut self, state: &HostState<F>) {
-        self.v.extend_from_slice(state.v());
-        self.b.extend_from_slice(state.b());
-        for (j, &z) in state.z().iter().enumerate() {
-            if z != F::zero() {
-                self.spike_ids.push(j as u16);
-                self.spike_vals.push(z);
+            refractory: bits,
+        };
+        for list in spikes {
+            for (j, z) in list {
+                trace.spike_ids.push(j);
+                trace.spike_vals.push(z);
             }
+            trace.spike_offsets.push(trace.spike_ids.len() as u32);
         }
-        self.spike_offsets.push(self.spike_ids.len() as u32);
-    }
-
-    fn record_refractory(&mut self, step: usize, state: &HostState<F>) {
-        for (j, &left) in state.refractory_left().iter().enumerate() {
-            if left > 0 {
-                let bit = step * self.n + j;
-                self.refractory[bit / 64] |= 1 << (bit % 64);
-            }
-        }
+        trace
     }
 
     /// Number of steps T.
@@ -126,28 +119,6 @@ impl<F: Real> Trace<F> {
     }
 }
 
-/// Runs element `b` of `input` through `cell` from `state` (left at the final state) and
-/// records the trace.
-pub fn forward_element<F: Real, N: CurrentNoise<F>>(
-    cell: &TrainCell<'_, F>,
-    input: &InputBatch,
-    b: usize,
-    state: &mut HostState<F>,
-    noise: &mut N,
-) -> Result<Trace<F>, HostError> {
-    let steps = input.n_steps();
-    let mut trace = Trace::new(cell.n_rec(), steps);
-    trace.record_state(state);
-    for t in 0..steps {
-        trace.record_refractory(t, state);
-        let events = input.events(b, t).map(|(c, x)| (c, F::of(f64::from(x))));
-        cell.step_events(state, events, noise)
-            .map_err(|e| HostError::Network(format!("step {t} of batch element {b}: {e}")))?;
-        trace.record_state(state);
-    }
-    Ok(trace)
-}
-
 /// One cross-entropy term of the loss: the logits are the mean readout over steps
 /// `start..end`, the target a class, the term weighted by `weight`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -173,50 +144,17 @@ pub struct ReadoutView<'a, F> {
     pub decay: F,
 }
 
-/// The readout's result on one element: per loss term, its logits and the sum of the filtered
-/// spikes over its window (enough for the gradient of w_out without storing the filter).
-#[derive(Clone, Debug)]
-pub struct ReadoutPass<F> {
-    /// Logits per term.
-    pub logits: Vec<Vec<F>>,
-    /// `sum_{t in window} psp_t` per term, `[N]` each.
-    pub psp_sums: Vec<Vec<F>>,
-}
-
-/// Filters the spikes forward and evaluates the logits of every term.
-pub fn readout_element<F: Real>(
-    trace: &Trace<F>,
+/// The logits of every loss term of one element: the mean readout over the term's window,
+/// from `psp_sums` (per term, the filtered spikes summed over its window).
+pub fn logits<F: Real>(
     readout: &ReadoutView<'_, F>,
     terms: &[LossTerm<F>],
-) -> ReadoutPass<F> {
-    let n = trace.n;
+    psp_sums: &[Vec<F>],
+) -> Vec<Vec<F>> {
     let n_out = readout.w_out.ncols();
-    let mut psp = vec![F::zero(); n];
-    let mut psp_sums = vec![vec![F::zero(); n]; terms.len()];
-    let gain = F::one() - readout.decay;
-    let last = terms.iter().map(|term| term.end).max().unwrap_or(0);
-    let mut z = vec![F::zero(); n];
-    for t in 0..last {
-        for (j, v) in trace.spikes(t + 1) {
-            z[j] = v;
-        }
-        for (p, &zj) in psp.iter_mut().zip(&z) {
-            *p = *p * readout.decay + gain * zj;
-        }
-        for (j, _) in trace.spikes(t + 1) {
-            z[j] = F::zero();
-        }
-        for (term, sum) in terms.iter().zip(&mut psp_sums) {
-            if (term.start..term.end).contains(&t) {
-                for (s, &p) in sum.iter_mut().zip(&psp) {
-                    *s = *s + p;
-                }
-            }
-        }
-    }
-    let logits = terms
+    terms
         .iter()
-        .zip(&psp_sums)
+        .zip(psp_sums)
         .map(|(term, sum)| {
             let len = F::of((term.end - term.start) as f64);
             (0..n_out)
@@ -229,8 +167,7 @@ pub fn readout_element<F: Real>(
                 })
                 .collect()
         })
-        .collect();
-    ReadoutPass { logits, psp_sums }
+        .collect()
 }
 
 /// Softmax cross-entropy of `logits` against `target` and its gradient w.r.t. the logits.
@@ -270,24 +207,6 @@ pub struct LossSeeds<'a, F> {
     pub linear: Option<(ArrayView2<'a, F>, ArrayView2<'a, F>)>,
 }
 
-/// Everything the backward pass reads besides the trace.
-pub struct BackwardContext<'a, F> {
-    /// The per-neuron constants.
-    pub neurons: &'a [Neuron<F>],
-    /// The per-step constants.
-    pub consts: StepConsts<F>,
-    /// Effective recurrent synapses (the forward's).
-    pub w_rec: CsrRef<'a, F>,
-    /// Delay of every input synapse `[I, N]`.
-    pub delay_in: ArrayView2<'a, u8>,
-    /// Delay of every recurrent synapse `[N, N]`.
-    pub delay_rec: ArrayView2<'a, u8>,
-    /// Number of delay slots.
-    pub n_delay: usize,
-    /// The readout.
-    pub readout: ReadoutView<'a, F>,
-}
-
 /// Gradients of one element w.r.t. the EFFECTIVE weights (V0 applied) of the input and
 /// recurrent synapses, every entry (connected or not), and w.r.t. the readout.
 #[derive(Clone, Debug)]
@@ -313,6 +232,44 @@ impl<F: Real> ElementGrads<F> {
         }
     }
 
+    /// Zeros for a network of these sizes, reusing the buffers where the sizes match.
+    pub fn reset(&mut self, n_in: usize, n: usize, n_out: usize) {
+        if self.w_in.dim() == (n_in, n) && self.w_out.dim() == (n, n_out) {
+            self.fill_zero();
+        } else {
+            *self = ElementGrads::zeros(n_in, n, n_out);
+        }
+    }
+
+    /// `0 + parts[0] + parts[1] + ...`, entry by entry in that order (rows in parallel).
+    pub fn sum_in_order(parts: &[&ElementGrads<F>], n_in: usize, n: usize, n_out: usize) -> Self {
+        let mut total = ElementGrads::zeros(n_in, n, n_out);
+        fn rows<'p, F: Real>(
+            total: &mut Array2<F>,
+            part: &(dyn Fn(usize) -> &'p Array2<F> + Sync),
+            count: usize,
+        ) {
+            total
+                .axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(r, mut row)| {
+                    for e in 0..count {
+                        row.zip_mut_with(&part(e).row(r), |a, &b| *a = *a + b);
+                    }
+                });
+        }
+        rows(&mut total.w_in, &|e| &parts[e].w_in, parts.len());
+        rows(&mut total.w_rec, &|e| &parts[e].w_rec, parts.len());
+        rows(&mut total.w_out, &|e| &parts[e].w_out, parts.len());
+        for part in parts {
+            for (a, &b) in total.b_out.iter_mut().zip(&part.b_out) {
+                *a = *a + b;
+            }
+        }
+        total
+    }
+
     /// Sets every entry to zero.
     pub fn fill_zero(&mut self) {
         self.w_in.fill(F::zero());
@@ -328,171 +285,6 @@ impl<F: Real> ElementGrads<F> {
         self.w_out.zip_mut_with(&other.w_out, |a, &b| *a = *a + b);
         for (a, &b) in self.b_out.iter_mut().zip(&other.b_out) {
             *a = *a + b;
-        }
-    }
-}
-
-/// Reverse-mode pass over one element, accumulating into `grads`.
-pub fn backward_element<F: Real>(
-    ctx: &BackwardContext<'_, F>,
-    trace: &Trace<F>,
-    input: &InputBatch,
-    b: usize,
-    readout_pass: &ReadoutPass<F>,
-    seeds: &LossSeeds<'_, F>,
-    grads: &mut ElementGrads<F>,
-) {
-    let n = trace.n;
-    let steps = trace.steps;
-    let d_slots = ctx.n_delay;
-    let n_out = ctx.readout.w_out.ncols();
-
-    // Readout: dL/dw_out, dL/db_out, and per term dL/dpsp_t = w_out . dlogits / len.
-    let mut term_psp_grads = Vec::with_capacity(seeds.term_grads.len());
-    for ((term, dlogits), sum) in seeds.term_grads.iter().zip(&readout_pass.psp_sums) {
-        let len = F::of((term.end - term.start) as f64);
-        for (g, &dl) in grads.b_out.iter_mut().zip(dlogits) {
-            *g = *g + dl;
-        }
-        for (mut row, &s) in grads.w_out.rows_mut().into_iter().zip(sum) {
-            for (g, &dl) in row.iter_mut().zip(dlogits) {
-                *g = *g + s * dl / len;
-            }
-        }
-        let g_psp: Vec<F> = (0..n)
-            .map(|j| {
-                (0..n_out).fold(F::zero(), |acc, o| {
-                    acc + ctx.readout.w_out[[j, o]] * dlogits[o]
-                }) / len
-            })
-            .collect();
-        term_psp_grads.push((*term, g_psp));
-    }
-
-    let decay_out = ctx.readout.decay;
-    let gain_out = F::one() - decay_out;
-    let mut g_psp_carry = vec![F::zero(); n];
-    // Adjoints of the state produced by the step being processed.
-    let mut g_v = vec![F::zero(); n];
-    let mut g_z = vec![F::zero(); n];
-    let mut g_b = vec![F::zero(); n];
-    // dL/dz from the recurrent synapses, for the z that the next-processed step produced.
-    let mut g_z_rec = vec![F::zero(); n];
-    // Ring of dL/di_t for the last D steps processed: slot t % D holds step t; one more row of
-    // zeros stands for steps past the end.
-    let mut g_i = vec![F::zero(); (d_slots + 1) * n];
-    let mut arrival = vec![0usize; d_slots];
-    let mut z_prev = vec![F::zero(); n];
-
-    for t in (0..steps).rev() {
-        // 1. Adjoints of the outputs of step t.
-        for (term, g_psp) in &term_psp_grads {
-            if (term.start..term.end).contains(&t) {
-                for (c, &g) in g_psp_carry.iter_mut().zip(g_psp) {
-                    *c = *c + g;
-                }
-            }
-        }
-        for j in 0..n {
-            g_z[j] = g_z[j] + g_z_rec[j] + gain_out * g_psp_carry[j];
-            g_psp_carry[j] = g_psp_carry[j] * decay_out;
-        }
-        if let Some(every) = seeds.z_every_step {
-            for (g, &s) in g_z.iter_mut().zip(every) {
-                *g = *g + s;
-            }
-        }
-        if let Some((c_z, c_v)) = &seeds.linear {
-            for j in 0..n {
-                g_z[j] = g_z[j] + c_z[[t, j]];
-                g_v[j] = g_v[j] + c_v[[t, j]];
-            }
-        }
-
-        // 2. The neurons' own equations, backwards.
-        for (j, zp) in trace.spikes(t) {
-            z_prev[j] = zp;
-        }
-        let (v_before, b_before, b_after) = (trace.v(t), trace.b(t), trace.b(t + 1));
-        let slot = t % d_slots;
-        for j in 0..n {
-            let prev = NeuronState {
-                v: v_before[j],
-                z: z_prev[j],
-                b: b_before[j],
-            };
-            let out = NeuronGrad {
-                v: g_v[j],
-                z: g_z[j],
-                b: g_b[j],
-            };
-            let back = neuron_step_backward(
-                &ctx.neurons[j],
-                &ctx.consts,
-                prev,
-                b_after[j],
-                trace.is_refractory(t, j),
-                out,
-                F::zero(),
-            );
-            g_v[j] = back.prev.v;
-            g_z[j] = back.prev.z;
-            g_b[j] = back.prev.b;
-            g_i[slot * n + j] = back.i_t;
-        }
-
-        // 3. Synapses: what was delivered at step t arrives at step t + d, whose dL/di sits
-        // at `arrival[d] + j` (a row of zeros past the end of the sequence).
-        for (d, at) in arrival.iter_mut().enumerate() {
-            *at = if t + d < steps {
-                ((t + d) % d_slots) * n
-            } else {
-                d_slots * n
-            };
-        }
-        for (i, x) in input.events(b, t) {
-            let x = F::of(f64::from(x));
-            let delays = ctx.delay_in.row(i);
-            let row = grads.w_in.row_mut(i).into_slice().expect("standard layout");
-            for ((g, &d), j) in row.iter_mut().zip(delays).zip(0..) {
-                *g = *g + x * g_i[arrival[usize::from(d)] + j];
-            }
-        }
-        for (k, zk) in trace.spikes(t) {
-            let delays = ctx.delay_rec.row(k);
-            let row = grads
-                .w_rec
-                .row_mut(k)
-                .into_slice()
-                .expect("standard layout");
-            for ((g, &d), j) in row.iter_mut().zip(delays).zip(0..) {
-                *g = *g + zk * g_i[arrival[usize::from(d)] + j];
-            }
-        }
-        // dL/dz_{t-1} through the recurrent synapses, only where it can matter: z_{t-1} only
-        // acts through the pseudo-derivative of step t - 1.
-        g_z_rec.fill(F::zero());
-        if t > 0 {
-            let (v_prev2, b_prev) = (trace.v(t - 1), trace.b(t));
-            for k in 0..n {
-                if trace.is_refractory(t - 1, k) {
-                    continue;
-                }
-                let thr = ctx.neurons[k].threshold(b_prev[k], ctx.consts.v0);
-                let v_scaled = (v_prev2[k] - thr) / thr;
-                if pseudo_derivative(v_scaled, ctx.consts.dampening_factor) == F::zero() {
-                    continue;
-                }
-                // Connected synapses, j ascending: lsnn-gpu's backward sums in this order too.
-                let mut acc = F::zero();
-                ctx.w_rec.for_each_outgoing(k, |j, d, w| {
-                    acc = acc + w * g_i[arrival[d] + j];
-                });
-                g_z_rec[k] = acc;
-            }
-        }
-        for (j, _) in trace.spikes(t) {
-            z_prev[j] = F::zero();
         }
     }
 }

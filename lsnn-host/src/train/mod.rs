@@ -2,9 +2,13 @@
 
 pub mod batch;
 pub mod bptt;
+pub mod lanes;
 pub mod network;
+pub mod simd;
 
-pub use batch::{run_pass, zero_states, PassOptions, PassResult, RateRegulariser};
+pub use batch::{
+    run_pass, run_pass_in, zero_states, PassOptions, PassResult, RateRegulariser, Workspace,
+};
 pub use bptt::{HostState, LossTerm, Trace};
 pub use network::{Params, Spec};
 pub mod deepr;

@@ -1,0 +1,957 @@
+//! Forward and backward of a group of [`LANES`] batch elements side by side in SIMD lanes.
+//!
+//! The state, the trace and the adjoints of one neuron for all elements of a group are one
+//! register ([`Reg`]), stepped by the core's lane-generic equations ([`neuron_step_with`],
+//! [`neuron_step_backward`]); events (input spikes, recurrent spikes) are delivered to the lanes
+//! that have them, one masked vector operation per synapse. Every lane computes what the
+//! one-element pass of [`crate::train::bptt`] describes: the same IEEE operations on the same
+//! values in the same order, so the results are the same bits.
+
+use lsnn_core::{
+    neuron_step_backward, neuron_step_with, pseudo_derivative, CsrRef, CurrentNoise, Lanes, Mask,
+    Neuron, NeuronGrad, NeuronState, Real, StepConsts, Synapses,
+};
+use ndarray::ArrayView2;
+
+use super::bptt::{ElementGrads, HostState, LossSeeds, LossTerm, ReadoutView, Trace};
+use super::simd::{dispatch, Kernel, Mem, Reg, SimdReal, LANES};
+use crate::input::InputBatch;
+
+/// One value per lane, in memory.
+pub type V<F> = Mem<F>;
+/// Lane bits (lane `l` is bit `l`).
+type Bits = u16;
+
+/// The input events of a group, step by step: the channels with an event in some lane
+/// (ascending), the lanes that have it and their values (0 elsewhere).
+#[derive(Debug, Default)]
+pub struct GroupInput<F> {
+    offsets: Vec<u32>,
+    channels: Vec<u16>,
+    lanes: Vec<Bits>,
+    values: Vec<V<F>>,
+}
+
+impl<F: Real> GroupInput<F> {
+    /// Gathers the events of elements `first..first + count` of `input`.
+    pub fn gather(&mut self, input: &InputBatch, first: usize, count: usize) {
+        let (steps, n_in) = (input.n_steps(), input.n_in());
+        self.offsets.clear();
+        self.channels.clear();
+        self.lanes.clear();
+        self.values.clear();
+        self.offsets.push(0);
+        let mut entry_of = vec![u32::MAX; n_in];
+        for t in 0..steps {
+            let start = self.channels.len();
+            for l in 0..count {
+                for (c, x) in input.events(first + l, t) {
+                    if entry_of[c] == u32::MAX {
+                        entry_of[c] = self.channels.len() as u32;
+                        self.channels.push(c as u16);
+                        self.lanes.push(0);
+                        self.values.push(V::default());
+                    }
+                    let e = entry_of[c] as usize;
+                    self.lanes[e] |= 1 << l;
+                    self.values[e].0[l] = F::of(f64::from(x));
+                }
+            }
+            let mut order: Vec<usize> = (start..self.channels.len()).collect();
+            order.sort_unstable_by_key(|&e| self.channels[e]);
+            let sorted: Vec<(u16, Bits, V<F>)> = order
+                .iter()
+                .map(|&e| (self.channels[e], self.lanes[e], self.values[e]))
+                .collect();
+            for (k, (c, bits, x)) in sorted.into_iter().enumerate() {
+                entry_of[usize::from(c)] = u32::MAX;
+                self.channels[start + k] = c;
+                self.lanes[start + k] = bits;
+                self.values[start + k] = x;
+            }
+            self.offsets.push(self.channels.len() as u32);
+        }
+    }
+
+    /// The events of step `t`: `(channel, lanes, values)`.
+    #[inline(always)]
+    fn step(&self, t: usize) -> impl Iterator<Item = (usize, Bits, &V<F>)> + '_ {
+        let r = self.offsets[t] as usize..self.offsets[t + 1] as usize;
+        self.channels[r.clone()]
+            .iter()
+            .zip(&self.lanes[r.clone()])
+            .zip(&self.values[r])
+            .map(|((&c, &bits), x)| (usize::from(c), bits, x))
+    }
+}
+
+/// What the backward pass needs from the forward, for a group: `v` and `b` of every neuron
+/// before every step and after the last one, the spikes as (neuron, lanes) lists, the
+/// refractory lanes of every neuron and step, and the values of the initial spikes.
+#[derive(Debug, Default)]
+pub struct GroupTrace<F> {
+    n: usize,
+    steps: usize,
+    /// Lanes in use.
+    count: usize,
+    /// `v[i * n + j]`: voltage of neuron j before step i (i = 0..=T).
+    v: Vec<V<F>>,
+    /// Same for the adaptation variable b.
+    b: Vec<V<F>>,
+    /// The initial `z` where it is not 0 (every later spike has the value `1 / dt`).
+    z0: Vec<V<F>>,
+    /// Spikes present before step i: `spike_neurons[spike_offsets[i]..spike_offsets[i + 1]]`
+    /// with their lanes.
+    spike_offsets: Vec<u32>,
+    spike_neurons: Vec<u16>,
+    spike_lanes: Vec<Bits>,
+    /// `refractory[i * n + j]`: the lanes where neuron j was refractory during step i.
+    refractory: Vec<Bits>,
+}
+
+impl<F: Real> GroupTrace<F> {
+    fn reset(&mut self, n: usize, steps: usize, count: usize) {
+        self.n = n;
+        self.steps = steps;
+        self.count = count;
+        let len = (steps + 1) * n;
+        // Reused from pass to pass: sized once, so later passes touch no fresh pages.
+        self.v.resize(len, V::default());
+        self.b.resize(len, V::default());
+        self.z0.clear();
+        self.z0.resize(n, V::default());
+        self.spike_offsets.clear();
+        self.spike_offsets.push(0);
+        self.spike_neurons.clear();
+        self.spike_lanes.clear();
+        self.refractory.resize(steps * n, 0);
+    }
+
+    /// The spikes present before step i: `(neuron, lanes)`.
+    #[inline(always)]
+    fn spikes(&self, i: usize) -> impl Iterator<Item = (usize, Bits)> + '_ {
+        let r = self.spike_offsets[i] as usize..self.spike_offsets[i + 1] as usize;
+        self.spike_neurons[r.clone()]
+            .iter()
+            .zip(&self.spike_lanes[r])
+            .map(|(&j, &bits)| (usize::from(j), bits))
+    }
+
+    /// The value of the spikes of neuron `j` present before step `i`.
+    #[inline(always)]
+    fn spike_value(&self, i: usize, j: usize, spike: F) -> V<F> {
+        if i == 0 {
+            self.z0[j]
+        } else {
+            Lanes([spike; LANES])
+        }
+    }
+
+    /// `loss` plus the fixtures' linear loss `sum_t c_z[t] . z_t + c_v[t] . v_t` of each lane
+    /// in use, lane after lane, step after step (spikes, then voltages), as one sum.
+    pub fn linear_loss(
+        &self,
+        mut loss: F,
+        c_z: ArrayView2<'_, F>,
+        c_v: ArrayView2<'_, F>,
+        spike: F,
+    ) -> F {
+        let n = self.n;
+        for l in 0..self.count {
+            for t in 0..self.steps {
+                for (j, bits) in self.spikes(t + 1) {
+                    if bits >> l & 1 == 1 {
+                        loss = loss + c_z[[t, j]] * self.spike_value(t + 1, j, spike).0[l];
+                    }
+                }
+                for (j, v) in self.v[(t + 1) * n..(t + 2) * n].iter().enumerate() {
+                    loss = loss + c_v[[t, j]] * v.0[l];
+                }
+            }
+        }
+        loss
+    }
+
+    /// Lane `l` as the one-element trace of [`crate::train::bptt`] (for plots and checks).
+    pub fn element(&self, l: usize, spike: F) -> Trace<F> {
+        let v = self.v.iter().map(|x| x.0[l]).collect();
+        let b = self.b.iter().map(|x| x.0[l]).collect();
+        let mut spikes = vec![Vec::new(); self.steps + 1];
+        for (i, list) in spikes.iter_mut().enumerate() {
+            for (j, bits) in self.spikes(i) {
+                if bits >> l & 1 == 1 {
+                    list.push((j as u16, self.spike_value(i, j, spike).0[l]));
+                }
+            }
+        }
+        let refractory = self.refractory.iter().map(|&bits| bits >> l & 1 == 1);
+        Trace::from_parts(self.n, self.steps, v, b, spikes, refractory)
+    }
+}
+
+/// The per-element results of a group's forward: the filtered spikes summed over each loss
+/// term's window, and each neuron's spike count times the spike value.
+#[derive(Clone, Debug, Default)]
+pub struct GroupReadout<F> {
+    /// Per lane, per term: `sum_{t in window} psp_t`, `[N]` each.
+    pub psp_sums: Vec<Vec<Vec<F>>>,
+    /// Per lane: the sum over the steps of each neuron's output z.
+    pub z_sums: Vec<Vec<F>>,
+}
+
+/// Everything a group's forward reads besides its input and states.
+pub struct ForwardContext<'a, F> {
+    /// The per-neuron constants.
+    pub neurons: &'a [Neuron<F>],
+    /// The per-step constants.
+    pub consts: StepConsts<F>,
+    /// Number of delay slots.
+    pub n_delay: usize,
+    /// Refractory period in steps.
+    pub n_refractory: u16,
+    /// Standard deviation of the current noise (0: none).
+    pub noise_std: F,
+    /// Effective input synapses.
+    pub w_in: CsrRef<'a, F>,
+    /// Effective recurrent synapses.
+    pub w_rec: CsrRef<'a, F>,
+    /// The readout's filter decay `exp(-dt / tau_out)`.
+    pub readout_decay: F,
+}
+
+/// The state of a group between steps, one [`Lanes`] value per neuron.
+struct LaneState<F> {
+    v: Vec<V<F>>,
+    z: Vec<V<F>>,
+    b: Vec<V<F>>,
+    left: Vec<[u16; LANES]>,
+    /// `D` slots of `N`; the slot that arrives in `d` steps is `(head + d) mod D`.
+    ring: Vec<V<F>>,
+    head: usize,
+}
+
+impl<F: Real> LaneState<F> {
+    /// The states of the lanes' elements (padding lanes: the zero state).
+    fn load(states: &[HostState<F>], n: usize, d_slots: usize) -> Self {
+        let mut s = LaneState {
+            v: vec![V::default(); n],
+            z: vec![V::default(); n],
+            b: vec![V::default(); n],
+            left: vec![[0; LANES]; n],
+            ring: vec![V::default(); d_slots * n],
+            head: 0,
+        };
+        for (l, state) in states.iter().enumerate() {
+            for j in 0..n {
+                s.v[j].0[l] = state.v()[j];
+                s.z[j].0[l] = state.z()[j];
+                s.b[j].0[l] = state.b()[j];
+                s.left[j][l] = state.refractory_left()[j];
+                for d in 0..d_slots {
+                    s.ring[d * n + j].0[l] = state.i_future(j, d);
+                }
+            }
+        }
+        s
+    }
+
+    /// Writes the lanes' states back to their elements.
+    fn store(&self, states: &mut [HostState<F>]) {
+        let (n, d_slots) = (self.v.len(), self.ring.len() / self.v.len().max(1));
+        for (l, state) in states.iter_mut().enumerate() {
+            state.reset();
+            for j in 0..n {
+                state.set_neuron(
+                    j,
+                    NeuronState {
+                        v: self.v[j].0[l],
+                        z: self.z[j].0[l],
+                        b: self.b[j].0[l],
+                    },
+                );
+                state.set_refractory_left(j, self.left[j][l]);
+                for d in 0..d_slots {
+                    let slot = (self.head + d) % d_slots;
+                    state.set_i_future(j, d, self.ring[slot * n + j].0[l]);
+                }
+            }
+        }
+    }
+}
+
+/// Gaussian current noise, one generator per lane.
+pub struct LaneNoise<'a, N> {
+    /// The generators of the lanes in use.
+    pub lanes: &'a mut [N],
+}
+
+impl<N> LaneNoise<'_, N> {
+    #[inline(always)]
+    fn draw<F: Real>(&mut self) -> V<F>
+    where
+        N: CurrentNoise<F>,
+    {
+        let mut x = V::default();
+        for (l, noise) in self.lanes.iter_mut().enumerate() {
+            x.0[l] = noise.standard_normal();
+        }
+        x
+    }
+}
+
+/// Runs the group's elements (`states`, one per lane in use) through their input, leaves the
+/// states at the final ones, records `trace` and returns the readout's sums for `terms`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
+    ctx: &ForwardContext<'_, F>,
+    input: &GroupInput<F>,
+    steps: usize,
+    states: &mut [HostState<F>],
+    terms: &[Vec<LossTerm<F>>],
+    noise: &mut LaneNoise<'_, N>,
+    trace: &mut GroupTrace<F>,
+) -> GroupReadout<F> {
+    let n = ctx.neurons.len();
+    let mut s = LaneState::load(states, n, ctx.n_delay);
+    trace.reset(n, steps, states.len());
+    trace.v[..n].copy_from_slice(&s.v);
+    trace.b[..n].copy_from_slice(&s.b);
+    record_initial_spikes(trace, &s.z);
+    let mut readout = FilteredSpikes::new(n, terms);
+    dispatch(Forward {
+        ctx,
+        input,
+        steps,
+        s: &mut s,
+        noise,
+        trace,
+        readout: &mut readout,
+    });
+    s.store(states);
+    readout.finish(states.len())
+}
+
+/// The step loop of [`forward_group`].
+struct Forward<'a, 'c, 'n, 't, F, N> {
+    ctx: &'a ForwardContext<'c, F>,
+    input: &'a GroupInput<F>,
+    steps: usize,
+    s: &'a mut LaneState<F>,
+    noise: &'a mut LaneNoise<'n, N>,
+    trace: &'a mut GroupTrace<F>,
+    readout: &'a mut FilteredSpikes<'t, F>,
+}
+
+impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<X: Reg<Scalar = F>>(self, x: X) {
+        let Forward {
+            ctx,
+            input,
+            steps,
+            s,
+            noise,
+            trace,
+            readout,
+        } = self;
+        let n = ctx.neurons.len();
+        let d_slots = ctx.n_delay;
+        let k = ctx.consts.splat(x);
+        let noise_std = (ctx.noise_std > F::zero()).then(|| x.splat(ctx.noise_std));
+        let zero = x.splat(F::zero());
+        let mut rows = vec![0usize; d_slots];
+        for t in 0..steps {
+            for (d, row) in rows.iter_mut().enumerate() {
+                *row = ((s.head + d) % d_slots) * n;
+            }
+            deliver_inputs(x, ctx.w_in, input, t, &rows, &mut s.ring);
+            deliver_spikes(x, ctx.w_rec, trace, t, &s.z, &rows, &mut s.ring);
+            let now = s.head * n;
+            for j in 0..n {
+                let mut i_t = x.load(&s.ring[now + j]);
+                if let Some(std) = noise_std {
+                    i_t = i_t + std * x.load(&noise.draw());
+                }
+                let nj = ctx.neurons[j].splat(x);
+                let left = s.left[j];
+                let refractory = x.mask(lane_bits(|l| left[l] > 0));
+                let out = neuron_step_with::<X, X, X, X, false>(
+                    &nj,
+                    &k,
+                    k.dt,
+                    k.v0,
+                    x.load(&s.v[j]),
+                    x.load(&s.z[j]),
+                    x.load(&s.b[j]),
+                    nj.one_minus_decay * i_t,
+                    refractory,
+                );
+                out.state.v.store(&mut s.v[j]);
+                out.state.z.store(&mut s.z[j]);
+                out.state.b.store(&mut s.b[j]);
+                zero.store(&mut s.ring[now + j]);
+                let fired = x.bits(out.spiked);
+                s.left[j] = core::array::from_fn(|l| {
+                    if fired >> l & 1 == 1 {
+                        ctx.n_refractory
+                    } else {
+                        left[l].saturating_sub(1)
+                    }
+                });
+                let at = (t + 1) * n + j;
+                out.state.v.store(&mut trace.v[at]);
+                out.state.b.store(&mut trace.b[at]);
+                trace.refractory[t * n + j] = x.bits(refractory);
+                if fired != 0 {
+                    trace.spike_neurons.push(j as u16);
+                    trace.spike_lanes.push(fired);
+                }
+            }
+            trace.spike_offsets.push(trace.spike_neurons.len() as u32);
+            s.head = (s.head + 1) % d_slots;
+            readout.step(x, ctx, t, &s.z, trace.spikes(t + 1));
+        }
+    }
+}
+
+/// The bits of the lanes `l` for which `set(l)`.
+#[inline(always)]
+fn lane_bits(set: impl Fn(usize) -> bool) -> Bits {
+    (0..LANES).fold(0, |bits, l| bits | (Bits::from(set(l)) << l))
+}
+
+fn record_initial_spikes<F: Real>(trace: &mut GroupTrace<F>, z: &[V<F>]) {
+    for (j, zj) in z.iter().enumerate() {
+        let set = lane_bits(|l| zj.0[l] != F::zero());
+        if set != 0 {
+            trace.z0[j] = Lanes(core::array::from_fn(|l| {
+                if set >> l & 1 == 1 {
+                    zj.0[l]
+                } else {
+                    F::zero()
+                }
+            }));
+            trace.spike_neurons.push(j as u16);
+            trace.spike_lanes.push(set);
+        }
+    }
+    trace.spike_offsets.push(trace.spike_neurons.len() as u32);
+}
+
+/// The input events of step `t` into the ring, masked to the lanes that have them.
+#[inline(always)]
+fn deliver_inputs<F: Real, X: Reg<Scalar = F>>(
+    x: X,
+    w_in: CsrRef<'_, F>,
+    input: &GroupInput<F>,
+    t: usize,
+    rows: &[usize],
+    ring: &mut [V<F>],
+) {
+    for (c, bits, value) in input.step(t) {
+        let lanes = x.mask(bits);
+        let value = x.load(value);
+        for (j, d, w) in outgoing(w_in, c) {
+            let e = &mut ring[rows[d] + j];
+            let old = x.load(e);
+            X::select(lanes, old + value * x.splat(w), old).store(e);
+        }
+    }
+}
+
+/// The spikes present before step `t` (values `z`) into the ring, masked to their lanes.
+#[inline(always)]
+fn deliver_spikes<F: Real, X: Reg<Scalar = F>>(
+    x: X,
+    w_rec: CsrRef<'_, F>,
+    trace: &GroupTrace<F>,
+    t: usize,
+    z: &[V<F>],
+    rows: &[usize],
+    ring: &mut [V<F>],
+) {
+    for (k, bits) in trace.spikes(t) {
+        let lanes = x.mask(bits);
+        let zk = x.load(&z[k]);
+        for (j, d, w) in outgoing(w_rec, k) {
+            let e = &mut ring[rows[d] + j];
+            let old = x.load(e);
+            X::select(lanes, old + zk * x.splat(w), old).store(e);
+        }
+    }
+}
+
+/// The outgoing synapses `(target, delay, weight)` of `pre`, in the matrix's order.
+#[inline(always)]
+fn outgoing<'a, F: Copy>(
+    syn: CsrRef<'a, F>,
+    pre: usize,
+) -> impl Iterator<Item = (usize, usize, F)> + 'a {
+    let range = syn.offsets()[pre] as usize..syn.offsets()[pre + 1] as usize;
+    syn.targets()[range.clone()]
+        .iter()
+        .zip(&syn.delays()[range.clone()])
+        .zip(&syn.weights()[range])
+        .map(|((&j, &d), &w)| (usize::from(j), usize::from(d), w))
+}
+
+/// The readout's exponential filter of the spikes, summed over each lane's loss windows.
+struct FilteredSpikes<'t, F> {
+    psp: Vec<V<F>>,
+    z_sums: Vec<V<F>>,
+    terms: &'t [Vec<LossTerm<F>>],
+    psp_sums: Vec<Vec<Vec<F>>>,
+}
+
+impl<'t, F: Real> FilteredSpikes<'t, F> {
+    fn new(n: usize, terms: &'t [Vec<LossTerm<F>>]) -> Self {
+        FilteredSpikes {
+            psp: vec![V::default(); n],
+            z_sums: vec![V::default(); n],
+            terms,
+            psp_sums: terms
+                .iter()
+                .map(|element| vec![vec![F::zero(); n]; element.len()])
+                .collect(),
+        }
+    }
+
+    /// Step `t` produced `z` (spikes `fired`).
+    #[inline(always)]
+    fn step<X: Reg<Scalar = F>>(
+        &mut self,
+        x: X,
+        ctx: &ForwardContext<'_, F>,
+        t: usize,
+        z: &[V<F>],
+        fired: impl Iterator<Item = (usize, Bits)>,
+    ) {
+        let decay = x.splat(ctx.readout_decay);
+        let gain = x.splat(F::one() - ctx.readout_decay);
+        for (p, zj) in self.psp.iter_mut().zip(z) {
+            (x.load(p) * decay + gain * x.load(zj)).store(p);
+        }
+        let spike = x.splat(ctx.consts.spike);
+        for (j, bits) in fired {
+            let s = x.load(&self.z_sums[j]);
+            X::select(x.mask(bits), s + spike, s).store(&mut self.z_sums[j]);
+        }
+        for (l, (element, sums)) in self.terms.iter().zip(&mut self.psp_sums).enumerate() {
+            for (term, sum) in element.iter().zip(sums.iter_mut()) {
+                if (term.start..term.end).contains(&t) {
+                    for (s, p) in sum.iter_mut().zip(&self.psp) {
+                        *s = *s + p.0[l];
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self, count: usize) -> GroupReadout<F> {
+        GroupReadout {
+            psp_sums: self.psp_sums,
+            z_sums: (0..count)
+                .map(|l| self.z_sums.iter().map(|s| s.0[l]).collect())
+                .collect(),
+        }
+    }
+}
+
+/// Everything a group's backward reads besides the trace and its input.
+pub struct BackwardContext<'a, F> {
+    /// The per-neuron constants.
+    pub neurons: &'a [Neuron<F>],
+    /// The per-step constants.
+    pub consts: StepConsts<F>,
+    /// Effective recurrent synapses (the forward's).
+    pub w_rec: CsrRef<'a, F>,
+    /// Where the delivery of every input synapse `[I, N]` arrives in a lane's window of dL/di
+    /// (see [`arrival_offsets`]).
+    pub arrive_in: &'a [u32],
+    /// The same for the recurrent synapses `[N, N]`.
+    pub arrive_rec: &'a [u32],
+    /// The same for the connected recurrent synapses, in the order of `w_rec`.
+    pub arrive_rec_csr: &'a [u32],
+    /// Number of delay slots.
+    pub n_delay: usize,
+    /// The readout.
+    pub readout: ReadoutView<'a, F>,
+}
+
+/// `d * N + j` for the synapse to neuron j (of N) of each row of `delays`: where, in a lane's
+/// window of dL/di (N values per step), the step its delivery arrives at is, counted from the
+/// step it was delivered in.
+pub fn arrival_offsets(delays: ArrayView2<'_, u8>) -> Vec<u32> {
+    let n = delays.ncols();
+    delays
+        .rows()
+        .into_iter()
+        .flat_map(|row| {
+            row.into_iter()
+                .enumerate()
+                .map(move |(j, &d)| (usize::from(d) * n + j) as u32)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// [`arrival_offsets`] of the synapses of `syn`, in its order.
+pub fn csr_arrival_offsets<F: Copy>(syn: CsrRef<'_, F>) -> Vec<u32> {
+    let n = syn.n_post();
+    syn.delays()
+        .iter()
+        .zip(syn.targets())
+        .map(|(&d, &j)| (usize::from(d) * n + usize::from(j)) as u32)
+        .collect()
+}
+
+/// Steps of a block whose weight-gradient rows are updated together.
+const BLOCK: usize = 64;
+
+/// dL/di of the steps of a block and of the `D - 1` steps after it (where the block's
+/// deliveries arrive), kept twice: all lanes of a neuron together, for the recurrent adjoints
+/// of the backward, and lane by lane, for the weight gradients. Those are added block by block:
+/// once a block is done, each lane's events of the block update that lane's gradient rows in
+/// one go, while those rows and that lane's dL/di stay in cache.
+struct AdjointWindow<F> {
+    n: usize,
+    /// Rows of N values: the block's steps and the `D - 1` after it.
+    window: usize,
+    /// `window N` entries rounded up to a power of two, of which entry `(u - t0) N + j` holds
+    /// neuron j at step u (zeros past the end of the sequence).
+    all: Vec<V<F>>,
+    /// Floats of a lane's window: `window N` rounded up to a power of two.
+    len: usize,
+    /// Where lane l's window starts: `l stride`, one cache line more than `len`, so that the
+    /// lanes' windows do not all fall into the same cache sets.
+    stride: usize,
+    /// `[LANES][stride]`: the entries of `all` lane by lane.
+    lanes: Vec<F>,
+    /// First step of the current block.
+    t0: usize,
+}
+
+impl<F: Real> AdjointWindow<F> {
+    fn new(n: usize, d_slots: usize, steps: usize) -> Self {
+        let window = BLOCK + d_slots - 1;
+        let len = (window * n).next_power_of_two();
+        let stride = len + 64 / core::mem::size_of::<F>();
+        AdjointWindow {
+            n,
+            window,
+            all: vec![V::default(); len],
+            len,
+            stride,
+            lanes: vec![F::zero(); LANES * stride],
+            t0: steps.saturating_sub(1) / BLOCK * BLOCK,
+        }
+    }
+
+    /// Where neuron j's dL/di of step t is.
+    #[inline(always)]
+    fn at(&self, t: usize, j: usize) -> usize {
+        (t - self.t0) * self.n + j
+    }
+
+    /// `sum_s w_s dL/di` over the synapses `s` of one presynaptic neuron (weights `w`, offsets
+    /// `arrive` from [`csr_arrival_offsets`]) delivered at step t, in their order, from 0.
+    #[inline(always)]
+    fn weighted_sum<X: Reg<Scalar = F>>(&self, x: X, t: usize, w: &[F], arrive: &[u32]) -> X {
+        let base = self.at(t, 0);
+        // Entries are below `window N`, `all.len()` is a power of two at least that large: the
+        // mask changes no index but spares the bounds check.
+        let mask = self.all.len() - 1;
+        let mut acc = x.splat(F::zero());
+        for (&w, &a) in w.iter().zip(arrive) {
+            acc = acc + x.splat(w) * x.load(&self.all[(base + a as usize) & mask]);
+        }
+        acc
+    }
+
+    /// Copies step t's dL/di into the lanes' windows.
+    #[inline(always)]
+    fn spread(&mut self, t: usize) {
+        let (n, stride) = (self.n, self.stride);
+        let row = self.at(t, 0);
+        for (j, g) in self.all[row..row + n].iter().enumerate() {
+            for (l, &x) in g.0.iter().enumerate() {
+                self.lanes[l * stride + row + j] = x;
+            }
+        }
+    }
+
+    /// The block starting at step t0 is complete: each lane's events of its steps, latest
+    /// first, add `x * dL/di` to that lane's rows; then the window moves to the block before.
+    #[inline(always)]
+    fn flush(
+        &mut self,
+        ctx: &BackwardContext<'_, F>,
+        trace: &GroupTrace<F>,
+        input: &GroupInput<F>,
+        spike: F,
+        grads: &mut [ElementGrads<F>],
+    ) {
+        let (n, stride, t0) = (self.n, self.stride, self.t0);
+        let end = trace.steps.min(t0 + BLOCK);
+        for (l, g) in grads.iter_mut().enumerate() {
+            let lane = &self.lanes[l * stride..l * stride + self.len];
+            let w_in = g.w_in.as_slice_mut().expect("standard layout");
+            let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
+            for t in (t0..end).rev() {
+                let at = (t - t0) * n;
+                for (i, bits, x) in input.step(t) {
+                    if bits >> l & 1 == 1 {
+                        let row = i * n..(i + 1) * n;
+                        let arrive = &ctx.arrive_in[row.clone()];
+                        add_row(&mut w_in[row], arrive, lane, at, x.0[l]);
+                    }
+                }
+                for (k, bits) in trace.spikes(t) {
+                    if bits >> l & 1 == 1 {
+                        let zk = trace.spike_value(t, k, spike).0[l];
+                        let row = k * n..(k + 1) * n;
+                        let arrive = &ctx.arrive_rec[row.clone()];
+                        add_row(&mut w_rec[row], arrive, lane, at, zk);
+                    }
+                }
+            }
+        }
+        if t0 > 0 {
+            // Steps t0 .. t0 + D - 2 are where the block before delivers last.
+            let keep = (self.window - BLOCK) * n;
+            self.all.copy_within(0..keep, BLOCK * n);
+            for l in 0..LANES {
+                let lane = &mut self.lanes[l * stride..l * stride + self.len];
+                lane.copy_within(0..keep, BLOCK * n);
+            }
+            self.t0 = t0 - BLOCK;
+        }
+    }
+}
+
+/// `row[j] += x * lane[at + arrive[j]]`: synapse j's delivery meets dL/di of the step it
+/// arrives at.
+#[inline(always)]
+fn add_row<F: Real>(row: &mut [F], arrive: &[u32], lane: &[F], at: usize, x: F) {
+    // `at + arrive[j]` is below the window's `window N` floats, and `lane.len()` is a power of
+    // two at least that large: the mask changes no index, but it lets the compiler drop the
+    // bounds check and vectorize the loop (with gathers).
+    let Some(mask) = lane.len().checked_sub(1) else {
+        return;
+    };
+    for (g, &a) in row.iter_mut().zip(arrive) {
+        *g = *g + x * lane[(at + a as usize) & mask];
+    }
+}
+
+/// Reverse-mode pass over a group: each lane's gradients (w.r.t. the effective weights) into
+/// its element's `grads`, which start at zero.
+pub fn backward_group<F: SimdReal>(
+    ctx: &BackwardContext<'_, F>,
+    trace: &GroupTrace<F>,
+    input: &GroupInput<F>,
+    psp_sums: &[Vec<Vec<F>>],
+    seeds: &[LossSeeds<'_, F>],
+    grads: &mut [ElementGrads<F>],
+) {
+    let term_psp_grads: Vec<Vec<(LossTerm<F>, Vec<F>)>> = seeds
+        .iter()
+        .zip(psp_sums)
+        .zip(grads.iter_mut())
+        .map(|((seed, sums), g)| readout_grads(ctx, trace.n, seed, sums, g))
+        .collect();
+    dispatch(Backward {
+        ctx,
+        trace,
+        input,
+        term_psp_grads: &term_psp_grads,
+        z_every_step: seeds.first().and_then(|s| s.z_every_step),
+        linear: seeds
+            .first()
+            .and_then(|s| s.linear.as_ref().map(|(a, b)| (a.view(), b.view()))),
+        grads,
+    });
+}
+
+/// The step loop of [`backward_group`].
+struct Backward<'a, 'c, 's, F> {
+    ctx: &'a BackwardContext<'c, F>,
+    trace: &'a GroupTrace<F>,
+    input: &'a GroupInput<F>,
+    /// Per lane, per loss term: its window and dL/dpsp.
+    term_psp_grads: &'a [Vec<(LossTerm<F>, Vec<F>)>],
+    z_every_step: Option<&'s [F]>,
+    linear: Option<(ArrayView2<'s, F>, ArrayView2<'s, F>)>,
+    grads: &'a mut [ElementGrads<F>],
+}
+
+impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<X: Reg<Scalar = F>>(self, x: X) {
+        let Backward {
+            ctx,
+            trace,
+            input,
+            term_psp_grads,
+            z_every_step,
+            linear,
+            grads,
+        } = self;
+        let n = trace.n;
+        let steps = trace.steps;
+        let k = ctx.consts.splat(x);
+        let spike = ctx.consts.spike;
+        let zero = x.splat(F::zero());
+        let decay_out = x.splat(ctx.readout.decay);
+        let gain_out = x.splat(F::one() - ctx.readout.decay);
+        let mut carry = vec![V::default(); n];
+        let mut g_v = vec![V::default(); n];
+        let mut g_z = vec![V::default(); n];
+        let mut g_b = vec![V::default(); n];
+        let mut g_z_rec = vec![V::default(); n];
+        let mut z_prev = vec![V::default(); n];
+        let mut g_i = AdjointWindow::new(n, ctx.n_delay, steps);
+        let mut active = vec![0 as Bits; n];
+        let rec_rows = ctx.w_rec.offsets();
+
+        for t in (0..steps).rev() {
+            // 1. Adjoints of the outputs of step t.
+            for (l, element) in term_psp_grads.iter().enumerate() {
+                for (term, g_psp) in element {
+                    if (term.start..term.end).contains(&t) {
+                        for (c, &g) in carry.iter_mut().zip(g_psp) {
+                            c.0[l] = c.0[l] + g;
+                        }
+                    }
+                }
+            }
+            for j in 0..n {
+                let c = x.load(&carry[j]);
+                (x.load(&g_z[j]) + x.load(&g_z_rec[j]) + gain_out * c).store(&mut g_z[j]);
+                (c * decay_out).store(&mut carry[j]);
+            }
+            if let Some(every) = z_every_step {
+                for (g, &s) in g_z.iter_mut().zip(every) {
+                    (x.load(g) + x.splat(s)).store(g);
+                }
+            }
+            if let Some((c_z, c_v)) = &linear {
+                for j in 0..n {
+                    (x.load(&g_z[j]) + x.splat(c_z[[t, j]])).store(&mut g_z[j]);
+                    (x.load(&g_v[j]) + x.splat(c_v[[t, j]])).store(&mut g_v[j]);
+                }
+            }
+
+            // 2. The neurons' own equations, backwards.
+            for (j, bits) in trace.spikes(t) {
+                let value = x.load(&trace.spike_value(t, j, spike));
+                X::select(x.mask(bits), value, zero).store(&mut z_prev[j]);
+            }
+            let v_before = &trace.v[t * n..(t + 1) * n];
+            let b_before = &trace.b[t * n..(t + 1) * n];
+            let b_after = &trace.b[(t + 1) * n..(t + 2) * n];
+            let refractory = &trace.refractory[t * n..(t + 1) * n];
+            for j in 0..n {
+                let back = neuron_step_backward(
+                    &ctx.neurons[j].splat(x),
+                    &k,
+                    NeuronState {
+                        v: x.load(&v_before[j]),
+                        z: x.load(&z_prev[j]),
+                        b: x.load(&b_before[j]),
+                    },
+                    x.load(&b_after[j]),
+                    x.mask(refractory[j]),
+                    NeuronGrad {
+                        v: x.load(&g_v[j]),
+                        z: x.load(&g_z[j]),
+                        b: x.load(&g_b[j]),
+                    },
+                    zero,
+                );
+                back.prev.v.store(&mut g_v[j]);
+                back.prev.z.store(&mut g_z[j]);
+                back.prev.b.store(&mut g_b[j]);
+                let at = g_i.at(t, j);
+                back.i_t.store(&mut g_i.all[at]);
+            }
+
+            // 3. Synapses: what was delivered at step t arrives at step t + d. The weight
+            // gradients are added block by block (see `AdjointWindow`).
+            g_i.spread(t);
+            // dL/dz_{t-1} through the recurrent synapses, only where it can matter: z_{t-1}
+            // only acts through the pseudo-derivative of step t - 1.
+            if t > 0 {
+                let v_prev2 = &trace.v[(t - 1) * n..t * n];
+                let b_prev = &trace.b[t * n..(t + 1) * n];
+                let refractory = &trace.refractory[(t - 1) * n..t * n];
+                for kk in 0..n {
+                    let thr = ctx.neurons[kk]
+                        .splat(x)
+                        .threshold(x.load(&b_prev[kk]), k.v0);
+                    let v_scaled = (x.load(&v_prev2[kk]) - thr) / thr;
+                    let pd = pseudo_derivative(v_scaled, k.dampening_factor);
+                    active[kk] = x.bits(pd.ne(zero).and_not(x.mask(refractory[kk])));
+                }
+                for kk in 0..n {
+                    let sum = if active[kk] != 0 {
+                        // Connected synapses, j ascending: lsnn-gpu's backward sums in this
+                        // order too.
+                        let syn = rec_rows[kk] as usize..rec_rows[kk + 1] as usize;
+                        let w = &ctx.w_rec.weights()[syn.clone()];
+                        let acc = g_i.weighted_sum(x, t, w, &ctx.arrive_rec_csr[syn]);
+                        X::select(x.mask(active[kk]), acc, zero)
+                    } else {
+                        zero
+                    };
+                    sum.store(&mut g_z_rec[kk]);
+                }
+            } else {
+                g_z_rec.fill(V::default());
+            }
+            if t == g_i.t0 {
+                g_i.flush(ctx, trace, input, spike, grads);
+            }
+            for (j, _) in trace.spikes(t) {
+                z_prev[j] = V::default();
+            }
+        }
+    }
+}
+
+/// The readout's part of one element's backward: dL/dw_out, dL/db_out into `g`, and per term
+/// dL/dpsp_t = w_out . dlogits / len.
+fn readout_grads<F: Real>(
+    ctx: &BackwardContext<'_, F>,
+    n: usize,
+    seeds: &LossSeeds<'_, F>,
+    psp_sums: &[Vec<F>],
+    g: &mut ElementGrads<F>,
+) -> Vec<(LossTerm<F>, Vec<F>)> {
+    let n_out = ctx.readout.w_out.ncols();
+    let mut term_psp_grads = Vec::with_capacity(seeds.term_grads.len());
+    for ((term, dlogits), sum) in seeds.term_grads.iter().zip(psp_sums) {
+        let len = F::of((term.end - term.start) as f64);
+        for (g, &dl) in g.b_out.iter_mut().zip(dlogits) {
+            *g = *g + dl;
+        }
+        for (mut row, &s) in g.w_out.rows_mut().into_iter().zip(sum) {
+            for (g, &dl) in row.iter_mut().zip(dlogits) {
+                *g = *g + s * dl / len;
+            }
+        }
+        let g_psp: Vec<F> = (0..n)
+            .map(|j| {
+                (0..n_out).fold(F::zero(), |acc, o| {
+                    acc + ctx.readout.w_out[[j, o]] * dlogits[o]
+                }) / len
+            })
+            .collect();
+        term_psp_grads.push((*term, g_psp));
+    }
+    term_psp_grads
+}
