@@ -83,17 +83,15 @@ fn check(model: &[u8]) -> (lsnn_status, lsnn_model_info) {
     (s, info)
 }
 
-fn init(model: &[u8], mem: &mut [u64]) -> *mut lsnn_net {
+/// `lsnn_net_init` of `model` in `len` bytes at `at`: the status and the network.
+fn try_init(model: &[u8], at: *mut u8, len: usize) -> (lsnn_status, *mut lsnn_net) {
     let mut net = null_mut();
-    let s = unsafe {
-        lsnn_net_init(
-            model.as_ptr(),
-            model.len(),
-            mem.as_mut_ptr().cast(),
-            mem.len() * 8,
-            &mut net,
-        )
-    };
+    let s = unsafe { lsnn_net_init(model.as_ptr(), model.len(), at.cast(), len, &mut net) };
+    (s, net)
+}
+
+fn init(model: &[u8], mem: &mut [u64]) -> *mut lsnn_net {
+    let (s, net) = try_init(model, mem.as_mut_ptr().cast(), mem.len() * 8);
     assert_eq!(s, LSNN_OK, "{}", message(s));
     net
 }
@@ -184,16 +182,7 @@ fn computes_what_the_core_computes_bit_for_bit() {
             assert_eq!(info.weight_kind, u32::from(kind.code()));
             // Exactly net_bytes suffice.
             let mut mem = memory(info.net_bytes);
-            let mut net = null_mut();
-            let s = unsafe {
-                lsnn_net_init(
-                    model.as_ptr(),
-                    model.len(),
-                    mem.as_mut_ptr().cast(),
-                    info.net_bytes,
-                    &mut net,
-                )
-            };
+            let (s, net) = try_init(&model, mem.as_mut_ptr().cast(), info.net_bytes);
             assert_eq!(s, LSNN_OK);
             let steps = random_steps(seed + 10, 12, 80);
             let expected = run_core(&model, &steps);
@@ -296,26 +285,13 @@ fn memory_that_overlaps_the_model_is_refused() {
     unsafe {
         std::ptr::copy_nonoverlapping(model.as_ptr(), base, model.len());
         let model_in = std::slice::from_raw_parts(base, model.len());
-        let mut net = null_mut();
         // Memory starting inside the model.
         let inside = base.add(model.len().next_multiple_of(8) - 8);
-        let s = lsnn_net_init(
-            model_in.as_ptr(),
-            model_in.len(),
-            inside.cast(),
-            info.net_bytes,
-            &mut net,
-        );
+        let (s, _) = try_init(model_in, inside, info.net_bytes);
         assert_eq!(s, LSNN_ERR_MEMORY_OVERLAP);
         // Right after it: fine.
         let after = base.add(model.len().next_multiple_of(8));
-        let s = lsnn_net_init(
-            model_in.as_ptr(),
-            model_in.len(),
-            after.cast(),
-            info.net_bytes,
-            &mut net,
-        );
+        let (s, _) = try_init(model_in, after, info.net_bytes);
         assert_eq!(s, LSNN_OK);
     }
 }
@@ -337,16 +313,7 @@ fn damaged_models_are_refused_with_a_reason() {
         let (s, _) = check(&bad);
         assert_ne!(s, LSNN_OK, "flipped byte {at}");
         let mut mem = memory(64 << 10);
-        let mut net = null_mut();
-        let s2 = unsafe {
-            lsnn_net_init(
-                bad.as_ptr(),
-                bad.len(),
-                mem.as_mut_ptr().cast(),
-                64 << 10,
-                &mut net,
-            )
-        };
+        let (s2, _) = try_init(&bad, mem.as_mut_ptr().cast(), 64 << 10);
         assert_eq!(s2, s);
         codes.insert(s);
     }
