@@ -220,11 +220,9 @@ pub unsafe extern "C" fn lsnn_net_init(
         if memory_len < plan.layout.total {
             return Err(LSNN_ERR_MEMORY_TOO_SMALL);
         }
-        let (m0, m1) = (
-            bytes.as_ptr() as usize,
-            bytes.as_ptr() as usize + bytes.len(),
-        );
-        let (n0, n1) = (memory as usize, memory as usize + plan.layout.total);
+        let m0 = bytes.as_ptr() as usize;
+        let (m1, n0) = (m0.saturating_add(bytes.len()), memory as usize);
+        let n1 = n0.saturating_add(plan.layout.total);
         if m0 < n1 && n0 < m1 {
             return Err(LSNN_ERR_MEMORY_OVERLAP);
         }
