@@ -7,16 +7,29 @@ use std::fs;
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rustc-link-arg=-Tlink.x");
-    println!("cargo:rerun-if-changed=memory.x");
+    for map in ["memory-an386.x", "memory-an505.x", "memory-virt.x"] {
+        println!("cargo:rerun-if-changed={map}");
+    }
     println!("cargo:rerun-if-env-changed=LSNN_FW_MODEL");
     println!("cargo:rerun-if-env-changed=LSNN_FW_INPUTS");
     println!("cargo::rustc-check-cfg=cfg(lsnn_integer)");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"));
-    // memory.x must be on the linker's search path for cortex-m-rt's link.x.
-    fs::copy(manifest.join("memory.x"), out.join("memory.x")).expect("copy memory.x");
+    // The board's memory map as memory.x, on the linker's search path for the runtime's link.x
+    // (cortex-m-rt, riscv-rt). No memory.x in this directory: the linker would look here first.
+    let target = env::var("TARGET").expect("TARGET");
+    let memory = match target.as_str() {
+        t if t.starts_with("thumbv8m") => "memory-an505.x",
+        t if t.starts_with("riscv32") => "memory-virt.x",
+        _ => "memory-an386.x",
+    };
+    fs::copy(manifest.join(memory), out.join("memory.x")).expect("copy the memory map");
+    if target.starts_with("riscv") {
+        // riscv-rt's link.x expects memory.x on the command line (cortex-m-rt's includes it).
+        println!("cargo:rustc-link-arg=-Tmemory.x");
+    }
     println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rustc-link-arg=-Tlink.x");
 
     let read = |var: &str| {
         let path = env::var_os(var).unwrap_or_else(|| {

@@ -1,7 +1,8 @@
-//! lsnn-core on a Cortex-M4F (QEMU `mps2-an386`): runs the embedded model (f32, i16 or i8
-//! weights) on the embedded input sequences and prints, per sequence, the predicted class of
-//! every readout window and the number of spikes, in the format of `lsnn-host infer --inputs`.
-//! Exits 0 over semihosting, non-zero on any error. No heap: the state lives in static arrays
+//! lsnn-core on a microcontroller under QEMU: a Cortex-M4F (`mps2-an386`), a Cortex-M33
+//! (`mps2-an505`) or a RISC-V core without FPU (`virt`, rv32imac; see `platform`). Runs the
+//! embedded model (f32, i16 or i8 weights) on the embedded input sequences and prints, per
+//! sequence, the predicted class of every readout window and the number of spikes, in the
+//! format of `lsnn-host infer --inputs`. QEMU exits 0, or non-zero on any error. No heap: the state lives in static arrays
 //! sized at build time (see `build.rs`), the model and inputs are read in place from flash.
 //!
 //! `bench_mark(t)` runs at the start of every step and once after the last step of a sequence,
@@ -14,13 +15,13 @@ use core::fmt::Write;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hio};
 use lsnn_core::sequence::{
     run_sequence, spike_events, window_class, write_result_line, Observation, Sequences,
     WindowMeans,
 };
 use lsnn_core::{CellState, CoreError, Model, Neuron};
+
+mod platform;
 
 mod config {
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
@@ -30,7 +31,7 @@ use config::{N_DELAY, N_OUT, N_REC, N_WINDOWS, WEIGHTS};
 /// The model, read in place from flash.
 static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.lsnn"));
 /// The input sequences, read in place from flash. They stand in for a sensor, so they get a
-/// flash section of their own (`.lsnn_inputs`, see memory.x), counted apart from the
+/// flash section of their own (`.lsnn_inputs`, see memory-an386.x), counted apart from the
 /// firmware's code and model.
 #[link_section = ".lsnn_inputs"]
 static INPUTS: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/inputs.seq")).len()] =
@@ -97,24 +98,22 @@ pub extern "C" fn sequence_mark(s: u32) {
     core::hint::black_box(&SEQUENCE);
 }
 
-#[entry]
+#[platform::entry]
 fn main() -> ! {
     // SAFETY: the only reference to BUFFERS, taken once before anything else runs (no
     // interrupts are enabled in this firmware).
     let buffers = unsafe { &mut *addr_of_mut!(BUFFERS) };
-    let code = match hio::hstdout() {
-        Ok(mut stdout) => match run(buffers, &mut stdout) {
-            Ok(()) => debug::EXIT_SUCCESS,
+    let success = match platform::console() {
+        Some(mut stdout) => match run(buffers, &mut stdout) {
+            Ok(()) => true,
             Err(e) => {
                 let _ = writeln!(stdout, "error: {e}");
-                debug::EXIT_FAILURE
+                false
             }
         },
-        Err(()) => debug::EXIT_FAILURE,
+        None => false,
     };
-    debug::exit(code);
-    #[allow(clippy::empty_loop)]
-    loop {}
+    platform::exit(success)
 }
 
 /// Any failure of the run: a core error, or semihosting output that could not be written.
@@ -139,7 +138,7 @@ impl core::fmt::Display for Failure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Failure::Core(e) => write!(f, "{e}"),
-            Failure::Output => write!(f, "semihosting output failed"),
+            Failure::Output => write!(f, "console output failed"),
         }
     }
 }
@@ -217,7 +216,5 @@ fn run(b: &mut Buffers, stdout: &mut impl Write) -> Result<(), Failure> {
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    debug::exit(debug::EXIT_FAILURE);
-    #[allow(clippy::empty_loop)]
-    loop {}
+    platform::exit(false)
 }
