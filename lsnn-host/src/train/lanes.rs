@@ -41,33 +41,29 @@ impl<F: Real> GroupInput<F> {
         self.lanes.clear();
         self.values.clear();
         self.offsets.push(0);
-        let mut entry_of = vec![u32::MAX; n_in];
+        // Per step: which channels have an event (a bit each), their lanes and values; then
+        // the channels in ascending order, by their bits.
+        let mut seen = vec![0u64; n_in.div_ceil(64)];
+        let mut lanes = vec![0 as Bits; n_in];
+        let mut values = vec![V::<F>::default(); n_in];
         for t in 0..steps {
-            let start = self.channels.len();
             for l in 0..count {
                 for (c, x) in input.events(first + l, t) {
-                    if entry_of[c] == u32::MAX {
-                        entry_of[c] = self.channels.len() as u32;
-                        self.channels.push(c as u16);
-                        self.lanes.push(0);
-                        self.values.push(V::default());
-                    }
-                    let e = entry_of[c] as usize;
-                    self.lanes[e] |= 1 << l;
-                    self.values[e].0[l] = F::of(f64::from(x));
+                    seen[c / 64] |= 1 << (c % 64);
+                    lanes[c] |= 1 << l;
+                    values[c].0[l] = F::of(f64::from(x));
                 }
             }
-            let mut order: Vec<usize> = (start..self.channels.len()).collect();
-            order.sort_unstable_by_key(|&e| self.channels[e]);
-            let sorted: Vec<(u16, Bits, V<F>)> = order
-                .iter()
-                .map(|&e| (self.channels[e], self.lanes[e], self.values[e]))
-                .collect();
-            for (k, (c, bits, x)) in sorted.into_iter().enumerate() {
-                entry_of[usize::from(c)] = u32::MAX;
-                self.channels[start + k] = c;
-                self.lanes[start + k] = bits;
-                self.values[start + k] = x;
+            for (w, word) in seen.iter_mut().enumerate() {
+                while *word != 0 {
+                    let c = w * 64 + word.trailing_zeros() as usize;
+                    *word &= *word - 1;
+                    self.channels.push(c as u16);
+                    self.lanes.push(lanes[c]);
+                    self.values.push(values[c]);
+                    lanes[c] = 0;
+                    values[c] = V::default();
+                }
             }
             self.offsets.push(self.channels.len() as u32);
         }
@@ -224,9 +220,12 @@ struct LaneState<F> {
     v: Vec<V<F>>,
     z: Vec<V<F>>,
     b: Vec<V<F>>,
-    left: Vec<[u16; LANES]>,
+    /// Refractory steps left, as floats (small integers, exact), so that they are counted down
+    /// in the registers.
+    left: Vec<V<F>>,
     /// `D` slots of `N`; the slot that arrives in `d` steps is `(head + d) mod D`.
     ring: Vec<V<F>>,
+    d_slots: usize,
     head: usize,
 }
 
@@ -237,8 +236,10 @@ impl<F: Real> LaneState<F> {
             v: vec![V::default(); n],
             z: vec![V::default(); n],
             b: vec![V::default(); n],
-            left: vec![[0; LANES]; n],
-            ring: vec![V::default(); d_slots * n],
+            left: vec![V::default(); n],
+            // A power of two, so that delivery can mask its indices (see `deliver_inputs`).
+            ring: vec![V::default(); (d_slots * n).next_power_of_two()],
+            d_slots,
             head: 0,
         };
         for (l, state) in states.iter().enumerate() {
@@ -246,7 +247,7 @@ impl<F: Real> LaneState<F> {
                 s.v[j].0[l] = state.v()[j];
                 s.z[j].0[l] = state.z()[j];
                 s.b[j].0[l] = state.b()[j];
-                s.left[j][l] = state.refractory_left()[j];
+                s.left[j].0[l] = F::of(f64::from(state.refractory_left()[j]));
                 for d in 0..d_slots {
                     s.ring[d * n + j].0[l] = state.i_future(j, d);
                 }
@@ -257,7 +258,7 @@ impl<F: Real> LaneState<F> {
 
     /// Writes the lanes' states back to their elements.
     fn store(&self, states: &mut [HostState<F>]) {
-        let (n, d_slots) = (self.v.len(), self.ring.len() / self.v.len().max(1));
+        let (n, d_slots) = (self.v.len(), self.d_slots);
         for (l, state) in states.iter_mut().enumerate() {
             state.reset();
             for j in 0..n {
@@ -269,7 +270,7 @@ impl<F: Real> LaneState<F> {
                         b: self.b[j].0[l],
                     },
                 );
-                state.set_refractory_left(j, self.left[j][l]);
+                state.set_refractory_left(j, self.left[j].0[l].to_f64() as u16);
                 for d in 0..d_slots {
                     let slot = (self.head + d) % d_slots;
                     state.set_i_future(j, d, self.ring[slot * n + j].0[l]);
@@ -361,9 +362,12 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
         let k = ctx.consts.splat(x);
         let noise_std = (ctx.noise_std > F::zero()).then(|| x.splat(ctx.noise_std));
         let zero = x.splat(F::zero());
-        let mut rows = vec![0usize; d_slots];
+        let one = x.splat(F::one());
+        let n_refractory = x.splat(F::of(f64::from(ctx.n_refractory)));
+        // Indexed by a delay (a u8): no bounds check.
+        let mut rows = [0usize; 256];
         for t in 0..steps {
-            for (d, row) in rows.iter_mut().enumerate() {
+            for (d, row) in rows.iter_mut().take(d_slots).enumerate() {
                 *row = ((s.head + d) % d_slots) * n;
             }
             deliver_inputs(x, ctx.w_in, input, t, &rows, &mut s.ring);
@@ -375,8 +379,8 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
                     i_t = i_t + std * x.load(&noise.draw());
                 }
                 let nj = ctx.neurons[j].splat(x);
-                let left = s.left[j];
-                let refractory = x.mask(lane_bits(|l| left[l] > 0));
+                let left = x.load(&s.left[j]);
+                let refractory = left.gt(zero);
                 let out = neuron_step_with::<X, X, X, X, false>(
                     &nj,
                     &k,
@@ -392,14 +396,8 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
                 out.state.z.store(&mut s.z[j]);
                 out.state.b.store(&mut s.b[j]);
                 zero.store(&mut s.ring[now + j]);
+                X::select(out.spiked, n_refractory, (left - one).max(zero)).store(&mut s.left[j]);
                 let fired = x.bits(out.spiked);
-                s.left[j] = core::array::from_fn(|l| {
-                    if fired >> l & 1 == 1 {
-                        ctx.n_refractory
-                    } else {
-                        left[l].saturating_sub(1)
-                    }
-                });
                 let at = (t + 1) * n + j;
                 out.state.v.store(&mut trace.v[at]);
                 out.state.b.store(&mut trace.b[at]);
@@ -447,16 +445,18 @@ fn deliver_inputs<F: Real, X: Reg<Scalar = F>>(
     w_in: CsrRef<'_, F>,
     input: &GroupInput<F>,
     t: usize,
-    rows: &[usize],
+    rows: &[usize; 256],
     ring: &mut [V<F>],
 ) {
+    // Entries are below `D N` and the ring's length is a power of two at least that large:
+    // the mask changes no index but spares the bounds check.
+    let mask = ring.len() - 1;
     for (c, bits, value) in input.step(t) {
         let lanes = x.mask(bits);
         let value = x.load(value);
         for (j, d, w) in outgoing(w_in, c) {
-            let e = &mut ring[rows[d] + j];
-            let old = x.load(e);
-            X::select(lanes, old + value * x.splat(w), old).store(e);
+            let e = &mut ring[(rows[usize::from(d)] + j) & mask];
+            add_where(x.load(e), lanes, value * x.splat(w)).store(e);
         }
     }
 }
@@ -469,18 +469,26 @@ fn deliver_spikes<F: Real, X: Reg<Scalar = F>>(
     trace: &GroupTrace<F>,
     t: usize,
     z: &[V<F>],
-    rows: &[usize],
+    rows: &[usize; 256],
     ring: &mut [V<F>],
 ) {
+    let mask = ring.len() - 1;
     for (k, bits) in trace.spikes(t) {
         let lanes = x.mask(bits);
         let zk = x.load(&z[k]);
         for (j, d, w) in outgoing(w_rec, k) {
-            let e = &mut ring[rows[d] + j];
-            let old = x.load(e);
-            X::select(lanes, old + zk * x.splat(w), old).store(e);
+            let e = &mut ring[(rows[usize::from(d)] + j) & mask];
+            add_where(x.load(e), lanes, zk * x.splat(w)).store(e);
         }
     }
+}
+
+/// `sum + addend` in the lanes of `lanes`, `sum` in the others: there `sum + (-0)`, which is
+/// `sum` for every float (-0 is the identity of IEEE addition). Written so, the result is
+/// stored whole: a masked store would stall the next load of the same entry.
+#[inline(always)]
+fn add_where<X: Reg>(sum: X, lanes: X::Mask, addend: X) -> X {
+    sum + X::select(lanes, addend, sum.splat(<X::Scalar as Real>::of(-0.0)))
 }
 
 /// The outgoing synapses `(target, delay, weight)` of `pre`, in the matrix's order.
@@ -488,13 +496,13 @@ fn deliver_spikes<F: Real, X: Reg<Scalar = F>>(
 fn outgoing<'a, F: Copy>(
     syn: CsrRef<'a, F>,
     pre: usize,
-) -> impl Iterator<Item = (usize, usize, F)> + 'a {
+) -> impl Iterator<Item = (usize, u8, F)> + 'a {
     let range = syn.offsets()[pre] as usize..syn.offsets()[pre + 1] as usize;
     syn.targets()[range.clone()]
         .iter()
         .zip(&syn.delays()[range.clone()])
         .zip(&syn.weights()[range])
-        .map(|((&j, &d), &w)| (usize::from(j), usize::from(d), w))
+        .map(|((&j, &d), &w)| (usize::from(j), d, w))
 }
 
 /// The readout's exponential filter of the spikes, summed over each lane's loss windows.
@@ -502,7 +510,49 @@ struct FilteredSpikes<'t, F> {
     psp: Vec<V<F>>,
     z_sums: Vec<V<F>>,
     terms: &'t [Vec<LossTerm<F>>],
+    /// The windows, where no two of a lane overlap; each lane's running sum is then its lane
+    /// of `sums`.
+    windows: Option<Windows>,
+    sums: Vec<V<F>>,
     psp_sums: Vec<Vec<Vec<F>>>,
+}
+
+/// The loss windows of a group's lanes, where no two windows of a lane overlap: a lane is then
+/// inside at most one window at a time.
+struct Windows {
+    /// Per lane: `(start, end, term)` of each window, by start.
+    lanes: Vec<Vec<(usize, usize, usize)>>,
+}
+
+impl Windows {
+    /// The windows of `terms` (per lane), unless two of a lane overlap.
+    fn disjoint<F>(terms: &[Vec<LossTerm<F>>]) -> Option<Self> {
+        let lanes: Vec<Vec<(usize, usize, usize)>> = terms
+            .iter()
+            .map(|element| {
+                let mut w: Vec<_> = element
+                    .iter()
+                    .enumerate()
+                    .map(|(k, term)| (term.start, term.end, k))
+                    .collect();
+                w.sort_unstable();
+                w
+            })
+            .collect();
+        let apart = lanes
+            .iter()
+            .all(|w| w.windows(2).all(|pair| pair[0].1 <= pair[1].0));
+        apart.then_some(Windows { lanes })
+    }
+
+    /// The window of lane `l` that contains step t: `(end, term)`.
+    #[inline(always)]
+    fn at(&self, l: usize, t: usize) -> Option<(usize, usize)> {
+        let w = &self.lanes[l];
+        let i = w.partition_point(|&(start, _, _)| start <= t);
+        let (_, end, term) = *w.get(i.checked_sub(1)?)?;
+        (t < end).then_some((end, term))
+    }
 }
 
 impl<'t, F: Real> FilteredSpikes<'t, F> {
@@ -511,6 +561,8 @@ impl<'t, F: Real> FilteredSpikes<'t, F> {
             psp: vec![V::default(); n],
             z_sums: vec![V::default(); n],
             terms,
+            windows: Windows::disjoint(terms),
+            sums: vec![V::default(); n],
             psp_sums: terms
                 .iter()
                 .map(|element| vec![vec![F::zero(); n]; element.len()])
@@ -535,9 +587,40 @@ impl<'t, F: Real> FilteredSpikes<'t, F> {
         }
         let spike = x.splat(ctx.consts.spike);
         for (j, bits) in fired {
-            let s = x.load(&self.z_sums[j]);
-            X::select(x.mask(bits), s + spike, s).store(&mut self.z_sums[j]);
+            add_where(x.load(&self.z_sums[j]), x.mask(bits), spike).store(&mut self.z_sums[j]);
         }
+        let Some(windows) = &self.windows else {
+            return self.sum_windows_by_lane(t);
+        };
+        // Lanes inside a window add psp to their running sum; where the window ends, the sum
+        // is its term's and the lane's sum restarts from 0.
+        let (mut inside, mut closing) = (0 as Bits, 0 as Bits);
+        for l in 0..self.terms.len() {
+            if let Some((end, _)) = windows.at(l, t) {
+                inside |= 1 << l;
+                if end == t + 1 {
+                    closing |= 1 << l;
+                }
+            }
+        }
+        if inside != 0 {
+            let m = x.mask(inside);
+            for (s, p) in self.sums.iter_mut().zip(&self.psp) {
+                add_where(x.load(s), m, x.load(p)).store(s);
+            }
+        }
+        for_lanes(closing, |l| {
+            if let Some((_, term)) = windows.at(l, t) {
+                for (out, s) in self.psp_sums[l][term].iter_mut().zip(&mut self.sums) {
+                    *out = s.0[l];
+                    s.0[l] = F::zero();
+                }
+            }
+        });
+    }
+
+    /// The running sums where windows of a lane overlap: lane by lane, window by window.
+    fn sum_windows_by_lane(&mut self, t: usize) {
         for (l, (element, sums)) in self.terms.iter().zip(&mut self.psp_sums).enumerate() {
             for (term, sum) in element.iter().zip(sums.iter_mut()) {
                 if (term.start..term.end).contains(&t) {
@@ -629,6 +712,8 @@ struct AdjointWindow<F> {
     stride: usize,
     /// `[LANES][stride]`: the entries of `all` lane by lane.
     lanes: Vec<F>,
+    /// Per lane, the events of the block being flushed.
+    events: Vec<Vec<(u32, u32, F)>>,
     /// First step of the current block.
     t0: usize,
 }
@@ -645,6 +730,7 @@ impl<F: Real> AdjointWindow<F> {
             len,
             stride,
             lanes: vec![F::zero(); LANES * stride],
+            events: vec![Vec::new(); LANES],
             t0: steps.saturating_sub(1) / BLOCK * BLOCK,
         }
     }
@@ -658,7 +744,7 @@ impl<F: Real> AdjointWindow<F> {
     /// `sum_s w_s dL/di` over the synapses `s` of one presynaptic neuron (weights `w`, offsets
     /// `arrive` from [`csr_arrival_offsets`]) delivered at step t, in their order, from 0.
     #[inline(always)]
-    fn weighted_sum<X: Reg<Scalar = F>>(&self, x: X, t: usize, w: &[F], arrive: &[u32]) -> X {
+    fn weighted_sum<X: Reg<Scalar = F>>(&self, x: X, t: usize, (w, arrive): (&[F], &[u32])) -> X {
         let base = self.at(t, 0);
         // Entries are below `window N`, `all.len()` is a power of two at least that large: the
         // mask changes no index but spares the bounds check.
@@ -695,27 +781,35 @@ impl<F: Real> AdjointWindow<F> {
     ) {
         let (n, stride, t0) = (self.n, self.stride, self.t0);
         let end = trace.steps.min(t0 + BLOCK);
+        // Each lane's events of the block, latest first: (row offset in its matrix, step
+        // offset in the window, value), inputs marked by `INPUT`.
+        for events in &mut self.events {
+            events.clear();
+        }
+        for t in (t0..end).rev() {
+            let at = ((t - t0) * n) as u32;
+            for (i, bits, x) in input.step(t) {
+                for_lanes(bits, |l| {
+                    self.events[l].push(((i * n) as u32 | INPUT, at, x.0[l]))
+                });
+            }
+            for (k, bits) in trace.spikes(t) {
+                let z = trace.spike_value(t, k, spike);
+                for_lanes(bits, |l| self.events[l].push(((k * n) as u32, at, z.0[l])));
+            }
+        }
         for (l, g) in grads.iter_mut().enumerate() {
             let lane = &self.lanes[l * stride..l * stride + self.len];
             let w_in = g.w_in.as_slice_mut().expect("standard layout");
             let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
-            for t in (t0..end).rev() {
-                let at = (t - t0) * n;
-                for (i, bits, x) in input.step(t) {
-                    if bits >> l & 1 == 1 {
-                        let row = i * n..(i + 1) * n;
-                        let arrive = &ctx.arrive_in[row.clone()];
-                        add_row(&mut w_in[row], arrive, lane, at, x.0[l]);
-                    }
-                }
-                for (k, bits) in trace.spikes(t) {
-                    if bits >> l & 1 == 1 {
-                        let zk = trace.spike_value(t, k, spike).0[l];
-                        let row = k * n..(k + 1) * n;
-                        let arrive = &ctx.arrive_rec[row.clone()];
-                        add_row(&mut w_rec[row], arrive, lane, at, zk);
-                    }
-                }
+            for &(row, at, x) in &self.events[l] {
+                let (w, arrive) = if row & INPUT != 0 {
+                    (&mut *w_in, ctx.arrive_in)
+                } else {
+                    (&mut *w_rec, ctx.arrive_rec)
+                };
+                let row = (row & !INPUT) as usize..(row & !INPUT) as usize + n;
+                add_row(&mut w[row.clone()], &arrive[row], lane, at as usize, x);
             }
         }
         if t0 > 0 {
@@ -731,6 +825,18 @@ impl<F: Real> AdjointWindow<F> {
     }
 }
 
+/// Marks an input event in [`AdjointWindow::flush`]'s lists (row offsets stay below 2^31).
+const INPUT: u32 = 1 << 31;
+
+/// Calls `f(l)` for each lane `l` of `bits`.
+#[inline(always)]
+fn for_lanes(mut bits: Bits, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
+}
+
 /// `row[j] += x * lane[at + arrive[j]]`: synapse j's delivery meets dL/di of the step it
 /// arrives at.
 #[inline(always)]
@@ -741,8 +847,10 @@ fn add_row<F: Real>(row: &mut [F], arrive: &[u32], lane: &[F], at: usize, x: F) 
     let Some(mask) = lane.len().checked_sub(1) else {
         return;
     };
+    // In 32 bits (a window is far smaller), the gathers take 16 indices at a time.
+    let (at, mask) = (at as u32, mask as u32);
     for (g, &a) in row.iter_mut().zip(arrive) {
-        *g = *g + x * lane[(at + a as usize) & mask];
+        *g = *g + x * lane[((at + a) & mask) as usize];
     }
 }
 
@@ -809,6 +917,13 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let decay_out = x.splat(ctx.readout.decay);
         let gain_out = x.splat(F::one() - ctx.readout.decay);
         let mut carry = vec![V::default(); n];
+        let windows = Windows::disjoint(
+            &term_psp_grads
+                .iter()
+                .map(|element| element.iter().map(|(term, _)| *term).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+        );
+        let mut current = vec![V::default(); n];
         let mut g_v = vec![V::default(); n];
         let mut g_z = vec![V::default(); n];
         let mut g_b = vec![V::default(); n];
@@ -816,15 +931,40 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let mut z_prev = vec![V::default(); n];
         let mut g_i = AdjointWindow::new(n, ctx.n_delay, steps);
         let mut active = vec![0 as Bits; n];
+        let mut firing = Vec::with_capacity(n);
         let rec_rows = ctx.w_rec.offsets();
 
         for t in (0..steps).rev() {
             // 1. Adjoints of the outputs of step t.
-            for (l, element) in term_psp_grads.iter().enumerate() {
-                for (term, g_psp) in element {
-                    if (term.start..term.end).contains(&t) {
-                        for (c, &g) in carry.iter_mut().zip(g_psp) {
-                            c.0[l] = c.0[l] + g;
+            match &windows {
+                Some(windows) => {
+                    // Each lane adds its window's dL/dpsp, held in its lane of `current`.
+                    let mut inside = 0 as Bits;
+                    for (l, element) in term_psp_grads.iter().enumerate() {
+                        if let Some((end, term)) = windows.at(l, t) {
+                            inside |= 1 << l;
+                            if end == t + 1 {
+                                for (c, &g) in current.iter_mut().zip(&element[term].1) {
+                                    c.0[l] = g;
+                                }
+                            }
+                        }
+                    }
+                    if inside != 0 {
+                        let m = x.mask(inside);
+                        for (c, g) in carry.iter_mut().zip(&current) {
+                            add_where(x.load(c), m, x.load(g)).store(c);
+                        }
+                    }
+                }
+                None => {
+                    for (l, element) in term_psp_grads.iter().enumerate() {
+                        for (term, g_psp) in element {
+                            if (term.start..term.end).contains(&t) {
+                                for (c, &g) in carry.iter_mut().zip(g_psp) {
+                                    c.0[l] = c.0[l] + g;
+                                }
+                            }
                         }
                     }
                 }
@@ -897,18 +1037,22 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                     let pd = pseudo_derivative(v_scaled, k.dampening_factor);
                     active[kk] = x.bits(pd.ne(zero).and_not(x.mask(refractory[kk])));
                 }
-                for kk in 0..n {
-                    let sum = if active[kk] != 0 {
-                        // Connected synapses, j ascending: lsnn-gpu's backward sums in this
-                        // order too.
-                        let syn = rec_rows[kk] as usize..rec_rows[kk + 1] as usize;
-                        let w = &ctx.w_rec.weights()[syn.clone()];
-                        let acc = g_i.weighted_sum(x, t, w, &ctx.arrive_rec_csr[syn]);
-                        X::select(x.mask(active[kk]), acc, zero)
+                let synapses = |kk: usize| {
+                    let syn = rec_rows[kk] as usize..rec_rows[kk + 1] as usize;
+                    (&ctx.w_rec.weights()[syn.clone()], &ctx.arrive_rec_csr[syn])
+                };
+                // Connected synapses, j ascending: lsnn-gpu's backward sums in this order too.
+                firing.clear();
+                for (kk, g) in g_z_rec.iter_mut().enumerate() {
+                    if active[kk] == 0 {
+                        *g = V::default();
                     } else {
-                        zero
-                    };
-                    sum.store(&mut g_z_rec[kk]);
+                        firing.push(kk);
+                    }
+                }
+                for &kk in &firing {
+                    let sum = g_i.weighted_sum(x, t, synapses(kk));
+                    X::select(x.mask(active[kk]), sum, zero).store(&mut g_z_rec[kk]);
                 }
             } else {
                 g_z_rec.fill(V::default());
