@@ -338,7 +338,7 @@ pub fn run_model(
         )));
     }
     let steps = input.n_steps();
-    if n_windows == 0 || steps % n_windows != 0 {
+    if n_windows == 0 || !steps.is_multiple_of(n_windows) {
         return Err(HostError::Network(format!(
             "{steps} steps cannot be split into {n_windows} equal windows"
         )));

@@ -631,12 +631,14 @@ impl SmnistSession {
         let mut next: Option<TrainBatch> = None;
         while self.progress.iteration < self.flags.n_iter {
             let k = self.progress.iteration;
-            if k > 0 && k % self.flags.lr_decay_every == 0 && self.data.train.epochs_completed() > 0
+            if k > 0
+                && k.is_multiple_of(self.flags.lr_decay_every)
+                && self.data.train.epochs_completed() > 0
             {
                 self.progress
                     .decay_learning_rate(self.flags.lr_decay, |text| printer.say(text));
             }
-            if k % self.flags.print_every == 0 {
+            if k.is_multiple_of(self.flags.print_every) {
                 trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
                 self.validate(k, printer, clock.elapsed())?;
             }
@@ -658,7 +660,11 @@ impl SmnistSession {
                 mean_hz(&result.rates)
             ));
             next = prefetched.transpose()?;
-            if self.progress.iteration % self.flags.print_every == 0 {
+            if self
+                .progress
+                .iteration
+                .is_multiple_of(self.flags.print_every)
+            {
                 self.progress.elapsed_s = clock.elapsed();
                 trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
                 self.save_checkpoint()?;
@@ -674,8 +680,8 @@ impl SmnistSession {
     fn may_prefetch(&self, j: usize) -> bool {
         self.overlap_batches
             && j < self.flags.n_iter
-            && j % self.flags.print_every != 0
-            && j % self.flags.lr_decay_every != 0
+            && !j.is_multiple_of(self.flags.print_every)
+            && !j.is_multiple_of(self.flags.lr_decay_every)
     }
 
     /// Training step `k` on `batch`; when allowed, the next batch is drawn (and staged for

@@ -575,10 +575,10 @@ impl Session {
         while self.progress.iteration < self.flags.n_iter && self.progress.task.solved_at.is_none()
         {
             let k = self.progress.iteration;
-            if k > 0 && k % self.flags.lr_decay_every == 0 {
+            if k > 0 && k.is_multiple_of(self.flags.lr_decay_every) {
                 self.progress.decay_learning_rate(self.flags.lr_decay, say);
             }
-            let printing = k % self.flags.print_every == 0;
+            let printing = k.is_multiple_of(self.flags.print_every);
 
             // Validation before each training step, as the original.
             trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
@@ -659,7 +659,11 @@ impl Session {
             stepped.result?;
             self.progress.iteration = k + 1;
             bar.set_position(self.progress.iteration as u64);
-            if self.progress.iteration % self.flags.print_every == 0 {
+            if self
+                .progress
+                .iteration
+                .is_multiple_of(self.flags.print_every)
+            {
                 self.progress.elapsed_s = clock.elapsed();
                 trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
                 self.save_checkpoint()?;
