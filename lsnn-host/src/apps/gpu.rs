@@ -17,12 +17,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::run::train_step_in;
 use super::run::TrainStep;
 use crate::error::HostError;
 use crate::input::InputBatch;
 use crate::train::optim::Optimizer;
 use crate::train::update::Weights;
-use crate::train::{zero_states, HostState, LossTerm, PassResult};
+use crate::train::{zero_states, HostState, LossTerm, PassResult, Workspace};
 
 /// Where training iterations run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -148,7 +149,8 @@ pub struct Trainer {
 }
 
 enum Backend {
-    Cpu,
+    /// The trace and gradient buffers, kept from step to step.
+    Cpu(Box<Workspace<f32>>),
     /// Uploaded at the first step.
     #[cfg(feature = "cuda")]
     Cuda(Option<Box<cuda::GpuNetwork>>),
@@ -159,7 +161,7 @@ impl Trainer {
     pub fn new(device: Device) -> Result<Trainer, HostError> {
         check_device(device)?;
         let backend = match device {
-            Device::Cpu => Backend::Cpu,
+            Device::Cpu => Backend::Cpu(Box::default()),
             #[cfg(feature = "cuda")]
             Device::Cuda => Backend::Cuda(None),
             #[cfg(not(feature = "cuda"))]
@@ -183,7 +185,9 @@ impl Trainer {
         overlap: impl FnOnce(&mut R, &mut Stager<'_>) -> Result<X, HostError>,
     ) -> Stepped<X> {
         match &mut self.backend {
-            Backend::Cpu => cpu_step(step, weights, optimizer, rng, states, overlap),
+            Backend::Cpu(workspace) => {
+                cpu_step(workspace, step, weights, optimizer, rng, states, overlap)
+            }
             #[cfg(feature = "cuda")]
             Backend::Cuda(network) => {
                 cuda::step(network, step, weights, optimizer, rng, states, overlap)
@@ -201,7 +205,7 @@ impl Trainer {
         optimizer: &mut Optimizer,
     ) -> Result<(), HostError> {
         match &mut self.backend {
-            Backend::Cpu => Ok(()),
+            Backend::Cpu(_) => Ok(()),
             #[cfg(feature = "cuda")]
             Backend::Cuda(network) => match network {
                 Some(g) => g.sync_to_host(weights, optimizer),
@@ -225,6 +229,7 @@ impl Trainer {
 }
 
 fn cpu_step<R: rand::Rng, X>(
+    workspace: &mut Workspace<f32>,
     step: &TrainStep<'_>,
     weights: &mut Weights<f32>,
     optimizer: &mut Optimizer,
@@ -234,10 +239,10 @@ fn cpu_step<R: rand::Rng, X>(
 ) -> Stepped<X> {
     let t0 = Instant::now();
     let result = match states {
-        States::Carried(s) => super::run::train_step(step, weights, optimizer, rng, s),
+        States::Carried(s) => train_step_in(workspace, step, weights, optimizer, rng, s),
         States::Zero => {
             let mut s = zero_states(step.spec, step.input.n_batch());
-            super::run::train_step(step, weights, optimizer, rng, &mut s)
+            train_step_in(workspace, step, weights, optimizer, rng, &mut s)
         }
     };
     let seconds = t0.elapsed().as_secs_f64();

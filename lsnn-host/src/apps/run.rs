@@ -13,7 +13,8 @@ use crate::input::InputBatch;
 use crate::train::optim::Optimizer;
 use crate::train::update::{Rewiring, Weights};
 use crate::train::{
-    run_pass, HostState, LossTerm, Params, PassOptions, PassResult, RateRegulariser, Spec, Trace,
+    run_pass_in, HostState, LossTerm, Params, PassOptions, PassResult, RateRegulariser, Spec,
+    Trace, Workspace,
 };
 
 /// Resolves the original's `seed = -1` (random) convention to a concrete, recorded seed.
@@ -215,7 +216,27 @@ pub fn train_step<R: rand::Rng>(
     rng: &mut R,
     states: &mut [HostState<f32>],
 ) -> Result<PassResult<f32>, HostError> {
-    let mut result = run_pass(
+    train_step_in(
+        &mut Workspace::default(),
+        step,
+        weights,
+        optimizer,
+        rng,
+        states,
+    )
+}
+
+/// [`train_step`] in the buffers of `workspace` (a training loop keeps one).
+pub fn train_step_in<R: rand::Rng>(
+    workspace: &mut Workspace<f32>,
+    step: &TrainStep<'_>,
+    weights: &mut Weights<f32>,
+    optimizer: &mut Optimizer,
+    rng: &mut R,
+    states: &mut [HostState<f32>],
+) -> Result<PassResult<f32>, HostError> {
+    let mut result = run_pass_in(
+        workspace,
         step.spec,
         &weights.params,
         step.input,
