@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Times lsnn-rs and the PyTorch peer (same network, same math) on this machine's CPU cores in
-# one run and prints a markdown table with the ratio (PyTorch time / lsnn-rs time).
+# Times lsnn-rs, optionally an earlier lsnn-rs commit, and the PyTorch peer (same network, same
+# math) on this machine's CPU cores in one run, and prints a markdown table with the ratios.
 #
 #   scripts/bench-vs-torch.sh [PATH/TO/torch_lsnn.py]
 #
+# BASELINE: a commit (or any revision) to time beside the working tree, e.g. BASELINE=8044544;
+#   it is built once into target/baseline/<commit> from a temporary worktree.
 # PYTHON: a python with torch and numpy (default: a venv in ~/.cache/lsnn-rs/torchenv, created
-# with `pip install torch numpy` when missing).
+#   with `pip install torch numpy` when missing).
+# ITERS: timed iterations of lsnn-rs per configuration (default 5; the peer runs 3, 2 and 1).
+# Each timing is the median of its iterations after one warm-up, as `lsnn-host bench` prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEER=${1:-../shared/bench/torch_lsnn.py}
+ITERS=${ITERS:-5}
 [ -f "$PEER" ] || { echo "error: PyTorch peer not found at $PEER (pass its path)" >&2; exit 2; }
 if [ -z "${PYTHON:-}" ]; then
   VENV=~/.cache/lsnn-rs/torchenv
@@ -20,17 +25,46 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 cargo build --release -q -p lsnn-host
 BIN=target/release/lsnn-host
+
+BASE_BIN=
+if [ -n "${BASELINE:-}" ]; then
+  commit=$(git rev-parse --short "$BASELINE^{commit}") \
+    || { echo "error: BASELINE=$BASELINE is not a commit of this repository" >&2; exit 2; }
+  BASE_BIN=target/baseline/$commit/lsnn-host
+  if [ ! -x "$BASE_BIN" ]; then
+    tree=$(mktemp -d)
+    git worktree add -q --detach "$tree" "$commit"
+    (cd "$tree" && CARGO_TARGET_DIR="$tree/target" cargo build --release -q -p lsnn-host)
+    mkdir -p "target/baseline/$commit"
+    cp "$tree/target/release/lsnn-host" "$BASE_BIN"
+    git worktree remove --force "$tree"
+  fi
+fi
+
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readlines()[-1])['$1'])"; }
+ratio() { python3 -c "print(f'{float($1)/float($2):.1f}x')"; }
+ms() { python3 -c "print(f'{float($1):.0f} ms')"; }
 
 row() { # name, torch args, lsnn args
-  local torch_ms ours_ms
+  local torch_ms ours_ms base_ms
   torch_ms=$("$PYTHON" "$PEER" --device cpu $2 2>/dev/null | field ms_median)
-  ours_ms=$($BIN bench --device cpu $3 | field ms_median)
-  python3 -c "print(f'| $1 | {float($ours_ms):.0f} ms | {float($torch_ms):.0f} ms | {float($torch_ms)/float($ours_ms):.1f}x |')"
+  [ -n "$BASE_BIN" ] && base_ms=$($BASE_BIN bench --device cpu $3 --iters 3 | field ms_median)
+  ours_ms=$($BIN bench --device cpu $3 --iters "$ITERS" | field ms_median)
+  if [ -n "$BASE_BIN" ]; then
+    echo "| $1 | $(ms "$ours_ms") | $(ms "$base_ms") | $(ms "$torch_ms") | $(ratio "$base_ms" "$ours_ms") | $(ratio "$torch_ms" "$ours_ms") |"
+  else
+    echo "| $1 | $(ms "$ours_ms") | $(ms "$torch_ms") | $(ratio "$torch_ms" "$ours_ms") |"
+  fi
 }
 
-echo "| config | lsnn-rs | PyTorch $("$PYTHON" -c 'import torch; print(torch.__version__)') | ratio |"
-echo "|---|---|---|---|"
-row "store-recall (B 128, T 2400, 100 in, 10+10 rec, D 10, R 3)" "--config storerecall --iters 3" "--task store-recall --iters 3"
-row "sMNIST (B 64, T 840, 80 in, 120+100 rec, D 10, R 5)" "--config smnist --iters 2 --batch 64" "--task smnist --batch 64 --iters 3"
-row "sMNIST (B 256, same network)" "--config smnist --iters 1 --batch 256" "--task smnist --batch 256 --iters 3"
+torch_version=$("$PYTHON" -c 'import torch; print(torch.__version__)')
+if [ -n "$BASE_BIN" ]; then
+  echo "| config | lsnn-rs | lsnn-rs $commit | PyTorch $torch_version | vs $commit | vs PyTorch |"
+  echo "|---|---:|---:|---:|---:|---:|"
+else
+  echo "| config | lsnn-rs | PyTorch $torch_version | ratio |"
+  echo "|---|---:|---:|---:|"
+fi
+row "store-recall (B 128, T 2400, 100 in, 10+10 rec, D 10, R 3)" "--config storerecall --iters 3" "--task store-recall"
+row "sMNIST (B 64, T 840, 80 in, 120+100 rec, D 10, R 5)" "--config smnist --iters 2 --batch 64" "--task smnist --batch 64"
+row "sMNIST (B 256, same network)" "--config smnist --iters 1 --batch 256" "--task smnist --batch 256"

@@ -13,8 +13,8 @@ use super::bptt::{
     TrainCell,
 };
 use super::lanes::{
-    arrival_offsets, backward_group, csr_arrival_offsets, forward_group, BackwardContext,
-    ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
+    arrival_offsets, backward_group, csr_arrival_offsets, forward_group, AdjointWindow,
+    BackwardContext, ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
 };
 use super::network::{Params, Spec};
 use super::simd::{SimdReal, LANES};
@@ -101,13 +101,21 @@ impl<F: Real> CurrentNoise<F> for Gaussian {
 #[derive(Debug, Default)]
 pub struct Workspace<F> {
     groups: Vec<GroupWork<F>>,
+    backward: Vec<BackwardSlot<F>>,
 }
 
+/// What a group's forward leaves for its backward.
 #[derive(Debug, Default)]
 struct GroupWork<F> {
     input: GroupInput<F>,
     trace: GroupTrace<F>,
     readout: GroupReadout<F>,
+}
+
+/// What a group's backward works in.
+#[derive(Debug, Default)]
+struct BackwardSlot<F> {
+    window: AdjointWindow<F>,
     grads: Vec<ElementGrads<F>>,
 }
 
@@ -258,37 +266,48 @@ pub fn run_pass_in<F: SimdReal>(
             readout,
         };
         let (n_in, n, n_out) = (spec.n_in(), spec.n_rec(), params.n_out());
-        groups
-            .par_iter_mut()
-            .zip(term_grads.par_chunks(LANES))
-            .for_each(|(work, term_grads)| {
-                work.grads
-                    .resize_with(term_grads.len(), || ElementGrads::zeros(n_in, n, n_out));
-                for g in &mut work.grads {
-                    g.reset(n_in, n, n_out);
-                }
-                let seeds: Vec<LossSeeds<'_, F>> = term_grads
-                    .iter()
-                    .map(|tg| LossSeeds {
-                        term_grads: tg.clone(),
-                        z_every_step: reg.map(|_| reg_grad.as_slice()),
-                        linear: opts.linear.as_ref().map(|(a, b)| (a.view(), b.view())),
-                    })
-                    .collect();
-                backward_group(
-                    &backward,
-                    &work.trace,
-                    &work.input,
-                    &work.readout.psp_sums,
-                    &seeds,
-                    &mut work.grads,
-                );
-            });
         // Each element's gradient from zero, then summed in element order (0 + g_0 + g_1 + ...):
-        // the same bits whatever the number of threads, and the GPU's reduction exactly.
-        let per_element: Vec<&ElementGrads<F>> =
-            groups.iter().flat_map(|work| &work.grads).collect();
-        let total = ElementGrads::sum_in_order(&per_element, n_in, n, n_out);
+        // the same bits whatever the number of threads, and the GPU's reduction exactly. The
+        // groups go in waves, so that only a wave's gradients are held at a time.
+        let wave = 2 * rayon::current_num_threads().max(1);
+        let slots = &mut workspace.backward;
+        slots.resize_with(wave.min(groups.len()), BackwardSlot::default);
+        let mut total = ElementGrads::zeros(n_in, n, n_out);
+        for (groups, term_grads) in groups.chunks(wave).zip(term_grads.chunks(wave * LANES)) {
+            slots
+                .par_iter_mut()
+                .zip(groups.par_iter().zip(term_grads.par_chunks(LANES)))
+                .for_each(|(slot, (work, term_grads))| {
+                    slot.grads
+                        .resize_with(term_grads.len(), || ElementGrads::zeros(n_in, n, n_out));
+                    for g in &mut slot.grads {
+                        g.reset(n_in, n, n_out);
+                    }
+                    let seeds: Vec<LossSeeds<'_, F>> = term_grads
+                        .iter()
+                        .map(|tg| LossSeeds {
+                            term_grads: tg.clone(),
+                            z_every_step: reg.map(|_| reg_grad.as_slice()),
+                            linear: opts.linear.as_ref().map(|(a, b)| (a.view(), b.view())),
+                        })
+                        .collect();
+                    backward_group(
+                        &backward,
+                        &work.trace,
+                        &work.input,
+                        &work.readout.psp_sums,
+                        &seeds,
+                        &mut slot.window,
+                        &mut slot.grads,
+                    );
+                });
+            let parts: Vec<&ElementGrads<F>> = slots
+                .iter()
+                .take(groups.len())
+                .flat_map(|slot| &slot.grads)
+                .collect();
+            total.add_in_order(&parts);
+        }
         Some(to_param_grads(spec, params, total))
     } else {
         None

@@ -241,9 +241,8 @@ impl<F: Real> ElementGrads<F> {
         }
     }
 
-    /// `0 + parts[0] + parts[1] + ...`, entry by entry in that order (rows in parallel).
-    pub fn sum_in_order(parts: &[&ElementGrads<F>], n_in: usize, n: usize, n_out: usize) -> Self {
-        let mut total = ElementGrads::zeros(n_in, n, n_out);
+    /// `self + parts[0] + parts[1] + ...`, entry by entry in that order (rows in parallel).
+    pub fn add_in_order(&mut self, parts: &[&ElementGrads<F>]) {
         fn rows<'p, F: Real>(
             total: &mut Array2<F>,
             part: &(dyn Fn(usize) -> &'p Array2<F> + Sync),
@@ -259,15 +258,14 @@ impl<F: Real> ElementGrads<F> {
                     }
                 });
         }
-        rows(&mut total.w_in, &|e| &parts[e].w_in, parts.len());
-        rows(&mut total.w_rec, &|e| &parts[e].w_rec, parts.len());
-        rows(&mut total.w_out, &|e| &parts[e].w_out, parts.len());
+        rows(&mut self.w_in, &|e| &parts[e].w_in, parts.len());
+        rows(&mut self.w_rec, &|e| &parts[e].w_rec, parts.len());
+        rows(&mut self.w_out, &|e| &parts[e].w_out, parts.len());
         for part in parts {
-            for (a, &b) in total.b_out.iter_mut().zip(&part.b_out) {
+            for (a, &b) in self.b_out.iter_mut().zip(&part.b_out) {
                 *a = *a + b;
             }
         }
-        total
     }
 
     /// Sets every entry to zero.

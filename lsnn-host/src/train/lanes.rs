@@ -693,17 +693,21 @@ pub fn csr_arrival_offsets<F: Copy>(syn: CsrRef<'_, F>) -> Vec<u32> {
 /// Steps of a block whose weight-gradient rows are updated together.
 const BLOCK: usize = 64;
 
-/// dL/di of the steps of a block and of the `D - 1` steps after it (where the block's
-/// deliveries arrive), kept twice: all lanes of a neuron together, for the recurrent adjoints
-/// of the backward, and lane by lane, for the weight gradients. Those are added block by block:
-/// once a block is done, each lane's events of the block update that lane's gradient rows in
-/// one go, while those rows and that lane's dL/di stay in cache.
-struct AdjointWindow<F> {
+/// dL/di of the steps the backward is at, kept twice: all lanes of a neuron together, for the
+/// recurrent adjoints, over the last D steps (a ring small enough for the cache), and lane by
+/// lane, for the weight gradients, over a block of steps and the `D - 1` after it (where the
+/// block's deliveries arrive). The weight gradients are added block by block: once a block is
+/// done, each lane's events of the block update that lane's gradient rows in one go, while
+/// those rows and that lane's dL/di stay in cache.
+#[derive(Debug, Default)]
+pub struct AdjointWindow<F> {
     n: usize,
-    /// Rows of N values: the block's steps and the `D - 1` after it.
+    d_slots: usize,
+    /// Rows of N values of a lane's window: the block's steps and the `D - 1` after it.
     window: usize,
-    /// `window N` entries rounded up to a power of two, of which entry `(u - t0) N + j` holds
-    /// neuron j at step u (zeros past the end of the sequence).
+    /// The last D steps, twice: step u in slots `u mod D` and `u mod D + D`, so that the D
+    /// steps from any step t on are the slots from `t mod D` on (N entries each), without
+    /// wrapping. Rounded up to a power of two entries; zeros past the end of the sequence.
     all: Vec<V<F>>,
     /// Floats of a lane's window: `window N` rounded up to a power of two.
     len: usize,
@@ -719,49 +723,94 @@ struct AdjointWindow<F> {
 }
 
 impl<F: Real> AdjointWindow<F> {
-    fn new(n: usize, d_slots: usize, steps: usize) -> Self {
+    /// Ready for a backward over `steps` steps of N = `n` neurons and D = `d_slots` delays:
+    /// zeros, in the buffers of the last pass where they are large enough.
+    fn reset(&mut self, n: usize, d_slots: usize, steps: usize) {
         let window = BLOCK + d_slots - 1;
         let len = (window * n).next_power_of_two();
         let stride = len + 64 / core::mem::size_of::<F>();
-        AdjointWindow {
-            n,
-            window,
-            all: vec![V::default(); len],
-            len,
-            stride,
-            lanes: vec![F::zero(); LANES * stride],
-            events: vec![Vec::new(); LANES],
-            t0: steps.saturating_sub(1) / BLOCK * BLOCK,
-        }
+        self.n = n;
+        self.d_slots = d_slots;
+        self.window = window;
+        self.len = len;
+        self.stride = stride;
+        self.all.clear();
+        self.all
+            .resize((2 * d_slots * n).next_power_of_two(), V::default());
+        self.lanes.clear();
+        self.lanes.resize(LANES * stride, F::zero());
+        self.events.resize_with(LANES, Vec::new);
+        self.t0 = steps.saturating_sub(1) / BLOCK * BLOCK;
     }
 
-    /// Where neuron j's dL/di of step t is.
+    /// Where neuron j's dL/di of step t is in `all` (the first of its two places).
     #[inline(always)]
     fn at(&self, t: usize, j: usize) -> usize {
-        (t - self.t0) * self.n + j
+        (t % self.d_slots) * self.n + j
+    }
+
+    /// Keeps neuron j's dL/di of step t.
+    #[inline(always)]
+    fn set<X: Reg>(&mut self, t: usize, j: usize, g: X)
+    where
+        X: Reg<Scalar = F>,
+    {
+        let at = self.at(t, j);
+        let second = at + self.d_slots * self.n;
+        g.store(&mut self.all[at]);
+        g.store(&mut self.all[second]);
     }
 
     /// `sum_s w_s dL/di` over the synapses `s` of one presynaptic neuron (weights `w`, offsets
     /// `arrive` from [`csr_arrival_offsets`]) delivered at step t, in their order, from 0.
     #[inline(always)]
     fn weighted_sum<X: Reg<Scalar = F>>(&self, x: X, t: usize, (w, arrive): (&[F], &[u32])) -> X {
+        let mut acc = x.splat(F::zero());
+        self.add_terms(x, t, &mut acc, w, arrive);
+        acc
+    }
+
+    /// The weighted sums of two presynaptic neurons, side by side: each is a chain of dependent
+    /// additions, and two chains keep the adder busier than one.
+    #[inline(always)]
+    fn weighted_sums<X: Reg<Scalar = F>>(
+        &self,
+        x: X,
+        t: usize,
+        (w1, a1): (&[F], &[u32]),
+        (w2, a2): (&[F], &[u32]),
+    ) -> (X, X) {
+        let both = w1.len().min(a1.len()).min(w2.len()).min(a2.len());
+        let (mut acc1, mut acc2) = (x.splat(F::zero()), x.splat(F::zero()));
+        let (base, mask) = (self.at(t, 0), self.all.len() - 1);
+        let term = |w: F, a: u32| x.splat(w) * x.load(&self.all[(base + a as usize) & mask]);
+        for i in 0..both {
+            acc1 = acc1 + term(w1[i], a1[i]);
+            acc2 = acc2 + term(w2[i], a2[i]);
+        }
+        self.add_terms(x, t, &mut acc1, &w1[both..], &a1[both..]);
+        self.add_terms(x, t, &mut acc2, &w2[both..], &a2[both..]);
+        (acc1, acc2)
+    }
+
+    /// `acc += w_s dL/di` for the synapses `s` given by `w` and `arrive`, in order.
+    #[inline(always)]
+    fn add_terms<X: Reg<Scalar = F>>(&self, x: X, t: usize, acc: &mut X, w: &[F], arrive: &[u32]) {
         let base = self.at(t, 0);
-        // Entries are below `window N`, `all.len()` is a power of two at least that large: the
+        // Entries are below `2 D N`, `all.len()` is a power of two at least that large: the
         // mask changes no index but spares the bounds check.
         let mask = self.all.len() - 1;
-        let mut acc = x.splat(F::zero());
         for (&w, &a) in w.iter().zip(arrive) {
-            acc = acc + x.splat(w) * x.load(&self.all[(base + a as usize) & mask]);
+            *acc = *acc + x.splat(w) * x.load(&self.all[(base + a as usize) & mask]);
         }
-        acc
     }
 
     /// Copies step t's dL/di into the lanes' windows.
     #[inline(always)]
     fn spread(&mut self, t: usize) {
         let (n, stride) = (self.n, self.stride);
-        let row = self.at(t, 0);
-        for (j, g) in self.all[row..row + n].iter().enumerate() {
+        let (from, row) = (self.at(t, 0), (t - self.t0) * n);
+        for (j, g) in self.all[from..from + n].iter().enumerate() {
             for (l, &x) in g.0.iter().enumerate() {
                 self.lanes[l * stride + row + j] = x;
             }
@@ -815,7 +864,6 @@ impl<F: Real> AdjointWindow<F> {
         if t0 > 0 {
             // Steps t0 .. t0 + D - 2 are where the block before delivers last.
             let keep = (self.window - BLOCK) * n;
-            self.all.copy_within(0..keep, BLOCK * n);
             for l in 0..LANES {
                 let lane = &mut self.lanes[l * stride..l * stride + self.len];
                 lane.copy_within(0..keep, BLOCK * n);
@@ -862,6 +910,7 @@ pub fn backward_group<F: SimdReal>(
     input: &GroupInput<F>,
     psp_sums: &[Vec<Vec<F>>],
     seeds: &[LossSeeds<'_, F>],
+    window: &mut AdjointWindow<F>,
     grads: &mut [ElementGrads<F>],
 ) {
     let term_psp_grads: Vec<Vec<(LossTerm<F>, Vec<F>)>> = seeds
@@ -879,6 +928,7 @@ pub fn backward_group<F: SimdReal>(
         linear: seeds
             .first()
             .and_then(|s| s.linear.as_ref().map(|(a, b)| (a.view(), b.view()))),
+        window,
         grads,
     });
 }
@@ -892,6 +942,7 @@ struct Backward<'a, 'c, 's, F> {
     term_psp_grads: &'a [Vec<(LossTerm<F>, Vec<F>)>],
     z_every_step: Option<&'s [F]>,
     linear: Option<(ArrayView2<'s, F>, ArrayView2<'s, F>)>,
+    window: &'a mut AdjointWindow<F>,
     grads: &'a mut [ElementGrads<F>],
 }
 
@@ -907,6 +958,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             term_psp_grads,
             z_every_step,
             linear,
+            window,
             grads,
         } = self;
         let n = trace.n;
@@ -929,7 +981,8 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let mut g_b = vec![V::default(); n];
         let mut g_z_rec = vec![V::default(); n];
         let mut z_prev = vec![V::default(); n];
-        let mut g_i = AdjointWindow::new(n, ctx.n_delay, steps);
+        let g_i = window;
+        g_i.reset(n, ctx.n_delay, steps);
         let mut active = vec![0 as Bits; n];
         let mut firing = Vec::with_capacity(n);
         let rec_rows = ctx.w_rec.offsets();
@@ -1016,8 +1069,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 back.prev.v.store(&mut g_v[j]);
                 back.prev.z.store(&mut g_z[j]);
                 back.prev.b.store(&mut g_b[j]);
-                let at = g_i.at(t, j);
-                back.i_t.store(&mut g_i.all[at]);
+                g_i.set(t, j, back.i_t);
             }
 
             // 3. Synapses: what was delivered at step t arrives at step t + d. The weight
@@ -1050,7 +1102,14 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                         firing.push(kk);
                     }
                 }
-                for &kk in &firing {
+                let mut pairs = firing.chunks_exact(2);
+                for pair in &mut pairs {
+                    let (k1, k2) = (pair[0], pair[1]);
+                    let (s1, s2) = g_i.weighted_sums(x, t, synapses(k1), synapses(k2));
+                    X::select(x.mask(active[k1]), s1, zero).store(&mut g_z_rec[k1]);
+                    X::select(x.mask(active[k2]), s2, zero).store(&mut g_z_rec[k2]);
+                }
+                for &kk in pairs.remainder() {
                     let sum = g_i.weighted_sum(x, t, synapses(kk));
                     X::select(x.mask(active[kk]), sum, zero).store(&mut g_z_rec[kk]);
                 }
