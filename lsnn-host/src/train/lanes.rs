@@ -751,10 +751,7 @@ impl<F: Real> AdjointWindow<F> {
 
     /// Keeps neuron j's dL/di of step t.
     #[inline(always)]
-    fn set<X: Reg>(&mut self, t: usize, j: usize, g: X)
-    where
-        X: Reg<Scalar = F>,
-    {
+    fn set<X: Reg<Scalar = F>>(&mut self, t: usize, j: usize, g: X) {
         let at = self.at(t, j);
         let second = at + self.d_slots * self.n;
         g.store(&mut self.all[at]);
