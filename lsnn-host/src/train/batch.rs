@@ -107,7 +107,6 @@ pub struct Workspace<F> {
 /// What a group's forward leaves for its backward.
 #[derive(Debug, Default)]
 struct GroupWork<F> {
-    input: GroupInput<F>,
     trace: GroupTrace<F>,
     readout: GroupReadout<F>,
 }
@@ -196,10 +195,9 @@ pub fn run_pass_in<F: SimdReal>(
                     Gaussian(ChaCha8Rng::seed_from_u64(opts.noise_seed ^ b << 32))
                 })
                 .collect();
-            work.input.gather(input, first, states.len());
             work.readout = forward_group(
                 &forward,
-                &work.input,
+                GroupInput::new(input, first, states.len()),
                 steps,
                 states,
                 terms,
@@ -273,11 +271,14 @@ pub fn run_pass_in<F: SimdReal>(
         let slots = &mut workspace.backward;
         slots.resize_with(wave.min(groups.len()), BackwardSlot::default);
         let mut total = ElementGrads::zeros(n_in, n, n_out);
-        for (groups, term_grads) in groups.chunks(wave).zip(term_grads.chunks(wave * LANES)) {
+        let waves = groups.chunks(wave).zip(term_grads.chunks(wave * LANES));
+        for (w, (groups, term_grads)) in waves.enumerate() {
             slots
                 .par_iter_mut()
                 .zip(groups.par_iter().zip(term_grads.par_chunks(LANES)))
-                .for_each(|(slot, (work, term_grads))| {
+                .enumerate()
+                .for_each(|(g, (slot, (work, term_grads)))| {
+                    let first = (w * wave + g) * LANES;
                     slot.grads
                         .resize_with(term_grads.len(), || ElementGrads::zeros(n_in, n, n_out));
                     for g in &mut slot.grads {
@@ -294,7 +295,7 @@ pub fn run_pass_in<F: SimdReal>(
                     backward_group(
                         &backward,
                         &work.trace,
-                        &work.input,
+                        GroupInput::new(input, first, term_grads.len()),
                         &work.readout.psp_sums,
                         &seeds,
                         &mut slot.window,

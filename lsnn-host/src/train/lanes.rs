@@ -22,62 +22,29 @@ pub type V<F> = Mem<F>;
 /// Lane bits (lane `l` is bit `l`).
 type Bits = u16;
 
-/// The input events of a group, step by step: the channels with an event in some lane
-/// (ascending), the lanes that have it and their values (0 elsewhere).
-#[derive(Debug, Default)]
-pub struct GroupInput<F> {
-    offsets: Vec<u32>,
-    channels: Vec<u16>,
-    lanes: Vec<Bits>,
-    values: Vec<V<F>>,
+/// The input events of a group's elements, `first..first + count` of a batch: lane l is
+/// element `first + l`.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupInput<'a> {
+    batch: &'a InputBatch,
+    first: usize,
+    count: usize,
 }
 
-impl<F: Real> GroupInput<F> {
-    /// Gathers the events of elements `first..first + count` of `input`.
-    pub fn gather(&mut self, input: &InputBatch, first: usize, count: usize) {
-        let (steps, n_in) = (input.n_steps(), input.n_in());
-        self.offsets.clear();
-        self.channels.clear();
-        self.lanes.clear();
-        self.values.clear();
-        self.offsets.push(0);
-        // Per step: which channels have an event (a bit each), their lanes and values; then
-        // the channels in ascending order, by their bits.
-        let mut seen = vec![0u64; n_in.div_ceil(64)];
-        let mut lanes = vec![0 as Bits; n_in];
-        let mut values = vec![V::<F>::default(); n_in];
-        for t in 0..steps {
-            for l in 0..count {
-                for (c, x) in input.events(first + l, t) {
-                    seen[c / 64] |= 1 << (c % 64);
-                    lanes[c] |= 1 << l;
-                    values[c].0[l] = F::of(f64::from(x));
-                }
-            }
-            for (w, word) in seen.iter_mut().enumerate() {
-                while *word != 0 {
-                    let c = w * 64 + word.trailing_zeros() as usize;
-                    *word &= *word - 1;
-                    self.channels.push(c as u16);
-                    self.lanes.push(lanes[c]);
-                    self.values.push(values[c]);
-                    lanes[c] = 0;
-                    values[c] = V::default();
-                }
-            }
-            self.offsets.push(self.channels.len() as u32);
+impl<'a> GroupInput<'a> {
+    /// The elements `first..first + count` of `batch`.
+    pub fn new(batch: &'a InputBatch, first: usize, count: usize) -> Self {
+        GroupInput {
+            batch,
+            first,
+            count,
         }
     }
 
-    /// The events of step `t`: `(channel, lanes, values)`.
+    /// The events of lane `l` at step t: `(channel, value)`, channels ascending.
     #[inline(always)]
-    fn step(&self, t: usize) -> impl Iterator<Item = (usize, Bits, &V<F>)> + '_ {
-        let r = self.offsets[t] as usize..self.offsets[t + 1] as usize;
-        self.channels[r.clone()]
-            .iter()
-            .zip(&self.lanes[r.clone()])
-            .zip(&self.values[r])
-            .map(|((&c, &bits), x)| (usize::from(c), bits, x))
+    fn lane(&self, l: usize, t: usize) -> impl Iterator<Item = (usize, f32)> + 'a {
+        self.batch.events(self.first + l, t)
     }
 }
 
@@ -90,7 +57,9 @@ pub struct GroupTrace<F> {
     steps: usize,
     /// Lanes in use.
     count: usize,
-    /// `v[i * n + j]`: voltage of neuron j before step i (i = 0..=T).
+    /// `v[(T - i) n + j]`: voltage of neuron j before step i (i = 0..=T). Latest step first:
+    /// the backward, which goes back in time, reads the trace at ascending addresses, which
+    /// the CPU prefetches.
     v: Vec<V<F>>,
     /// Same for the adaptation variable b.
     b: Vec<V<F>>,
@@ -123,6 +92,25 @@ impl<F: Real> GroupTrace<F> {
         self.refractory.resize(steps * n, 0);
     }
 
+    /// Where the values before step i start in `v` and `b`.
+    #[inline(always)]
+    fn row(&self, i: usize) -> core::ops::Range<usize> {
+        let at = (self.steps - i) * self.n;
+        at..at + self.n
+    }
+
+    /// Voltages before step i.
+    #[inline(always)]
+    fn v(&self, i: usize) -> &[V<F>] {
+        &self.v[self.row(i)]
+    }
+
+    /// Adaptation variables before step i.
+    #[inline(always)]
+    fn b(&self, i: usize) -> &[V<F>] {
+        &self.b[self.row(i)]
+    }
+
     /// The spikes present before step i: `(neuron, lanes)`.
     #[inline(always)]
     fn spikes(&self, i: usize) -> impl Iterator<Item = (usize, Bits)> + '_ {
@@ -152,7 +140,6 @@ impl<F: Real> GroupTrace<F> {
         c_v: ArrayView2<'_, F>,
         spike: F,
     ) -> F {
-        let n = self.n;
         for l in 0..self.count {
             for t in 0..self.steps {
                 for (j, bits) in self.spikes(t + 1) {
@@ -160,7 +147,7 @@ impl<F: Real> GroupTrace<F> {
                         loss = loss + c_z[[t, j]] * self.spike_value(t + 1, j, spike).0[l];
                     }
                 }
-                for (j, v) in self.v[(t + 1) * n..(t + 2) * n].iter().enumerate() {
+                for (j, v) in self.v(t + 1).iter().enumerate() {
                     loss = loss + c_v[[t, j]] * v.0[l];
                 }
             }
@@ -170,8 +157,12 @@ impl<F: Real> GroupTrace<F> {
 
     /// Lane `l` as the one-element trace of [`crate::train::bptt`] (for plots and checks).
     pub fn element(&self, l: usize, spike: F) -> Trace<F> {
-        let v = self.v.iter().map(|x| x.0[l]).collect();
-        let b = self.b.iter().map(|x| x.0[l]).collect();
+        let lane = |rows: fn(&Self, usize) -> &[V<F>]| -> Vec<F> {
+            (0..=self.steps)
+                .flat_map(|i| rows(self, i).iter().map(|x| x.0[l]))
+                .collect()
+        };
+        let (v, b) = (lane(Self::v), lane(Self::b));
         let mut spikes = vec![Vec::new(); self.steps + 1];
         for (i, list) in spikes.iter_mut().enumerate() {
             for (j, bits) in self.spikes(i) {
@@ -305,7 +296,7 @@ impl<N> LaneNoise<'_, N> {
 #[allow(clippy::too_many_arguments)]
 pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
     ctx: &ForwardContext<'_, F>,
-    input: &GroupInput<F>,
+    input: GroupInput<'_>,
     steps: usize,
     states: &mut [HostState<F>],
     terms: &[Vec<LossTerm<F>>],
@@ -315,8 +306,9 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
     let n = ctx.neurons.len();
     let mut s = LaneState::load(states, n, ctx.n_delay);
     trace.reset(n, steps, states.len());
-    trace.v[..n].copy_from_slice(&s.v);
-    trace.b[..n].copy_from_slice(&s.b);
+    let first = trace.row(0);
+    trace.v[first.clone()].copy_from_slice(&s.v);
+    trace.b[first].copy_from_slice(&s.b);
     record_initial_spikes(trace, &s.z);
     let mut readout = FilteredSpikes::new(n, terms);
     dispatch(Forward {
@@ -335,7 +327,7 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
 /// The step loop of [`forward_group`].
 struct Forward<'a, 'c, 'n, 't, F, N> {
     ctx: &'a ForwardContext<'c, F>,
-    input: &'a GroupInput<F>,
+    input: GroupInput<'a>,
     steps: usize,
     s: &'a mut LaneState<F>,
     noise: &'a mut LaneNoise<'n, N>,
@@ -370,7 +362,7 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
             for (d, row) in rows.iter_mut().take(d_slots).enumerate() {
                 *row = ((s.head + d) % d_slots) * n;
             }
-            deliver_inputs(x, ctx.w_in, input, t, &rows, &mut s.ring);
+            deliver_inputs(ctx.w_in, input, t, &rows, &mut s.ring);
             deliver_spikes(x, ctx.w_rec, trace, t, &s.z, &rows, &mut s.ring);
             let now = s.head * n;
             for j in 0..n {
@@ -398,7 +390,7 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
                 zero.store(&mut s.ring[now + j]);
                 X::select(out.spiked, n_refractory, (left - one).max(zero)).store(&mut s.left[j]);
                 let fired = x.bits(out.spiked);
-                let at = (t + 1) * n + j;
+                let at = trace.row(t + 1).start + j;
                 out.state.v.store(&mut trace.v[at]);
                 out.state.b.store(&mut trace.b[at]);
                 trace.refractory[t * n + j] = x.bits(refractory);
@@ -440,23 +432,16 @@ fn record_initial_spikes<F: Real>(trace: &mut GroupTrace<F>, z: &[V<F>]) {
 
 /// The input events of step `t` into the ring, masked to the lanes that have them.
 #[inline(always)]
-fn deliver_inputs<F: Real, X: Reg<Scalar = F>>(
-    x: X,
+fn deliver_inputs<F: Real>(
     w_in: CsrRef<'_, F>,
-    input: &GroupInput<F>,
+    input: GroupInput<'_>,
     t: usize,
     rows: &[usize; 256],
     ring: &mut [V<F>],
 ) {
-    // Entries are below `D N` and the ring's length is a power of two at least that large:
-    // the mask changes no index but spares the bounds check.
-    let mask = ring.len() - 1;
-    for (c, bits, value) in input.step(t) {
-        let lanes = x.mask(bits);
-        let value = x.load(value);
-        for (j, d, w) in outgoing(w_in, c) {
-            let e = &mut ring[(rows[usize::from(d)] + j) & mask];
-            add_where(x.load(e), lanes, value * x.splat(w)).store(e);
+    for l in 0..input.count {
+        for (c, value) in input.lane(l, t) {
+            deliver_lane(outgoing(w_in, c), l, F::of(f64::from(value)), rows, ring);
         }
     }
 }
@@ -472,14 +457,50 @@ fn deliver_spikes<F: Real, X: Reg<Scalar = F>>(
     rows: &[usize; 256],
     ring: &mut [V<F>],
 ) {
-    let mask = ring.len() - 1;
     for (k, bits) in trace.spikes(t) {
-        let lanes = x.mask(bits);
-        let zk = x.load(&z[k]);
-        for (j, d, w) in outgoing(w_rec, k) {
-            let e = &mut ring[(rows[usize::from(d)] + j) & mask];
-            add_where(x.load(e), lanes, zk * x.splat(w)).store(e);
-        }
+        deliver(x, outgoing(w_rec, k), bits, &z[k], rows, ring);
+    }
+}
+
+/// Adds `value * w` of the lanes in `bits` to what each synapse `(j, d, w)` delivers to.
+/// Events are seldom in more than one lane: those go lane by lane, in scalars (half the work
+/// of a 16-lane register on the machines that split it in two).
+#[inline(always)]
+fn deliver<F: Real, X: Reg<Scalar = F>>(
+    x: X,
+    synapses: impl Iterator<Item = (usize, u8, F)>,
+    bits: Bits,
+    value: &V<F>,
+    rows: &[usize; 256],
+    ring: &mut [V<F>],
+) {
+    if bits.is_power_of_two() {
+        let l = bits.trailing_zeros() as usize;
+        return deliver_lane(synapses, l, value.0[l], rows, ring);
+    }
+    // Entries are below `D N` and the ring's length is a power of two at least that large:
+    // the mask changes no index but spares the bounds check.
+    let mask = ring.len() - 1;
+    let (lanes, value) = (x.mask(bits), x.load(value));
+    for (j, d, w) in synapses {
+        let e = &mut ring[(rows[usize::from(d)] + j) & mask];
+        add_where(x.load(e), lanes, value * x.splat(w)).store(e);
+    }
+}
+
+/// [`deliver`] for one lane, `l`.
+#[inline(always)]
+fn deliver_lane<F: Real>(
+    synapses: impl Iterator<Item = (usize, u8, F)>,
+    l: usize,
+    value: F,
+    rows: &[usize; 256],
+    ring: &mut [V<F>],
+) {
+    let mask = ring.len() - 1;
+    for (j, d, w) in synapses {
+        let e = &mut ring[(rows[usize::from(d)] + j) & mask].0[l];
+        *e = *e + value * w;
     }
 }
 
@@ -821,7 +842,7 @@ impl<F: Real> AdjointWindow<F> {
         &mut self,
         ctx: &BackwardContext<'_, F>,
         trace: &GroupTrace<F>,
-        input: &GroupInput<F>,
+        input: GroupInput<'_>,
         spike: F,
         grads: &mut [ElementGrads<F>],
     ) {
@@ -834,10 +855,10 @@ impl<F: Real> AdjointWindow<F> {
         }
         for t in (t0..end).rev() {
             let at = ((t - t0) * n) as u32;
-            for (i, bits, x) in input.step(t) {
-                for_lanes(bits, |l| {
-                    self.events[l].push(((i * n) as u32 | INPUT, at, x.0[l]))
-                });
+            for (l, events) in self.events.iter_mut().enumerate().take(input.count) {
+                for (i, x) in input.lane(l, t) {
+                    events.push(((i * n) as u32 | INPUT, at, F::of(f64::from(x))));
+                }
             }
             for (k, bits) in trace.spikes(t) {
                 let z = trace.spike_value(t, k, spike);
@@ -904,7 +925,7 @@ fn add_row<F: Real>(row: &mut [F], arrive: &[u32], lane: &[F], at: usize, x: F) 
 pub fn backward_group<F: SimdReal>(
     ctx: &BackwardContext<'_, F>,
     trace: &GroupTrace<F>,
-    input: &GroupInput<F>,
+    input: GroupInput<'_>,
     psp_sums: &[Vec<Vec<F>>],
     seeds: &[LossSeeds<'_, F>],
     window: &mut AdjointWindow<F>,
@@ -934,7 +955,7 @@ pub fn backward_group<F: SimdReal>(
 struct Backward<'a, 'c, 's, F> {
     ctx: &'a BackwardContext<'c, F>,
     trace: &'a GroupTrace<F>,
-    input: &'a GroupInput<F>,
+    input: GroupInput<'a>,
     /// Per lane, per loss term: its window and dL/dpsp.
     term_psp_grads: &'a [Vec<(LossTerm<F>, Vec<F>)>],
     z_every_step: Option<&'s [F]>,
@@ -1041,9 +1062,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 let value = x.load(&trace.spike_value(t, j, spike));
                 X::select(x.mask(bits), value, zero).store(&mut z_prev[j]);
             }
-            let v_before = &trace.v[t * n..(t + 1) * n];
-            let b_before = &trace.b[t * n..(t + 1) * n];
-            let b_after = &trace.b[(t + 1) * n..(t + 2) * n];
+            let (v_before, b_before, b_after) = (trace.v(t), trace.b(t), trace.b(t + 1));
             let refractory = &trace.refractory[t * n..(t + 1) * n];
             for j in 0..n {
                 let back = neuron_step_backward(
@@ -1075,8 +1094,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             // dL/dz_{t-1} through the recurrent synapses, only where it can matter: z_{t-1}
             // only acts through the pseudo-derivative of step t - 1.
             if t > 0 {
-                let v_prev2 = &trace.v[(t - 1) * n..t * n];
-                let b_prev = &trace.b[t * n..(t + 1) * n];
+                let (v_prev2, b_prev) = (trace.v(t - 1), trace.b(t));
                 let refractory = &trace.refractory[(t - 1) * n..t * n];
                 for kk in 0..n {
                     let thr = ctx.neurons[kk]
