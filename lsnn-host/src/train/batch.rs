@@ -172,6 +172,8 @@ pub fn run_pass_in<F: SimdReal>(
     groups.resize_with(n_batch.div_ceil(LANES), GroupWork::default);
     let groups = &mut groups[..n_batch.div_ceil(LANES)];
 
+    let arrive_in_csr = csr_arrival_offsets(w_in.view());
+    let arrive_rec_csr = csr_arrival_offsets(w_rec.view());
     let forward = ForwardContext {
         neurons: &neurons,
         consts: *cell.consts(),
@@ -180,6 +182,8 @@ pub fn run_pass_in<F: SimdReal>(
         noise_std: spec.config.injected_noise_current,
         w_in: w_in.view(),
         w_rec: w_rec.view(),
+        arrive_in: &arrive_in_csr,
+        arrive_rec: &arrive_rec_csr,
         readout_decay: readout.decay,
     };
     groups
@@ -259,7 +263,7 @@ pub fn run_pass_in<F: SimdReal>(
             w_rec: w_rec.view(),
             arrive_in: &arrival_offsets(spec.delay_in.view()),
             arrive_rec: &arrival_offsets(spec.delay_rec.view()),
-            arrive_rec_csr: &csr_arrival_offsets(w_rec.view()),
+            arrive_rec_csr: &arrive_rec_csr,
             n_delay: spec.config.n_delay,
             readout,
         };

@@ -202,6 +202,11 @@ pub struct ForwardContext<'a, F> {
     pub w_in: CsrRef<'a, F>,
     /// Effective recurrent synapses.
     pub w_rec: CsrRef<'a, F>,
+    /// `d N + j` of each input synapse to neuron j with delay d, in the order of `w_in`
+    /// ([`csr_arrival_offsets`]).
+    pub arrive_in: &'a [u32],
+    /// The same for `w_rec`.
+    pub arrive_rec: &'a [u32],
     /// The readout's filter decay `exp(-dt / tau_out)`.
     pub readout_decay: F,
 }
@@ -356,14 +361,14 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
         let zero = x.splat(F::zero());
         let one = x.splat(F::one());
         let n_refractory = x.splat(F::of(f64::from(ctx.n_refractory)));
-        // Indexed by a delay (a u8): no bounds check.
-        let mut rows = [0usize; 256];
+
         for t in 0..steps {
-            for (d, row) in rows.iter_mut().take(d_slots).enumerate() {
-                *row = ((s.head + d) % d_slots) * n;
-            }
-            deliver_inputs(ctx.w_in, input, t, &rows, &mut s.ring);
-            deliver_spikes(x, ctx.w_rec, trace, t, &s.z, &rows, &mut s.ring);
+            let ring = Ring {
+                at: s.head * n,
+                size: d_slots * n,
+            };
+            deliver_inputs(ctx, input, t, ring, &mut s.ring);
+            deliver_spikes(x, ctx, trace, t, &s.z, ring, &mut s.ring);
             let now = s.head * n;
             for j in 0..n {
                 let mut i_t = x.load(&s.ring[now + j]);
@@ -433,15 +438,16 @@ fn record_initial_spikes<F: Real>(trace: &mut GroupTrace<F>, z: &[V<F>]) {
 /// The input events of step `t` into the ring, masked to the lanes that have them.
 #[inline(always)]
 fn deliver_inputs<F: Real>(
-    w_in: CsrRef<'_, F>,
+    ctx: &ForwardContext<'_, F>,
     input: GroupInput<'_>,
     t: usize,
-    rows: &[usize; 256],
-    ring: &mut [V<F>],
+    ring: Ring,
+    slots: &mut [V<F>],
 ) {
     for l in 0..input.count {
         for (c, value) in input.lane(l, t) {
-            deliver_lane(outgoing(w_in, c), l, F::of(f64::from(value)), rows, ring);
+            let synapses = row_of(ctx.w_in, ctx.arrive_in, c);
+            deliver_lane(synapses, l, F::of(f64::from(value)), ring, slots);
         }
     }
 }
@@ -450,40 +456,66 @@ fn deliver_inputs<F: Real>(
 #[inline(always)]
 fn deliver_spikes<F: Real, X: Reg<Scalar = F>>(
     x: X,
-    w_rec: CsrRef<'_, F>,
+    ctx: &ForwardContext<'_, F>,
     trace: &GroupTrace<F>,
     t: usize,
     z: &[V<F>],
-    rows: &[usize; 256],
-    ring: &mut [V<F>],
+    ring: Ring,
+    slots: &mut [V<F>],
 ) {
     for (k, bits) in trace.spikes(t) {
-        deliver(x, outgoing(w_rec, k), bits, &z[k], rows, ring);
+        let synapses = row_of(ctx.w_rec, ctx.arrive_rec, k);
+        deliver(x, synapses, bits, &z[k], ring, slots);
     }
 }
 
-/// Adds `value * w` of the lanes in `bits` to what each synapse `(j, d, w)` delivers to.
+/// Where in the ring a delivery lands during one step: the slot that arrives in d steps
+/// starts `d N` entries after `at` (the slot of this step), wrapping at `size` (`D N`).
+#[derive(Clone, Copy, Debug)]
+struct Ring {
+    at: usize,
+    size: usize,
+}
+
+impl Ring {
+    /// The entry of offset `d N + j` ([`csr_arrival_offsets`]), masked by `mask` (the ring's
+    /// length minus 1, a power of two at least `size`: it changes no index but spares the
+    /// bounds check).
+    #[inline(always)]
+    fn entry(self, arrive: u32, mask: usize) -> usize {
+        let at = self.at + arrive as usize;
+        let at = if at >= self.size { at - self.size } else { at };
+        at & mask
+    }
+}
+
+/// The synapses of row `pre` of `syn`: their weights and arrival offsets.
+#[inline(always)]
+fn row_of<'a, F: Copy>(syn: CsrRef<'a, F>, arrive: &'a [u32], pre: usize) -> (&'a [F], &'a [u32]) {
+    let range = syn.offsets()[pre] as usize..syn.offsets()[pre + 1] as usize;
+    (&syn.weights()[range.clone()], &arrive[range])
+}
+
+/// Adds `value * w` of the lanes in `bits` through each synapse (weights and arrival offsets).
 /// Events are seldom in more than one lane: those go lane by lane, in scalars (half the work
 /// of a 16-lane register on the machines that split it in two).
 #[inline(always)]
 fn deliver<F: Real, X: Reg<Scalar = F>>(
     x: X,
-    synapses: impl Iterator<Item = (usize, u8, F)>,
+    (weights, arrive): (&[F], &[u32]),
     bits: Bits,
     value: &V<F>,
-    rows: &[usize; 256],
-    ring: &mut [V<F>],
+    ring: Ring,
+    slots: &mut [V<F>],
 ) {
     if bits.is_power_of_two() {
         let l = bits.trailing_zeros() as usize;
-        return deliver_lane(synapses, l, value.0[l], rows, ring);
+        return deliver_lane((weights, arrive), l, value.0[l], ring, slots);
     }
-    // Entries are below `D N` and the ring's length is a power of two at least that large:
-    // the mask changes no index but spares the bounds check.
-    let mask = ring.len() - 1;
+    let mask = slots.len() - 1;
     let (lanes, value) = (x.mask(bits), x.load(value));
-    for (j, d, w) in synapses {
-        let e = &mut ring[(rows[usize::from(d)] + j) & mask];
+    for (&w, &a) in weights.iter().zip(arrive) {
+        let e = &mut slots[ring.entry(a, mask)];
         add_where(x.load(e), lanes, value * x.splat(w)).store(e);
     }
 }
@@ -491,15 +523,15 @@ fn deliver<F: Real, X: Reg<Scalar = F>>(
 /// [`deliver`] for one lane, `l`.
 #[inline(always)]
 fn deliver_lane<F: Real>(
-    synapses: impl Iterator<Item = (usize, u8, F)>,
+    (weights, arrive): (&[F], &[u32]),
     l: usize,
     value: F,
-    rows: &[usize; 256],
-    ring: &mut [V<F>],
+    ring: Ring,
+    slots: &mut [V<F>],
 ) {
-    let mask = ring.len() - 1;
-    for (j, d, w) in synapses {
-        let e = &mut ring[(rows[usize::from(d)] + j) & mask].0[l];
+    let mask = slots.len() - 1;
+    for (&w, &a) in weights.iter().zip(arrive) {
+        let e = &mut slots[ring.entry(a, mask)].0[l];
         *e = *e + value * w;
     }
 }
@@ -510,20 +542,6 @@ fn deliver_lane<F: Real>(
 #[inline(always)]
 fn add_where<X: Reg>(sum: X, lanes: X::Mask, addend: X) -> X {
     sum + X::select(lanes, addend, sum.splat(<X::Scalar as Real>::of(-0.0)))
-}
-
-/// The outgoing synapses `(target, delay, weight)` of `pre`, in the matrix's order.
-#[inline(always)]
-fn outgoing<'a, F: Copy>(
-    syn: CsrRef<'a, F>,
-    pre: usize,
-) -> impl Iterator<Item = (usize, u8, F)> + 'a {
-    let range = syn.offsets()[pre] as usize..syn.offsets()[pre + 1] as usize;
-    syn.targets()[range.clone()]
-        .iter()
-        .zip(&syn.delays()[range.clone()])
-        .zip(&syn.weights()[range])
-        .map(|((&j, &d), &w)| (usize::from(j), d, w))
 }
 
 /// The readout's exponential filter of the spikes, summed over each lane's loss windows.
