@@ -27,7 +27,8 @@ use crate::layout::{
     step_entry, BackwardPlan, BatchState, Dims, ForwardPlan, KernelConsts, LaunchPlan, PackedInput,
     PackedTerms, Param, ParamLayout, Segments, StepKernel, Term, Trace,
 };
-use crate::trainer::{flatten_params, OptimizerKind, ParamValues, Rewired, StepConfig};
+use crate::step::{OptimizerKind, StepConfig};
+use crate::trainer::{flatten_params, ParamValues, Rewired};
 use lsnn_core::philox::{key_words, philox4x32_10};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -9,7 +9,7 @@ use crate::layout::{
     adam_lr_t, BackwardPlan, Dims, ForwardPlan, KernelConsts, LaunchPlan, Param, ParamLayout,
     Segments, SMALL_BLOCK,
 };
-use crate::trainer::{OptimizerKind, StepConfig};
+use crate::step::{OptimizerKind, StepConfig};
 
 /// Addresses of a network's buffers (0 = absent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

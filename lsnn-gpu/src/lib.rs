@@ -10,6 +10,7 @@
 //!   geometry, packing (tested on the CPU).
 //! - [`args`] holds the kernels' argument structs (checked against the CUDA header), and
 //!   [`launch`] fills them from buffer addresses (shared with the CPU emulator of the tests).
+//! - [`step`] holds what an update step is told (optimiser, learning rate, DEEP R's key).
 //! - [`trainer`] launches the kernels: [`GpuTrainer`] for a network, [`DeviceParamSet`] for the
 //!   update kernels alone.
 //! - `emu/` (feature `emu`, tests only) runs the kernels' own sources on the CPU, compared with
@@ -26,6 +27,7 @@ pub mod error;
 pub mod launch;
 pub mod layout;
 pub mod ptx;
+pub mod step;
 pub mod trainer;
 
 #[cfg(all(test, feature = "emu"))]
@@ -34,8 +36,8 @@ mod emu;
 
 pub use error::GpuError;
 pub use layout::{BatchState, Dims, PackedInput, PackedTerms, Param, ParamLayout, Term, Trace};
+pub use step::{OptimizerKind, StepConfig};
 pub use trainer::{
-    device_available, probe, BatchInput, DeviceParamSet, Gpu, GpuTrainer, NetworkSpec,
-    OptimizerKind, Outcome, ParamValues, PassOutput, Rewired, SetPart, Snapshot, StepConfig,
-    StepOutput,
+    device_available, probe, BatchInput, DeviceParamSet, Gpu, GpuTrainer, NetworkSpec, Outcome,
+    ParamValues, PassOutput, Rewired, SetPart, Snapshot, StepOutput,
 };

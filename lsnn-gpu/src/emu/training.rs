@@ -14,7 +14,7 @@ use lsnn_host::HostError;
 
 use super::{BatchSpec, Emu};
 use crate::layout::{BatchState, Param};
-use crate::trainer::{OptimizerKind, StepConfig};
+use crate::step::{OptimizerKind, StepConfig};
 
 /// The emulated kernels as a fixture backend (training fixtures only).
 struct EmuBackend;
