@@ -8,16 +8,15 @@
 //! Timing and the cust launcher need the device tests.
 
 use lsnn_core::{CellConfig, NeuronState};
-use lsnn_host::apps::run::{train_step, Hooks, TrainStep};
-use lsnn_host::apps::store_recall::{self, StoreRecallFlags};
 use lsnn_host::input::InputBatch;
+use lsnn_host::loss::{LossTerm, RateRegulariser, Target};
+use lsnn_host::network::{Matrix, Params, RewiredMatrix, Spec, Weights};
 use lsnn_host::tasks::store_recall::generate;
-use lsnn_host::train::deepr::RewiredMatrix;
 use lsnn_host::train::optim::Optimizer;
-use lsnn_host::train::update::{Rewiring, Weights};
-use lsnn_host::train::{
-    run_pass, zero_states, LossTerm, Params, PassOptions, RateRegulariser, Spec,
-};
+use lsnn_host::train::step::{train_step, TrainStep};
+use lsnn_host::train::update::Rewiring;
+use lsnn_host::train::{run_pass, zero_states, PassOptions};
+use lsnn_host::tutorials::store_recall::{self, StoreRecallFlags};
 use ndarray::{Array1, Array2};
 
 use crate::args::{BackwardArgs, ForwardArgs, LossArgs, ReconnectArgs, ReduceArgs, UpdateArgs};
@@ -664,6 +663,7 @@ fn compare_with_host(c: Net, batch: usize, steps: usize, with_state: bool, linea
             keep_traces: true,
             noise_seed: 0,
             linear: lin.as_ref().map(|(a, b)| (a.view(), b.view())),
+            objective: None,
         },
     )
     .unwrap();
@@ -900,8 +900,8 @@ fn update_case(l1: f64) {
     // w_in and w_rec rewired at 30 %, unsigned; w_out plain.
     let mut hrng = ChaCha8Rng::seed_from_u64(1);
     let rewired = vec![
-        RewiredMatrix::<f32>::init_unsigned(&mut hrng, "w_in", c.n_in, c.n, 0.3),
-        RewiredMatrix::init_unsigned(&mut hrng, "w_rec", c.n, c.n, 0.3),
+        RewiredMatrix::<f32>::init_unsigned(&mut hrng, Matrix::In, c.n_in, c.n, 0.3),
+        RewiredMatrix::init_unsigned(&mut hrng, Matrix::Rec, c.n, c.n, 0.3),
     ];
     let mut weights = Weights { params, rewired };
     weights.sync_rewired().unwrap();
@@ -1032,7 +1032,6 @@ fn store_recall_iterations_equal_the_host(flags: &StoreRecallFlags, n_iter: usiz
     let mut emu_rng = rng.clone();
     let mut emu_state = BatchState::zeros(&emu.dims, b);
     let mut data = ChaCha8Rng::seed_from_u64(flags.seed as u64 + 1);
-    let hooks = Hooks::default();
     let (mut spikes, mut reconnected) = (0.0, 0);
     for k in 0..n_iter {
         let batch = generate(&mut data, b, &flags.task()).unwrap();
@@ -1040,12 +1039,11 @@ fn store_recall_iterations_equal_the_host(flags: &StoreRecallFlags, n_iter: usiz
         let step = TrainStep {
             spec: &spec,
             input: &batch.input,
-            terms: &terms,
-            reg: &reg,
+            target: &Target::Classes(terms.clone()),
+            reg: Some(&reg),
             lr: flags.learning_rate,
             rewiring: flags.rewiring(),
             iteration: k,
-            hooks: &hooks,
             staged: None,
         };
         let host = train_step(&step, &mut weights, &mut optimizer, &mut rng, &mut states).unwrap();

@@ -1,4 +1,4 @@
-//! The one error type of `lsnn-host`.
+//! The errors of `lsnn-host`: [`HostError`], and the task and figure errors it wraps.
 
 use std::path::PathBuf;
 
@@ -66,6 +66,10 @@ pub enum HostError {
     /// A network's parameters or sizes do not fit together (message says which).
     #[error("network: {0}")]
     Network(String),
+    /// A batch's target or a user loss is wrong (shapes, windows, a gradient of the wrong
+    /// length, a NaN).
+    #[error("loss: {0}")]
+    Loss(String),
     /// A loss or gradient became NaN or infinite.
     #[error("non-finite value in {what}")]
     NonFinite {
@@ -82,10 +86,10 @@ pub enum HostError {
     },
     /// Task data could not be generated or scored (bad task parameters, shapes).
     #[error(transparent)]
-    Task(#[from] crate::tasks::TaskError),
+    Task(#[from] TaskError),
     /// A figure could not be drawn or written.
     #[error(transparent)]
-    Plot(#[from] crate::plot::PlotError),
+    Plot(#[from] PlotError),
     /// A command-line flag or configuration value is invalid.
     #[error("invalid {flag}: {message}")]
     Flag {
@@ -121,4 +125,67 @@ impl HostError {
                 | HostError::UnknownBackend { .. }
         )
     }
+}
+
+/// What can go wrong when generating task data or scoring a network's answers.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum TaskError {
+    /// A task parameter is out of its range.
+    #[error("invalid {task} parameter {name}: {message}")]
+    InvalidParam {
+        /// The task (e.g. "store-recall").
+        task: &'static str,
+        /// The parameter's name.
+        name: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The rejection sampler found no valid sequence in its budget of attempts: the parameters
+    /// make valid sequences too rare (e.g. a very long sequence with frequent store / recall).
+    #[error(
+        "{task}: no valid sequence after {attempts} attempts; valid sequences are too rare \
+         with these parameters (shorten seq_len or raise seq_delay)"
+    )]
+    TooManyRejections {
+        /// The task.
+        task: &'static str,
+        /// The attempts made for one sequence.
+        attempts: usize,
+    },
+    /// An array does not have the shape the task's data asks for.
+    #[error("{task}: {what} has shape {got:?}, expected {expected:?}")]
+    Shape {
+        /// The task.
+        task: &'static str,
+        /// Which array.
+        what: &'static str,
+        /// Its shape.
+        got: Vec<usize>,
+        /// The expected shape.
+        expected: Vec<usize>,
+    },
+}
+
+/// What can go wrong when drawing a figure.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The data handed to a plot function are inconsistent (shapes that do not match).
+    #[error("plot data: {what}: {message}")]
+    Data {
+        /// Which field.
+        what: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Drawing or writing the image failed (e.g. a missing directory or an unknown extension).
+    #[error("{}: cannot draw the figure: {message}", path.display())]
+    Draw {
+        /// The output file.
+        path: PathBuf,
+        /// The drawing library's message.
+        message: String,
+    },
+    /// The embedded font could not be registered.
+    #[error("the embedded font could not be loaded")]
+    Font,
 }

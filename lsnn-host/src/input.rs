@@ -1,7 +1,10 @@
 //! Batches of input sequences stored as events, since input spikes are a few percent dense.
 
 use ndarray::{Array2, ArrayView3};
+use rand::Rng;
 use rayon::prelude::*;
+
+use crate::error::HostError;
 
 /// Input of a batch: for element `b` and step `t`, the `(channel, value)` pairs whose value is
 /// not 0 (a spike has value 1; analog inputs keep their value), channels ascending.
@@ -182,6 +185,33 @@ impl InputBatch {
         }
         x
     }
+}
+
+/// Random input spikes: each (step, channel) carries a spike with probability `density`,
+/// elements one after the other, steps then channels in order.
+pub fn random_spikes<R: Rng>(
+    rng: &mut R,
+    batch: usize,
+    steps: usize,
+    n_in: usize,
+    density: f64,
+) -> Result<InputBatch, HostError> {
+    let mut input = InputBatch::new(steps, n_in);
+    for _ in 0..batch {
+        let mut events: Vec<Event> = (0..steps as u32)
+            .flat_map(|t| (0..n_in as u16).map(move |c| (t, c)))
+            .filter(|_| rng.gen::<f64>() < density)
+            .map(|(t, channel)| Event {
+                t,
+                channel,
+                value: 1.0,
+            })
+            .collect();
+        input
+            .push_element(&mut events)
+            .map_err(|e| HostError::Network(format!("bad synthetic event {e:?}")))?;
+    }
+    Ok(input)
 }
 
 #[cfg(test)]

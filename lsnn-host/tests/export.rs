@@ -7,12 +7,12 @@ use common::*;
 use std::path::Path;
 
 use lsnn_core::model::{Model, WeightKind};
-use lsnn_host::apps::export::{
-    encode_model_as, load_network, predictions, run_model, run_sequences, sequences_of, NetworkTask,
-};
-use lsnn_host::apps::store_recall::{Hooks, Session, StoreRecallFlags};
+use lsnn_host::export::{encode_model_as, predictions, run_model, run_sequences, sequences_of};
 use lsnn_host::input::{Event, InputBatch};
+use lsnn_host::runs::Hooks;
 use lsnn_host::tasks::store_recall::generate;
+use lsnn_host::tutorials::saved::{load_network, NetworkTask};
+use lsnn_host::tutorials::store_recall::{Session, StoreRecallFlags};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

@@ -22,9 +22,9 @@ fn bin() -> PathBuf {
 mod overlap {
     use super::*;
 
-    use lsnn_host::apps::gpu::Device;
-    use lsnn_host::apps::run::Hooks;
-    use lsnn_host::apps::smnist::{SmnistFlags, SmnistOutcome, SmnistSession};
+    use lsnn_host::runs::Hooks;
+    use lsnn_host::train::device::Device;
+    use lsnn_host::tutorials::smnist::{SmnistFlags, SmnistOutcome, SmnistSession};
     use lsnn_host::HostError;
 
     pub fn flags(results: &std::path::Path, device: Device, n_iter: usize) -> SmnistFlags {
@@ -159,17 +159,22 @@ fn device_cuda_without_the_feature_is_a_flag_error() {
 mod cuda {
     use super::*;
 
-    use lsnn_host::apps::bench::{random_spikes, BenchTask};
-    use lsnn_host::apps::gpu::{train_step, Device, States, Trainer};
-    use lsnn_host::apps::run::{Hooks, TrainStep};
-    use lsnn_host::apps::smnist;
-    use lsnn_host::apps::store_recall::{self, Session, StoreRecallFlags};
     use lsnn_host::fixture::{check_file, select_backends, CheckOptions, Family, Status};
+    use lsnn_host::input::random_spikes;
+    use lsnn_host::loss::{LossTerm, RateRegulariser, Target};
+    use lsnn_host::network::Weights;
+    use lsnn_host::runs::Hooks;
     use lsnn_host::tasks::store_recall::generate;
     use lsnn_host::train::deepr::budget;
+    use lsnn_host::train::device::{
+        engine, train_step_on as train_step, Device, Engine, Faults, States,
+    };
     use lsnn_host::train::optim::Optimizer;
-    use lsnn_host::train::update::Weights;
-    use lsnn_host::train::{zero_states, HostState, LossTerm, RateRegulariser};
+    use lsnn_host::train::step::TrainStep;
+    use lsnn_host::train::{zero_states, HostState};
+    use lsnn_host::tutorials::bench::BenchTask;
+    use lsnn_host::tutorials::smnist;
+    use lsnn_host::tutorials::store_recall::{self, Session, StoreRecallFlags};
     use lsnn_host::HostError;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -252,8 +257,8 @@ mod cuda {
     /// sequences of its 840 steps and random labels, and the generator after those draws.
     struct SmnistCase {
         flags: smnist::SmnistFlags,
-        spec: lsnn_host::train::Spec<f32>,
-        weights: lsnn_host::train::update::Weights<f32>,
+        spec: lsnn_host::network::Spec<f32>,
+        weights: lsnn_host::network::Weights<f32>,
         input: lsnn_host::input::InputBatch,
         terms: Vec<Vec<LossTerm<f32>>>,
         reg: RateRegulariser<f32>,
@@ -404,12 +409,11 @@ mod cuda {
             let step = TrainStep {
                 spec: &spec,
                 input: &batch.input,
-                terms: &terms,
-                reg: &reg,
+                target: &Target::Classes(terms.clone()),
+                reg: Some(&reg),
                 lr: flags.learning_rate,
                 rewiring: flags.rewiring(),
                 iteration: k,
-                hooks: &Hooks::default(),
                 staged: None,
             };
             for (device, weights, opt, states, rng) in runs.iter_mut() {
@@ -496,12 +500,11 @@ mod cuda {
             let step = TrainStep {
                 spec: &spec,
                 input: &input,
-                terms: &terms,
-                reg: &reg,
+                target: &Target::Classes(terms.clone()),
+                reg: Some(&reg),
                 lr: flags.learning_rate,
                 rewiring,
                 iteration: k,
-                hooks: &Hooks::default(),
                 staged: None,
             };
             for (device, weights, opt, rng) in runs.iter_mut() {
@@ -631,33 +634,37 @@ mod cuda {
             mut rng,
         } = smnist_case(4, 8);
         let initial = weights.clone();
-        let hooks = Hooks::default();
+        let target = Target::Classes(terms);
         let step = TrainStep {
             spec: &spec,
             input: &input,
-            terms: &terms,
-            reg: &reg,
+            target: &target,
+            reg: Some(&reg),
             lr: flags.learning_rate,
             rewiring: None,
             iteration: 0,
-            hooks: &hooks,
             staged: None,
         };
         let mut optimizer = Optimizer::adam();
-        let mut trainer = Trainer::new(Device::Cuda).unwrap();
-        let mut step_once = |trainer: &mut Trainer, weights: &mut _, optimizer: &mut _| {
+        let mut trainer = engine(Device::Cuda, Faults::default()).unwrap();
+        let mut step_once = |trainer: &mut dyn Engine, weights: &mut _, optimizer: &mut _| {
             trainer
-                .step(&step, weights, optimizer, &mut rng, States::Zero, |_, _| {
-                    Ok(())
-                })
+                .step(
+                    &step,
+                    weights,
+                    optimizer,
+                    &mut rng,
+                    States::Zero,
+                    &mut |_, _| Ok(()),
+                )
                 .result
                 .map(|_| ())
         };
-        step_once(&mut trainer, &mut weights, &mut optimizer).unwrap();
+        step_once(trainer.as_mut(), &mut weights, &mut optimizer).unwrap();
         assert_eq!(optimizer.step, 1);
         assert!(weights == initial, "the host's weights are not downloaded");
         weights.params.w_out[[0, 0]] = 0.5;
-        let err = step_once(&mut trainer, &mut weights, &mut optimizer).unwrap_err();
+        let err = step_once(trainer.as_mut(), &mut weights, &mut optimizer).unwrap_err();
         assert!(err.to_string().contains("newer training steps"), "{err}");
         assert_eq!(optimizer.step, 1);
         let err = trainer
@@ -740,7 +747,7 @@ mod cuda {
             (BenchTask::StoreRecall, "store-recall"),
             (BenchTask::Smnist, "smnist"),
         ] {
-            let r = lsnn_host::apps::gpu::bench(task, Some(8), 2).unwrap();
+            let r = lsnn_host::tutorials::bench::bench_cuda(task, Some(8), 2).unwrap();
             assert!(r.ms_median > 0.0 && r.device.starts_with("cuda"), "{r:?}");
             let out = Command::new(bin())
                 .args([

@@ -5,9 +5,9 @@ use common::*;
 
 use std::path::Path;
 
-use lsnn_host::apps::checkpoint::Checkpoint;
 use lsnn_host::apps::infer::{infer, InferArgs};
-use lsnn_host::apps::smnist::{SmnistFlags, SmnistSession};
+use lsnn_host::runs::checkpoint::Checkpoint;
+use lsnn_host::tutorials::smnist::{SmnistFlags, SmnistSession};
 
 /// A small network on the 600-image subset (seconds).
 fn small_flags(results: &Path, n_iter: usize) -> SmnistFlags {

@@ -6,11 +6,12 @@ use common::*;
 
 use std::path::{Path, PathBuf};
 
-use lsnn_host::apps::checkpoint::{Checkpoint, Tensor};
-use lsnn_host::apps::export::run_model;
-use lsnn_host::apps::store_recall::{loss_terms, Hooks, Session, StoreRecallFlags};
+use lsnn_host::export::run_model;
+use lsnn_host::runs::checkpoint::{Checkpoint, Tensor};
+use lsnn_host::runs::Hooks;
 use lsnn_host::tasks::store_recall::{generate, StoreRecallParams};
 use lsnn_host::train::{run_pass, zero_states, PassOptions};
+use lsnn_host::tutorials::store_recall::{loss_terms, Session, StoreRecallFlags};
 use lsnn_host::HostError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -6,9 +6,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::export::{predictions, run_model, run_sequences};
 use crate::data::Dataset;
 use crate::error::HostError;
+use crate::export::{predictions, run_model, run_sequences};
 use crate::tasks::smnist::SmnistEncoding;
 use crate::tasks::store_recall::{generate, StoreRecallParams};
 

@@ -1,11 +1,9 @@
-//! The tutorials as applications: flags, training loop, results folder, plots, checkpoints.
+//! The `lsnn-host` commands, one file each: their arguments and what they run. Only `main`
+//! uses them.
 
 pub mod bench;
-pub mod checkpoint;
-pub mod config;
+pub mod eval;
 pub mod export;
-pub mod gpu;
+pub mod fixtures;
 pub mod infer;
-pub mod run;
-pub mod smnist;
-pub mod store_recall;
+pub mod train;

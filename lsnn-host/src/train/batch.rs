@@ -8,41 +8,23 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::bptt::{
-    cross_entropy, logits, ElementGrads, HostState, LossSeeds, LossTerm, ReadoutView, Trace,
-    TrainCell,
-};
+use super::bptt::{logits, ElementGrads, HostState, LossSeeds, ReadoutView, Trace, TrainCell};
 use super::lanes::{
     arrival_offsets, backward_group, csr_arrival_offsets, forward_group, AdjointWindow,
     BackwardContext, ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
 };
-use super::network::{Params, Spec};
 use super::simd::{SimdReal, LANES};
 use crate::error::HostError;
 use crate::input::InputBatch;
-
-/// The firing-rate regulariser `sum_j coeff_j (rate_j - target)^2`, rates in spikes per ms.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RateRegulariser<F> {
-    /// Coefficient per neuron (the tutorials use `reg` everywhere).
-    pub coeff: Vec<F>,
-    /// Target rate in spikes per ms (`reg_rate / 1000`).
-    pub target: F,
-}
-
-impl<F: Real> RateRegulariser<F> {
-    /// The tutorials' regulariser: coefficient `reg` for each of `n` neurons, target `rate_hz`.
-    pub fn uniform(n: usize, reg: f64, rate_hz: f64) -> Self {
-        RateRegulariser {
-            coeff: vec![F::of(reg); n],
-            target: F::of(rate_hz / 1000.0),
-        }
-    }
-}
+use crate::loss::{cross_entropy, LossTerm, Objective, RateRegulariser};
+use crate::network::{Params, Spec};
 
 /// What to compute besides the loss.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PassOptions<'a, F> {
+    /// The loss of the readout windows (`None`: the softmax cross-entropy of the loss terms,
+    /// the tutorials'); the terms' targets and weights are then ignored.
+    pub objective: Option<&'a dyn Objective<F>>,
     /// Compute gradients.
     pub gradients: bool,
     /// Keep the traces (spikes, v, b) in the result, for plots and checks.
@@ -56,15 +38,15 @@ pub struct PassOptions<'a, F> {
 /// The outcome of a pass.
 #[derive(Clone, Debug)]
 pub struct PassResult<F> {
-    /// Total loss (cross-entropy terms + regulariser + linear terms).
+    /// Total loss (readout loss + regulariser + linear terms).
     pub loss: F,
-    /// The cross-entropy part.
+    /// The readout's loss: the cross-entropy terms, or the objective's loss.
     pub loss_ce: F,
     /// The regulariser part.
     pub loss_reg: F,
     /// Firing rate of every neuron, spikes per ms (mean of z / dt over batch and time).
     pub rates: Vec<F>,
-    /// Logits per element, per loss term.
+    /// Logits (the readout's window means) per element, per loss term.
     pub logits: Vec<Vec<Vec<F>>>,
     /// dL/d(params), when asked for.
     pub grads: Option<Params<F>>,
@@ -230,20 +212,18 @@ pub fn run_pass_in<F: SimdReal>(
         .zip(terms)
         .map(|((psp_sums, _), element_terms)| logits(&readout, element_terms, psp_sums))
         .collect();
-    let mut loss_ce = F::zero();
-    let mut term_grads = Vec::with_capacity(n_batch);
-    for (element_logits, element_terms) in logits.iter().zip(terms) {
-        let mut grads = Vec::with_capacity(element_terms.len());
-        for (term, logits) in element_terms.iter().zip(element_logits) {
-            let (ce, dlogits) = cross_entropy(logits, term.target);
-            loss_ce = loss_ce + term.weight * ce;
-            grads.push((
-                *term,
-                dlogits.into_iter().map(|g| g * term.weight).collect(),
-            ));
+    let (loss_ce, term_grads) = match opts.objective {
+        None => classification(&logits, terms),
+        Some(objective) => {
+            let (loss, grads) = objective.evaluate(&logits)?;
+            let term_grads = terms
+                .iter()
+                .zip(grads)
+                .map(|(element_terms, g)| element_terms.iter().copied().zip(g).collect())
+                .collect();
+            (loss, term_grads)
         }
-        term_grads.push(grads);
-    }
+    };
     let (loss_reg, reg_grad) = match reg {
         Some(reg) => regulariser(reg, &rates, denom),
         None => (F::zero(), vec![F::zero(); spec.n_rec()]),
@@ -335,6 +315,29 @@ pub fn run_pass_in<F: SimdReal>(
                 .collect()
         }),
     })
+}
+
+/// The softmax cross-entropy of every term (weighted) and its gradient w.r.t. the logits.
+#[allow(clippy::type_complexity)]
+fn classification<F: Real>(
+    logits: &[Vec<Vec<F>>],
+    terms: &[Vec<LossTerm<F>>],
+) -> (F, Vec<Vec<(LossTerm<F>, Vec<F>)>>) {
+    let mut loss_ce = F::zero();
+    let mut term_grads = Vec::with_capacity(terms.len());
+    for (element_logits, element_terms) in logits.iter().zip(terms) {
+        let mut grads = Vec::with_capacity(element_terms.len());
+        for (term, logits) in element_terms.iter().zip(element_logits) {
+            let (ce, dlogits) = cross_entropy(logits, term.target);
+            loss_ce = loss_ce + term.weight * ce;
+            grads.push((
+                *term,
+                dlogits.into_iter().map(|g| g * term.weight).collect(),
+            ));
+        }
+        term_grads.push(grads);
+    }
+    (loss_ce, term_grads)
 }
 
 fn regulariser<F: Real>(reg: &RateRegulariser<F>, rates: &[F], denom: F) -> (F, Vec<F>) {

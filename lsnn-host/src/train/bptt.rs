@@ -6,6 +6,8 @@ use lsnn_core::{Cell, CellState, CsrRef, Real};
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
+pub use crate::loss::LossTerm;
+
 /// The cell the trainers run: the core's cell over borrowed sparse synapses.
 pub type TrainCell<'a, F> = Cell<'a, F, CsrRef<'a, F>, CsrRef<'a, F>>;
 
@@ -119,20 +121,6 @@ impl<F: Real> Trace<F> {
     }
 }
 
-/// One cross-entropy term of the loss: the logits are the mean readout over steps
-/// `start..end`, the target a class, the term weighted by `weight`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LossTerm<F> {
-    /// First step of the window.
-    pub start: usize,
-    /// One past the last step.
-    pub end: usize,
-    /// Target class.
-    pub target: usize,
-    /// Weight of this term in the total loss (1/B for a batch mean).
-    pub weight: F,
-}
-
 /// The readout `out = exp_convolve(z) @ w_out + b_out` over the windows of the loss terms.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadoutView<'a, F> {
@@ -168,32 +156,6 @@ pub fn logits<F: Real>(
                 .collect()
         })
         .collect()
-}
-
-/// Softmax cross-entropy of `logits` against `target` and its gradient w.r.t. the logits.
-pub fn cross_entropy<F: Real>(logits: &[F], target: usize) -> (F, Vec<F>) {
-    let max = logits.iter().fold(F::neg_infinity(), |m, &x| m.max(x));
-    let exps: Vec<F> = logits.iter().map(|&x| softmax_exp(x - max)).collect();
-    let total = exps.iter().fold(F::zero(), |a, &x| a + x);
-    let loss = softmax_ln(total) - (logits[target] - max);
-    let grad = exps
-        .iter()
-        .enumerate()
-        .map(|(o, &e)| e / total - if o == target { F::one() } else { F::zero() })
-        .collect();
-    (loss, grad)
-}
-
-/// `exp` evaluated in f64 and rounded to `F`: the GPU's loss kernel does the same, so dL/dlogits
-/// are bit-identical on both (two f32 `exp` implementations differ in the last bit).
-pub fn softmax_exp<F: Real>(x: F) -> F {
-    F::of(x.to_f64().exp())
-}
-
-/// `ln` evaluated in f64 and rounded to `F`, as [`softmax_exp`]: the GPU's loss kernel does the
-/// same, so the losses are bit-identical on both (`logf` differs between implementations too).
-pub fn softmax_ln<F: Real>(x: F) -> F {
-    F::of(x.to_f64().ln())
 }
 
 /// Adjoint seeds of the loss for one element of the batch.

@@ -1,216 +1,15 @@
-//! DEEP R (Bellec et al., ICLR 2018): sparse matrices `w = sign * theta` (connected where
-//! theta > 0) rewired after every optimiser step so that the number of connections stays fixed.
+//! DEEP R's step (Bellec et al., ICLR 2018): after every optimiser step, the sparse matrices
+//! `w = sign * theta` ([`RewiredMatrix`]) are regularised and rewired so that the number of
+//! connections stays fixed.
 
 use crate::error::HostError;
+use crate::network::RewiredMatrix;
 use lsnn_core::philox;
 use lsnn_core::Real;
-use nalgebra::DMatrix;
 use ndarray::Array2;
-use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 /// The value a reconnected synapse starts from.
 pub const RECONNECT_THETA: f64 = 1e-12;
-
-/// One rewired matrix.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RewiredMatrix<F> {
-    /// Which weight matrix this is (`w_in`, `w_rec`, `w_out`).
-    pub name: String,
-    /// Magnitudes; connected where > 0.
-    pub theta: Array2<F>,
-    /// Fixed signs (+1 / -1).
-    pub sign: Array2<F>,
-    /// Target connectivity p of this matrix.
-    pub connectivity: f64,
-}
-
-impl<F: Real> RewiredMatrix<F> {
-    /// The weights `sign * theta` where connected, 0 elsewhere.
-    pub fn weights(&self) -> Array2<F> {
-        let mut w = self.theta.clone();
-        w.zip_mut_with(&self.sign, |t, &s| {
-            *t = if *t > F::zero() { s * *t } else { F::zero() }
-        });
-        w
-    }
-
-    /// Number of connected synapses.
-    pub fn n_connected(&self) -> usize {
-        self.theta.iter().filter(|&&t| t > F::zero()).count()
-    }
-
-    /// `int(n_in * n_out * p)` draws of (row, column) WITH replacement, as the original's
-    /// `weight_sampler` (duplicates make the first count a little lower than the budget).
-    fn initial_mask<R: Rng>(rng: &mut R, n_in: usize, n_out: usize, p: f64) -> Array2<bool> {
-        let n_draws = (n_in as f64 * n_out as f64 * p) as usize;
-        let rows: Vec<usize> = (0..n_draws).map(|_| rng.gen_range(0..n_in)).collect();
-        let cols: Vec<usize> = (0..n_draws).map(|_| rng.gen_range(0..n_out)).collect();
-        let mut mask = Array2::from_elem((n_in, n_out), false);
-        for (r, c) in rows.into_iter().zip(cols) {
-            mask[[r, c]] = true;
-        }
-        mask
-    }
-
-    /// Without neuron signs: `theta = |randn / sqrt(n_in)|` on the sampled entries, random signs.
-    pub fn init_unsigned<R: Rng>(
-        rng: &mut R,
-        name: &str,
-        n_in: usize,
-        n_out: usize,
-        p: f64,
-    ) -> Self {
-        let mask = Self::initial_mask(rng, n_in, n_out, p);
-        let scale = (n_in as f64).sqrt();
-        let theta = Array2::from_shape_fn((n_in, n_out), |ij| {
-            let x: f64 = StandardNormal.sample(rng);
-            if mask[ij] {
-                F::of((x / scale).abs())
-            } else {
-                F::zero()
-            }
-        });
-        let sign = Array2::from_shape_fn((n_in, n_out), |_| {
-            let x: f64 = StandardNormal.sample(rng);
-            F::of(x.signum())
-        });
-        RewiredMatrix {
-            name: name.into(),
-            theta,
-            sign,
-            connectivity: p,
-        }
-    }
-
-    /// With neuron signs (Dale's law): the original's `random_sparse_signed_matrix` (balanced,
-    /// spectral radius 1), columns selected for `n_out`, then masked by the sampled entries.
-    pub fn init_signed<R: Rng>(
-        rng: &mut R,
-        name: &str,
-        neuron_sign: &[f64],
-        n_out: usize,
-        p: f64,
-    ) -> Result<Self, HostError> {
-        let mask = Self::initial_mask(rng, neuron_sign.len(), n_out, p);
-        let (theta_sq, sign_sq) = signed_square(rng, neuron_sign)?;
-        let n = neuron_sign.len();
-        let columns: Vec<usize> = if n < n_out {
-            (0..n_out).map(|_| rng.gen_range(0..n)).collect()
-        } else {
-            (0..n_out).collect()
-        };
-        let theta = Array2::from_shape_fn((n, n_out), |(i, k)| {
-            F::of(if mask[[i, k]] {
-                theta_sq[[i, columns[k]]]
-            } else {
-                0.0
-            })
-        });
-        let sign = Array2::from_shape_fn((n, n_out), |(i, k)| F::of(sign_sq[[i, columns[k]]]));
-        Ok(RewiredMatrix {
-            name: name.into(),
-            theta,
-            sign,
-            connectivity: p,
-        })
-    }
-}
-
-/// Signs of `n` neurons with `int(proportion * n) + 1` excitatory (+1), inhibitory first, as
-/// the sMNIST tutorial builds them; shuffled when `shuffle` (the tutorial shuffles inputs only).
-pub fn neuron_signs<R: Rng>(rng: &mut R, n: usize, proportion: f64, shuffle: bool) -> Vec<f64> {
-    let n_exc = ((proportion * n as f64) as usize + 1).min(n);
-    let mut signs: Vec<f64> = (0..n)
-        .map(|i| if i < n - n_exc { -1.0 } else { 1.0 })
-        .collect();
-    if shuffle {
-        use rand::seq::SliceRandom;
-        signs.shuffle(rng);
-    }
-    signs
-}
-
-/// The dense signed square matrix of `random_sparse_signed_matrix` with p = 1:
-/// |randn| signed by row, inhibition rescaled to equal excitation, each column balanced to zero
-/// sum, then scaled to spectral radius 1. Returns (theta, sign).
-fn signed_square<R: Rng>(
-    rng: &mut R,
-    neuron_sign: &[f64],
-) -> Result<(Array2<f64>, Array2<f64>), HostError> {
-    let n = neuron_sign.len();
-    let mut theta = Array2::from_shape_fn((n, n), |_| {
-        let x: f64 = StandardNormal.sample(rng);
-        x.abs()
-    });
-    let sign = Array2::from_shape_fn((n, n), |(i, _)| neuron_sign[i]);
-    let is_exc = |i: usize| neuron_sign[i] > 0.0;
-    if neuron_sign.iter().any(|&s| s < 0.0) {
-        let (mut val_e, mut val_i) = (0.0, 0.0);
-        for ((i, _), &t) in theta.indexed_iter() {
-            if is_exc(i) {
-                val_e += t;
-            } else {
-                val_i += t;
-            }
-        }
-        if val_e <= 0.0 || val_i <= 0.0 {
-            return Err(HostError::Network(
-                "signed initialisation needs both excitatory and inhibitory neurons".into(),
-            ));
-        }
-        for (i, mut row) in theta.rows_mut().into_iter().enumerate() {
-            if !is_exc(i) {
-                row.mapv_inplace(|t| t * val_e / val_i);
-            }
-        }
-        balance_columns(&mut theta, neuron_sign);
-    }
-    let w = &theta * &sign;
-    let radius = DMatrix::from_row_iterator(n, n, w.iter().copied())
-        .complex_eigenvalues()
-        .iter()
-        .map(|c| c.norm())
-        .fold(0.0f64, f64::max);
-    if !(radius.is_finite() && radius > 0.0) {
-        return Err(HostError::Network(format!(
-            "signed initialisation: spectral radius {radius} cannot be normalised"
-        )));
-    }
-    theta.mapv_inplace(|t| t / radius);
-    Ok((theta, sign))
-}
-
-/// Each column's signed entries shifted to sum to zero (excitatory ones up if the column is
-/// inhibition-dominated, inhibitory ones down otherwise); a column lacking either kind is
-/// zeroed, as the original does.
-fn balance_columns(theta: &mut Array2<f64>, neuron_sign: &[f64]) {
-    for mut col in theta.columns_mut() {
-        let (mut s_e, mut s_i, mut n_e, mut n_i) = (0.0, 0.0, 0usize, 0usize);
-        for (i, &t) in col.iter().enumerate() {
-            if t > 0.0 && neuron_sign[i] > 0.0 {
-                s_e += t;
-                n_e += 1;
-            } else if t > 0.0 {
-                s_i -= t;
-                n_i += 1;
-            }
-        }
-        if n_e == 0 || n_i == 0 {
-            col.fill(0.0);
-            continue;
-        }
-        let excess = (s_e + s_i).abs();
-        let raise_exc = s_e + s_i < 0.0;
-        for (i, t) in col.iter_mut().enumerate() {
-            if *t > 0.0 && neuron_sign[i] > 0.0 && raise_exc {
-                *t += excess / n_e as f64;
-            } else if *t > 0.0 && neuron_sign[i] < 0.0 && !raise_exc {
-                *t += excess / n_i as f64;
-            }
-        }
-    }
-}
 
 /// Where a rewired matrix sits in the flat parameter vector `w_in | w_rec | w_out | b_out` (the
 /// arrays present, in [`crate::train::Params::named`]'s order): DEEP R's Philox counters are
@@ -376,10 +175,10 @@ fn place<F: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::network::Params;
+    use crate::network::{neuron_signs, Matrix, Params, Weights};
     use crate::train::optim::Optimizer;
-    use crate::train::update::{Rewiring, Weights};
-    use rand::SeedableRng;
+    use crate::train::update::Rewiring;
+    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     #[test]
@@ -388,9 +187,9 @@ mod tests {
         let signs_in = neuron_signs(&mut rng, 30, 0.75, true);
         let signs_rec = neuron_signs(&mut rng, 40, 0.75, false);
         let rewired = vec![
-            RewiredMatrix::<f32>::init_signed(&mut rng, "w_in", &signs_in, 40, 0.12).unwrap(),
-            RewiredMatrix::init_signed(&mut rng, "w_rec", &signs_rec, 40, 0.12).unwrap(),
-            RewiredMatrix::init_unsigned(&mut rng, "w_out", 40, 10, 0.3),
+            RewiredMatrix::<f32>::init_signed(&mut rng, Matrix::In, &signs_in, 40, 0.12).unwrap(),
+            RewiredMatrix::init_signed(&mut rng, Matrix::Rec, &signs_rec, 40, 0.12).unwrap(),
+            RewiredMatrix::init_unsigned(&mut rng, Matrix::Out, 40, 10, 0.3),
         ];
         let budget = budget(&rewired);
         assert_eq!(
@@ -451,28 +250,6 @@ mod tests {
             total_rewired > 100,
             "rewiring should move connections: {total_rewired}"
         );
-    }
-
-    #[test]
-    fn signed_init_is_balanced_with_unit_spectral_radius() {
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let signs = neuron_signs(&mut rng, 50, 0.75, false);
-        assert_eq!(signs.iter().filter(|&&s| s > 0.0).count(), 38);
-        assert!(signs[..12].iter().all(|&s| s < 0.0), "inhibitory first");
-        let (theta, sign) = signed_square(&mut rng, &signs).unwrap();
-        let w = &theta * &sign;
-        for col in w.columns() {
-            assert!(col.sum().abs() < 1e-9, "column sum {}", col.sum());
-        }
-        for (i, row) in sign.rows().into_iter().enumerate() {
-            assert!(row.iter().all(|&s| s == signs[i]));
-        }
-        let radius = DMatrix::from_row_iterator(50, 50, w.iter().copied())
-            .complex_eigenvalues()
-            .iter()
-            .map(|c| c.norm())
-            .fold(0.0f64, f64::max);
-        assert!((radius - 1.0).abs() < 1e-9, "radius {radius}");
     }
 
     #[test]

@@ -1,16 +1,14 @@
-//! Training on the host: the network in dense form, batched BPTT, optimisers, DEEP R.
+//! Training on the host: batched BPTT, optimisers, DEEP R.
 
 pub mod batch;
 pub mod bptt;
+pub mod device;
 pub mod lanes;
-pub mod network;
 pub mod simd;
+pub mod step;
 
-pub use batch::{
-    run_pass, run_pass_in, zero_states, PassOptions, PassResult, RateRegulariser, Workspace,
-};
-pub use bptt::{HostState, LossTerm, Trace};
-pub use network::{Params, Spec};
+pub use batch::{run_pass, run_pass_in, zero_states, PassOptions, PassResult, Workspace};
+pub use bptt::{HostState, Trace};
 pub mod deepr;
 pub mod optim;
 pub mod update;

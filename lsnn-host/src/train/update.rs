@@ -1,14 +1,15 @@
-//! One parameter update: non-finite check, optimiser step, and DEEP R where matrices are rewired.
+//! One parameter update of [`Weights`]: non-finite check, optimiser step, and DEEP R where
+//! matrices are rewired.
 
 use lsnn_core::Real;
 use ndarray::Array2;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::deepr::{guard_and_regularise, reconnect, FlatPlace, RewiredMatrix};
-use super::network::Params;
+use super::deepr::{guard_and_regularise, reconnect, FlatPlace};
 use super::optim::Optimizer;
 use crate::error::HostError;
+use crate::network::{Params, Weights};
 
 /// DEEP R's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,24 +20,7 @@ pub struct Rewiring {
     pub temperature: f64,
 }
 
-/// The trained arrays plus, for rewired matrices, their DEEP R parameterisation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Weights<F> {
-    /// The dense arrays the network runs with (kept equal to `sign * theta` where rewired).
-    pub params: Params<F>,
-    /// Rewired matrices (empty: no DEEP R).
-    pub rewired: Vec<RewiredMatrix<F>>,
-}
-
 impl<F: Real> Weights<F> {
-    /// Writes `sign * theta` of every rewired matrix into the dense arrays.
-    pub fn sync_rewired(&mut self) -> Result<(), HostError> {
-        for m in &self.rewired {
-            *dense_mut(&mut self.params, &m.name)? = m.weights();
-        }
-        Ok(())
-    }
-
     /// The place of each rewired matrix in the flat parameter vector.
     pub fn flat_places(&self) -> Result<Vec<FlatPlace>, HostError> {
         let named = self.params.named();
@@ -125,16 +109,5 @@ impl<F: Real> Weights<F> {
             self.sync_rewired()?;
         }
         Ok(())
-    }
-}
-
-fn dense_mut<'a, F>(params: &'a mut Params<F>, name: &str) -> Result<&'a mut Array2<F>, HostError> {
-    match name {
-        "w_in" => Ok(&mut params.w_in),
-        "w_rec" => Ok(&mut params.w_rec),
-        "w_out" => Ok(&mut params.w_out),
-        other => Err(HostError::Network(format!(
-            "cannot rewire unknown matrix {other}"
-        ))),
     }
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lsnn_host::apps::run::Hooks;
-use lsnn_host::apps::store_recall::StoreRecallFlags;
+use lsnn_host::runs::Hooks;
+use lsnn_host::tutorials::store_recall::StoreRecallFlags;
 
 /// The shipped 600-image MNIST subset: under `$LSNN_FIXTURES` when set (the device machine runs
 /// the test binaries away from the source tree), else in the source tree's `fixtures/`.

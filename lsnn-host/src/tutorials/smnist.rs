@@ -1,4 +1,4 @@
-//! `lsnn-host train smnist`: the original `tutorial_sequential_mnist_with_LSNN.py`, end to end.
+//! The sequential-MNIST tutorial: the original `tutorial_sequential_mnist_with_LSNN.py`, end to end.
 //!
 //! As in the tutorial: 120 LIF + 100 ALIF neurons, threshold-crossing input (80 channels), the
 //! loss on the mean readout of the last 28 steps, DEEP R on w_in, w_rec and w_out (12 %) with
@@ -15,23 +15,26 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{
-    checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
-};
-use super::gpu::{Staged, Stager, States, Trainer};
-use super::run::{
-    flag_checks, mean_hz, new_run_dir, resolve_seed, stats, use_threads, write_json, Clock,
-    ElementTraces, Hooks, Printer, TrainStep,
-};
+use super::flags as flag_checks;
 use crate::data::{Dataset, Split, SplitPosition, N_CLASSES};
 use crate::error::HostError;
-use crate::plot::{plot_learning_curve, plot_smnist, SmnistMonitor};
-use crate::tasks::smnist::{SmnistBatch, SmnistEncoding};
-use crate::train::deepr::{neuron_signs, RewiredMatrix};
-use crate::train::update::{Rewiring, Weights};
-use crate::train::{
-    run_pass, zero_states, LossTerm, Params, PassOptions, PassResult, RateRegulariser, Spec,
+use crate::export::export_model;
+use crate::files::write_json;
+use crate::loss::{LossTerm, RateRegulariser, Target};
+use crate::network::neuron_signs;
+use crate::network::{Matrix, Params, RewiredMatrix, Spec, Weights};
+use crate::runs::checkpoint::{
+    checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
+use crate::runs::plot::{plot_learning_curve, plot_smnist, SmnistMonitor};
+use crate::runs::printer::Printer;
+use crate::runs::traces::ElementTraces;
+use crate::runs::{mean_hz, new_run_dir, resolve_seed, stats, use_threads, Clock, Hooks};
+use crate::tasks::smnist::{SmnistBatch, SmnistEncoding};
+use crate::train::device::{check_device, engine, Device, Engine, Faults, Staged, Stager, States};
+use crate::train::step::TrainStep;
+use crate::train::update::Rewiring;
+use crate::train::{run_pass, zero_states, PassOptions, PassResult};
 
 /// The tutorial's flags (same names in kebab case, same defaults), plus lsnn-rs's own.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,7 +159,7 @@ pub struct SmnistFlags {
     /// Where training iterations run: cpu, or cuda (a build with the `cuda` feature).
     #[arg(long, value_enum, default_value = "cpu")]
     #[serde(default)]
-    pub device: super::gpu::Device,
+    pub device: Device,
 }
 
 impl SmnistFlags {
@@ -188,7 +191,7 @@ impl SmnistFlags {
 
     /// Checks every flag; the message names the flag and how to fix it.
     pub fn validate(&self) -> Result<(), HostError> {
-        super::gpu::check_device(self.device)?;
+        check_device(self.device)?;
         use flag_checks::bad;
         flag_checks::at_least_one(&[
             ("--n-batch-train", self.n_batch_train),
@@ -304,15 +307,15 @@ pub fn init_weights<R: Rng>(flags: &SmnistFlags, rng: &mut R) -> Result<Weights<
             let in_sign = neuron_signs(rng, n_in, pe, true);
             let rec_sign = neuron_signs(rng, n, pe, false);
             weights.rewired = vec![
-                RewiredMatrix::init_signed(rng, "w_in", &in_sign, n, p)?,
-                RewiredMatrix::init_signed(rng, "w_rec", &rec_sign, n, p)?,
-                RewiredMatrix::init_signed(rng, "w_out", &rec_sign, N_CLASSES, p)?,
+                RewiredMatrix::init_signed(rng, Matrix::In, &in_sign, n, p)?,
+                RewiredMatrix::init_signed(rng, Matrix::Rec, &rec_sign, n, p)?,
+                RewiredMatrix::init_signed(rng, Matrix::Out, &rec_sign, N_CLASSES, p)?,
             ];
         } else {
             weights.rewired = vec![
-                RewiredMatrix::init_unsigned(rng, "w_in", n_in, n, p),
-                RewiredMatrix::init_unsigned(rng, "w_rec", n, n, p),
-                RewiredMatrix::init_unsigned(rng, "w_out", n, N_CLASSES, p),
+                RewiredMatrix::init_unsigned(rng, Matrix::In, n_in, n, p),
+                RewiredMatrix::init_unsigned(rng, Matrix::Rec, n, n, p),
+                RewiredMatrix::init_unsigned(rng, Matrix::Out, n, N_CLASSES, p),
             ];
         }
         weights.sync_rewired()?;
@@ -363,7 +366,7 @@ pub struct SmnistState {
 }
 
 /// Everything a checkpoint holds besides the arrays.
-pub type SmnistProgress = super::run::Progress<SmnistState>;
+pub type SmnistProgress = crate::runs::Progress<SmnistState>;
 
 /// How a run ended.
 #[derive(Clone, Debug, Serialize)]
@@ -405,7 +408,7 @@ pub struct SmnistSession {
 /// its form for the device.
 struct TrainBatch {
     batch: SmnistBatch,
-    terms: Vec<Vec<LossTerm<f32>>>,
+    target: Target,
     staged: Staged,
 }
 
@@ -425,19 +428,19 @@ fn draw_batch(
     train: &mut Split,
     rng: &mut ChaCha8Rng,
     flags: &SmnistFlags,
-    stager: Option<&mut Stager<'_>>,
+    stager: Option<&mut dyn Stager>,
 ) -> Result<TrainBatch, HostError> {
     let encoding = flags.encoding();
     let images = train.next_batch(rng, flags.n_batch_train)?;
     let batch = encoding.encode(&images)?;
-    let terms = loss_terms(&encoding, &batch.labels);
+    let target = Target::Classes(loss_terms(&encoding, &batch.labels));
     let staged = match stager {
-        Some(s) => s.stage(&batch.input, &terms)?,
+        Some(s) => s.stage(&batch.input, &target)?,
         None => Staged::default(),
     };
     Ok(TrainBatch {
         batch,
-        terms,
+        target,
         staged,
     })
 }
@@ -587,8 +590,11 @@ impl SmnistSession {
         use_threads(self.flags.threads);
         let clock = Clock::start(self.progress.elapsed_s);
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let mut trainer = Trainer::new(self.flags.device)?;
-        let trained = self.train(&mut trainer, &hooks, &printer, &clock);
+        let faults = Faults {
+            nan_gradient_at: hooks.nan_gradient_at,
+        };
+        let mut trainer = engine(self.flags.device, faults)?;
+        let trained = self.train(trainer.as_mut(), &printer, &clock);
         trainer.finish_loop(trained, &mut self.weights, &mut self.progress.optimizer)?;
         printer.bar.finish_and_clear();
         self.progress.elapsed_s = clock.elapsed();
@@ -614,7 +620,7 @@ impl SmnistSession {
         };
         self.write_results(Some(&outcome))?;
         if let Some(dir) = &self.run_dir {
-            super::export::export_model(&dir.join("model.lsnn"), &self.spec, &self.weights.params)?;
+            export_model(&dir.join("model.lsnn"), &self.spec, &self.weights.params)?;
         }
         Ok(outcome)
     }
@@ -623,8 +629,7 @@ impl SmnistSession {
     /// every validation and checkpoint; the caller syncs them at the end.
     fn train(
         &mut self,
-        trainer: &mut Trainer,
-        hooks: &Hooks,
+        trainer: &mut dyn Engine,
         printer: &Printer,
         clock: &Clock,
     ) -> Result<(), HostError> {
@@ -651,7 +656,7 @@ impl SmnistSession {
                     None,
                 )?,
             };
-            let (result, prefetched) = self.train_iteration(trainer, k, &batch, hooks)?;
+            let (result, prefetched) = self.train_iteration(trainer, k, &batch)?;
             self.progress.iteration = k + 1;
             printer.bar.set_position(self.progress.iteration as u64);
             printer.bar.set_message(format!(
@@ -689,29 +694,27 @@ impl SmnistSession {
     /// of the sequential loop.
     fn train_iteration(
         &mut self,
-        trainer: &mut Trainer,
+        trainer: &mut dyn Engine,
         k: usize,
         batch: &TrainBatch,
-        hooks: &Hooks,
     ) -> Result<(PassResult<f32>, Option<NextBatch>), HostError> {
         let reg = self.regulariser();
         let step = TrainStep {
             spec: &self.spec,
             input: &batch.batch.input,
-            terms: &batch.terms,
-            reg: &reg,
+            target: &batch.target,
+            reg: Some(&reg),
             lr: self.progress.learning_rate,
             rewiring: self.flags.rewired().then_some(Rewiring {
                 l1: self.flags.l1,
                 temperature: self.flags.rewiring_temperature,
             }),
             iteration: k,
-            hooks,
             staged: Some(&batch.staged),
         };
         let prefetch = self.may_prefetch(k + 1);
         let (train, flags) = (&mut self.data.train, &self.flags);
-        let stepped = trainer.step(
+        let (stepped, overlapped) = trainer.step_with(
             &step,
             &mut self.weights,
             &mut self.progress.optimizer,
@@ -725,7 +728,7 @@ impl SmnistSession {
             },
         );
         self.progress.last_train_s = stepped.seconds;
-        let prefetched = stepped.overlap.and_then(Result::ok).flatten();
+        let prefetched = overlapped.and_then(Result::ok).flatten();
         match stepped.result {
             Ok(result) => Ok((result, prefetched.map(|p| p.next))),
             Err(e) => {

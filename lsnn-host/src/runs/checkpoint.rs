@@ -12,9 +12,8 @@ use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
 use crate::error::HostError;
-use crate::train::bptt::HostState;
-use crate::train::update::Weights;
-use crate::train::Spec;
+use crate::network::{Spec, Weights};
+use crate::train::HostState;
 
 const FORMAT: &str = "lsnn-rs-checkpoint/1";
 const STATE_KEY: &str = "lsnn_state";

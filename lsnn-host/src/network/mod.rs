@@ -1,4 +1,13 @@
-//! A trainable LSNN in dense form, as the original's TensorFlow variables hold it.
+//! A network: its fixed part ([`Spec`]: cell constants, neurons, delays, readout filter) and
+//! its trained arrays ([`Params`] in dense form, as the original's TensorFlow variables hold
+//! them, and [`Weights`] with the DEEP R parameterisation of sparse matrices), the tutorials'
+//! initialisers ([`init`]).
+
+mod init;
+mod weights;
+
+pub use init::{glorot_uniform, neuron_signs, randn_scaled};
+pub use weights::{Matrix, RewiredMatrix, Weights};
 
 use lsnn_core::{CellConfig, Csr, Neuron, Real};
 use ndarray::{Array1, Array2};
@@ -127,6 +136,24 @@ impl<F: Real> Params<F> {
             to_csr(&self.w_in, &spec.delay_in, false)?,
             to_csr(&self.w_rec, &spec.delay_rec, true)?,
         ))
+    }
+
+    /// The dense array of `matrix`.
+    pub fn matrix(&self, matrix: Matrix) -> &Array2<F> {
+        match matrix {
+            Matrix::In => &self.w_in,
+            Matrix::Rec => &self.w_rec,
+            Matrix::Out => &self.w_out,
+        }
+    }
+
+    /// The dense array of `matrix`, mutable.
+    pub fn matrix_mut(&mut self, matrix: Matrix) -> &mut Array2<F> {
+        match matrix {
+            Matrix::In => &mut self.w_in,
+            Matrix::Rec => &mut self.w_rec,
+            Matrix::Out => &mut self.w_out,
+        }
     }
 
     /// Number of readout outputs.

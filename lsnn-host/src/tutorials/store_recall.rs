@@ -1,4 +1,4 @@
-//! `lsnn-host train store-recall`: the original `tutorial_storerecall_with_LSNN.py`, end to end.
+//! The store-recall tutorial: the original `tutorial_storerecall_with_LSNN.py`, end to end.
 //!
 //! Faithful to the tutorial: a validation batch before every training step (its error feeds the
 //! stop criterion, the mean of the last `print_every` validation errors), the network state
@@ -15,24 +15,24 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{
+use super::flags as flag_checks;
+use crate::error::HostError;
+use crate::export::export_model;
+use crate::files::write_json;
+use crate::loss::{LossTerm, RateRegulariser, Target};
+use crate::network::{Matrix, Params, RewiredMatrix, Spec, Weights};
+use crate::runs::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
-use super::gpu::{States, Trainer};
-pub use super::run::Hooks;
-use super::run::{
-    flag_checks, mean_last, new_run_dir, resolve_seed, stats, use_threads, write_json, Clock,
-    ElementTraces, Printer, TrainStep,
-};
-use crate::error::HostError;
-use crate::plot::{plot_learning_curve, plot_store_recall, StoreRecallMonitor};
+use crate::runs::plot::{plot_learning_curve, plot_store_recall, StoreRecallMonitor};
+use crate::runs::printer::Printer;
+use crate::runs::traces::ElementTraces;
+use crate::runs::{mean_last, new_run_dir, resolve_seed, stats, use_threads, Clock, Hooks};
 use crate::tasks::store_recall::{generate, recall_error, StoreRecallBatch, StoreRecallParams};
-use crate::train::deepr::RewiredMatrix;
-use crate::train::update::{Rewiring, Weights};
-use crate::train::{
-    run_pass, zero_states, HostState, LossTerm, Params, PassOptions, PassResult, RateRegulariser,
-    Spec,
-};
+use crate::train::device::{check_device, engine, Device, Engine, Faults, States};
+use crate::train::step::TrainStep;
+use crate::train::update::Rewiring;
+use crate::train::{run_pass, zero_states, HostState, PassOptions, PassResult};
 
 /// The tutorial's flags (same names in kebab case, same defaults), plus lsnn-rs's own.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -173,7 +173,7 @@ pub struct StoreRecallFlags {
     /// Where training iterations run: cpu, or cuda (a build with the `cuda` feature).
     #[arg(long, value_enum, default_value = "cpu")]
     #[serde(default)]
-    pub device: super::gpu::Device,
+    pub device: Device,
 }
 
 impl StoreRecallFlags {
@@ -186,7 +186,7 @@ impl StoreRecallFlags {
 
     /// Checks every flag; the message names the flag and how to fix it.
     pub fn validate(&self) -> Result<(), HostError> {
-        super::gpu::check_device(self.device)?;
+        check_device(self.device)?;
         use flag_checks::bad;
         flag_checks::at_least_one(&[
             ("--batch-train", self.batch_train),
@@ -341,16 +341,16 @@ pub fn init_weights<R: Rng>(
         let p = flags.rewiring_connectivity;
         weights
             .rewired
-            .push(RewiredMatrix::init_unsigned(rng, "w_in", n_in, n, p));
+            .push(RewiredMatrix::init_unsigned(rng, Matrix::In, n_in, n, p));
         weights
             .rewired
-            .push(RewiredMatrix::init_unsigned(rng, "w_rec", n, n, p));
+            .push(RewiredMatrix::init_unsigned(rng, Matrix::Rec, n, n, p));
     }
     if flags.readout_rewiring_connectivity > 0.0 {
         let p = flags.readout_rewiring_connectivity;
         weights
             .rewired
-            .push(RewiredMatrix::init_unsigned(rng, "w_out", n, n_out, p));
+            .push(RewiredMatrix::init_unsigned(rng, Matrix::Out, n, n_out, p));
     }
     weights.sync_rewired()?;
     Ok(weights)
@@ -396,7 +396,7 @@ pub struct StoreRecallState {
 }
 
 /// Everything a checkpoint holds besides the arrays.
-pub type Progress = super::run::Progress<StoreRecallState>;
+pub type Progress = crate::runs::Progress<StoreRecallState>;
 
 /// A run in memory.
 pub struct Session {
@@ -542,8 +542,11 @@ impl Session {
         use_threads(self.flags.threads);
         let clock = Clock::start(self.progress.elapsed_s);
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let mut trainer = Trainer::new(self.flags.device)?;
-        let trained = self.train(&mut trainer, &hooks, &printer, &clock);
+        let faults = Faults {
+            nan_gradient_at: hooks.nan_gradient_at,
+        };
+        let mut trainer = engine(self.flags.device, faults)?;
+        let trained = self.train(trainer.as_mut(), &printer, &clock);
         trainer.finish_loop(trained, &mut self.weights, &mut self.progress.optimizer)?;
         printer.bar.finish_and_clear();
         self.progress.elapsed_s = clock.elapsed();
@@ -565,8 +568,7 @@ impl Session {
     /// checkpoint; the caller syncs them at the end.
     fn train(
         &mut self,
-        trainer: &mut Trainer,
-        hooks: &Hooks,
+        trainer: &mut dyn Engine,
         printer: &Printer,
         clock: &Clock,
     ) -> Result<(), HostError> {
@@ -634,17 +636,16 @@ impl Session {
 
             // Training step.
             let train_batch = generate(&mut self.progress.rng, self.flags.batch_train, &task)?;
-            let terms = loss_terms(&train_batch);
+            let target = Target::Classes(loss_terms(&train_batch));
             let reg = self.regulariser();
             let step = TrainStep {
                 spec: &self.spec,
                 input: &train_batch.input,
-                terms: &terms,
-                reg: &reg,
+                target: &target,
+                reg: Some(&reg),
                 lr: self.progress.learning_rate,
                 rewiring: self.flags.rewiring(),
                 iteration: k,
-                hooks,
                 staged: None,
             };
             let stepped = trainer.step(
@@ -653,7 +654,7 @@ impl Session {
                 &mut self.progress.optimizer,
                 &mut self.progress.rng,
                 States::Carried(&mut self.train_state),
-                |_, _| Ok(()),
+                &mut |_, _| Ok(()),
             );
             self.progress.last_train_s = stepped.seconds;
             stepped.result?;
@@ -741,7 +742,7 @@ impl Session {
                     &[("recall error", &err), ("recall loss", &loss)],
                 )?;
             }
-            super::export::export_model(&dir.join("model.lsnn"), &self.spec, &self.weights.params)?;
+            export_model(&dir.join("model.lsnn"), &self.spec, &self.weights.params)?;
         }
         Ok(mean)
     }

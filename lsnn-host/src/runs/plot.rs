@@ -9,7 +9,7 @@
 //! step) still give a figure.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use ndarray::{Array2, ArrayView2};
@@ -18,35 +18,12 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+pub use crate::error::PlotError;
 use crate::tasks::store_recall::input_groups;
 
 /// The font family name the embedded font is registered under (plotters' default family).
 const FONT: &str = "sans-serif";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-/// What can go wrong when drawing a figure.
-#[derive(Debug, thiserror::Error)]
-pub enum PlotError {
-    /// The data handed to a plot function are inconsistent (shapes that do not match).
-    #[error("plot data: {what}: {message}")]
-    Data {
-        /// Which field.
-        what: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-    /// Drawing or writing the image failed (e.g. a missing directory or an unknown extension).
-    #[error("{}: cannot draw the figure: {message}", path.display())]
-    Draw {
-        /// The output file.
-        path: PathBuf,
-        /// The drawing library's message.
-        message: String,
-    },
-    /// The embedded font could not be registered.
-    #[error("the embedded font could not be loaded")]
-    Font,
-}
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
 fn data_err(what: &'static str, message: String) -> PlotError {
     PlotError::Data { what, message }
@@ -1018,8 +995,10 @@ mod tests {
     #[test]
     #[ignore = "writes sample figures into $LSNN_PLOT_SAMPLES (default /tmp)"]
     fn write_sample_figures() {
-        let dir = std::env::var_os("LSNN_PLOT_SAMPLES")
-            .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+        let dir = std::env::var_os("LSNN_PLOT_SAMPLES").map_or_else(
+            || std::path::PathBuf::from("/tmp"),
+            std::path::PathBuf::from,
+        );
         plot_store_recall(
             &dir.join("store_recall_sample.png"),
             &realistic_store_recall(11),
