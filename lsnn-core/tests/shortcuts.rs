@@ -23,6 +23,9 @@ struct Case {
     d: usize,
     r: usize,
     unit_factors: bool,
+    /// All neurons alike but for `beta` (sorted, so in runs): the cell sweeps runs of
+    /// identical neurons with their constants in registers.
+    uniform: bool,
     /// `(w, delay)` dense, row-major; weights are small integers (also the integer ring's).
     w_in: Vec<(i32, u8)>,
     w_rec: Vec<(i32, u8)>,
@@ -68,62 +71,65 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         8 => (1usize..5, 1usize..40, 1usize..20, 0usize..4),
         1 => (1usize..5, 250usize..300, 1usize..12, 0usize..4),
     ];
-    (sizes, 0u32..8, 10usize..50).prop_flat_map(|((n_in, n, d, r), kind, t)| {
-        let w = (prop_oneof![2 => Just(0i32), 3 => -30i32..=50], 0..d as u8);
-        (
-            prop::collection::vec(w.clone(), n_in * n),
-            prop::collection::vec(w, n * n),
-            prop::collection::vec(
-                if kind == 0 {
-                    prop_oneof![Just(0.0), Just(1.7), Just(-0.5)].boxed()
-                } else {
-                    prop_oneof![Just(0.0), Just(1.7)].boxed()
-                },
-                n,
-            ),
-            prop::collection::vec(prop::collection::vec(0..n_in, 0..3), t),
-            prop::collection::vec(
-                (
-                    0..t,
-                    0..n,
+    (sizes, 0u32..8, 10usize..50, any::<bool>()).prop_flat_map(
+        |((n_in, n, d, r), kind, t, uniform)| {
+            let w = (prop_oneof![2 => Just(0i32), 3 => -30i32..=50], 0..d as u8);
+            (
+                prop::collection::vec(w.clone(), n_in * n),
+                prop::collection::vec(w, n * n),
+                prop::collection::vec(
+                    if kind == 0 {
+                        prop_oneof![Just(0.0), Just(1.7), Just(-0.5)].boxed()
+                    } else {
+                        prop_oneof![Just(0.0), Just(1.7)].boxed()
+                    },
+                    n,
+                ),
+                prop::collection::vec(prop::collection::vec(0..n_in, 0..3), t),
+                prop::collection::vec(
                     (
-                        0..AWKWARD.len(),
-                        // mostly `+0`: the quiet path, where `b` matters most
-                        prop_oneof![2 => Just(0usize), 1 => 0..AWKWARD.len()],
+                        0..t,
+                        0..n,
+                        (
+                            0..AWKWARD.len(),
+                            // mostly `+0`: the quiet path, where `b` matters most
+                            prop_oneof![2 => Just(0usize), 1 => 0..AWKWARD.len()],
+                            0..AWKWARD.len(),
+                        ),
+                        0u16..4,
+                        0..d,
                         0..AWKWARD.len(),
                     ),
-                    0u16..4,
-                    0..d,
-                    0..AWKWARD.len(),
+                    0..6,
                 ),
-                0..6,
-            ),
-        )
-            .prop_map(move |(w_in, w_rec, beta, x, edits)| Case {
-                n_in,
-                n,
-                d,
-                r,
-                unit_factors: kind != 1,
-                w_in,
-                w_rec,
-                beta,
-                x,
-                edits: edits
-                    .into_iter()
-                    .map(|(t, j, (v, z, b), left, delay, entry)| Edit {
-                        t,
-                        j,
-                        v,
-                        z,
-                        b,
-                        left,
-                        delay,
-                        entry,
-                    })
-                    .collect(),
-            })
-    })
+            )
+                .prop_map(move |(w_in, w_rec, beta, x, edits)| Case {
+                    n_in,
+                    n,
+                    d,
+                    r,
+                    unit_factors: kind != 1,
+                    uniform,
+                    w_in,
+                    w_rec,
+                    beta,
+                    x,
+                    edits: edits
+                        .into_iter()
+                        .map(|(t, j, (v, z, b), left, delay, entry)| Edit {
+                            t,
+                            j,
+                            v,
+                            z,
+                            b,
+                            left,
+                            delay,
+                            entry,
+                        })
+                        .collect(),
+                })
+        },
+    )
 }
 
 /// Integer synapses for the i32 ring (the model format's kind, without a model): the dense
@@ -230,11 +236,13 @@ fn check<F: Real, A: Accumulator<F>, S, C, R, In: Synapses<A>, Rec: Synapses<A>>
     unit: F,
 ) -> Result<(), TestCaseError>
 where
-    S: AsRef<[F]> + AsMut<[F]>,
-    C: AsRef<[u16]> + AsMut<[u16]>,
-    R: lsnn_core::RingStore<F, Acc = A>,
+    S: AsRef<[F]> + AsMut<[F]> + Clone,
+    C: AsRef<[u16]> + AsMut<[u16]> + Clone,
+    R: lsnn_core::RingStore<F, Acc = A> + Clone,
 {
     let mut reference = Reference::<F, A>::new(case.n, case.d);
+    // Stepped by `step_inference`: the same, but for `b` of LIF neurons.
+    let mut lean = state.clone();
     for (t, x) in case.x.iter().enumerate() {
         for e in case.edits.iter().filter(|e| e.t == t) {
             let s = NeuronState {
@@ -242,23 +250,54 @@ where
                 z: F::of(AWKWARD[e.z]),
                 b: F::of(AWKWARD[e.b]),
             };
-            state.set_neuron(e.j, s);
-            state.set_refractory_left(e.j, e.left);
+            for state in [&mut state, &mut lean] {
+                state.set_neuron(e.j, s);
+                state.set_refractory_left(e.j, e.left);
+            }
             reference.v[e.j] = s.v;
             reference.z[e.j] = s.z;
             reference.b[e.j] = s.b;
             reference.left[e.j] = e.left;
-            if let Some(a) = set_entry(&mut state, e.j, e.delay, F::of(AWKWARD[e.entry])) {
+            let value = F::of(AWKWARD[e.entry]);
+            if let Some(a) = set_entry(&mut state, e.j, e.delay, value) {
+                set_entry(&mut lean, e.j, e.delay, value);
                 reference.ring[e.delay][e.j] = a;
             }
         }
         let events: Vec<(usize, F)> = x.iter().map(|&i| (i, F::one())).collect();
-        cell.step_events(&mut state, events, &mut NoNoise).unwrap();
+        cell.step_events(&mut state, events.iter().copied(), &mut NoNoise)
+            .unwrap();
+        cell.step_inference(&mut lean, events, &mut NoNoise)
+            .unwrap();
         reference.step(&cfg, neurons, cell.w_in(), cell.w_rec(), x, unit);
         SPIKES.fetch_add(
             reference.z.iter().filter(|&&z| z > F::zero()).count(),
             Ordering::Relaxed,
         );
+        same(case, t, &state, &reference, &entry, unit, |_| true)?;
+        same(case, t, &lean, &reference, &entry, unit, |j| {
+            neurons[j].beta != F::zero()
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether `state` holds the reference's values after step `t` (`b` only where `keeps_b`).
+fn same<F: Real, A: Accumulator<F>, S, C, R>(
+    case: &Case,
+    t: usize,
+    state: &CellState<F, S, C, R>,
+    reference: &Reference<F, A>,
+    entry: &impl Fn(&CellState<F, S, C, R>, usize, usize) -> A,
+    unit: F,
+    keeps_b: impl Fn(usize) -> bool,
+) -> Result<(), TestCaseError>
+where
+    S: AsRef<[F]> + AsMut<[F]>,
+    C: AsRef<[u16]> + AsMut<[u16]>,
+    R: lsnn_core::RingStore<F, Acc = A>,
+{
+    {
         for j in 0..case.n {
             prop_assert_eq!(
                 bits(state.v()[j]),
@@ -274,13 +313,15 @@ where
                 t,
                 j
             );
-            prop_assert_eq!(
-                bits(state.b()[j]),
-                bits(reference.b[j]),
-                "b t {} j {}",
-                t,
-                j
-            );
+            if keeps_b(j) {
+                prop_assert_eq!(
+                    bits(state.b()[j]),
+                    bits(reference.b[j]),
+                    "b t {} j {}",
+                    t,
+                    j
+                );
+            }
             prop_assert_eq!(
                 state.refractory_left()[j],
                 reference.left[j],
@@ -291,7 +332,7 @@ where
             for d in 0..case.d {
                 // (`current` is the entry itself for floats, and one-to-one for the i32 ring.)
                 prop_assert_eq!(
-                    bits(entry(&state, j, d).current(unit)),
+                    bits(entry(state, j, d).current(unit)),
                     bits(reference.ring[d][j].current(unit)),
                     "ring t {} j {} d {}",
                     t,
@@ -322,11 +363,18 @@ fn config<F: Real>(case: &Case) -> CellConfig<F> {
 }
 
 fn neurons<F: Real>(case: &Case, cfg: &CellConfig<F>) -> Vec<Neuron<F>> {
-    case.beta
-        .iter()
+    let mut beta = case.beta.clone();
+    if case.uniform {
+        beta.sort_by(f64::total_cmp);
+    }
+    beta.iter()
         .enumerate()
         .map(|(j, &beta)| {
-            let tau = F::of(10.0 + (j % 7) as f64);
+            let tau = F::of(if case.uniform {
+                20.0
+            } else {
+                10.0 + (j % 7) as f64
+            });
             Neuron::new(tau, F::of(0.03), F::of(beta), cfg.dt).unwrap()
         })
         .collect()

@@ -1,0 +1,254 @@
+//! The one module of this crate with `unsafe` code: indexing without bounds checks in
+//! delivery, the loop that adds a spike's synapses into the delay ring (on a Cortex-M4 a check
+//! costs 3 of the 13 instructions per synapse). Each bound is established once, by a
+//! constructor in this module that checks it: [`CheckedRows::new`] (called by the model
+//! parser) for the synapses' targets and delays, [`RowTable::new`] (called by the state's
+//! constructor) and [`DelayRing::new`] (once per step) for the ring. Their fields are private
+//! and never written after construction, so the checks hold for as long as a value lives.
+
+use core::marker::PhantomData;
+use core::ops::Range;
+
+use crate::state::Accumulator;
+
+/// Delay slots up to which a step finds where a slot starts in a [`RowTable`].
+pub(crate) const RING_ROWS: usize = 16;
+
+/// Where each slot of a delay ring of `n_delay <= RING_ROWS` slots of `n` entries starts:
+/// `rows[k] = (k mod n_delay) n` for `k < 2 RING_ROWS`, so the slot that arrives in `d` steps
+/// starts at `rows[head + d]`, with no division.
+#[derive(Clone, Debug)]
+pub(crate) struct RowTable {
+    rows: [u32; 2 * RING_ROWS],
+    n: usize,
+    n_delay: usize,
+}
+
+impl RowTable {
+    /// The table of a ring of `n_delay` slots of `n` entries (`None` for more than
+    /// [`RING_ROWS`] slots, or a ring too large for `u32` offsets).
+    pub(crate) fn new(n: usize, n_delay: usize) -> Option<Self> {
+        if n_delay == 0 || n_delay > RING_ROWS || n.checked_mul(n_delay)? > u32::MAX as usize {
+            return None;
+        }
+        Some(RowTable {
+            // < n_delay n <= u32::MAX: fits
+            rows: core::array::from_fn(|k| ((k % n_delay) * n) as u32),
+            n,
+            n_delay,
+        })
+    }
+}
+
+/// The synapses of a compressed sparse row matrix as the model format stores them (`offsets`
+/// as little-endian `u32`, `targets` as little-endian `u16`, one `u8` delay each), checked
+/// once by [`CheckedRows::new`]: every target is `< n_post`, every delay `< n_delay`, and the
+/// offsets run from 0, non-decreasing, to the number of synapses.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedRows<'a> {
+    offsets: &'a [u8],
+    targets: &'a [u8],
+    delays: &'a [u8],
+    n_pre: usize,
+    n_post: usize,
+    n_delay: usize,
+}
+
+impl<'a> CheckedRows<'a> {
+    /// Checks the rows (`None` when any of the above does not hold, or the lengths disagree:
+    /// `offsets` `4 (n_pre + 1)` bytes, `targets` two bytes per delay).
+    pub(crate) fn new(
+        offsets: &'a [u8],
+        targets: &'a [u8],
+        delays: &'a [u8],
+        n_post: usize,
+        n_delay: usize,
+    ) -> Option<Self> {
+        let nnz = delays.len();
+        let n_pre = (offsets.len() / 4).checked_sub(1)?;
+        let mut prev = 0u32;
+        for (i, o) in offsets.chunks(4).enumerate() {
+            let o = u32::from_le_bytes(o.try_into().ok()?);
+            if (i == 0 && o != 0) || o < prev {
+                return None;
+            }
+            prev = o;
+        }
+        let targets_ok = targets.len() == nnz.checked_mul(2)?
+            && targets
+                .chunks_exact(2)
+                .all(|t| usize::from(u16::from_le_bytes([t[0], t[1]])) < n_post);
+        let delays_ok = delays.iter().all(|&d| usize::from(d) < n_delay);
+        (prev as usize == nnz && targets_ok && delays_ok).then_some(CheckedRows {
+            offsets,
+            targets,
+            delays,
+            n_pre,
+            n_post,
+            n_delay,
+        })
+    }
+
+    /// Number of rows (presynaptic neurons).
+    pub fn n_pre(&self) -> usize {
+        self.n_pre
+    }
+
+    /// Every target is below this.
+    pub fn n_post(&self) -> usize {
+        self.n_post
+    }
+
+    /// Number of synapses.
+    pub fn nnz(&self) -> usize {
+        self.delays.len()
+    }
+
+    /// The index range of the synapses of row `pre` (`None` past the last row).
+    #[inline(always)]
+    pub fn row(&self, pre: usize) -> Option<Range<usize>> {
+        if pre >= self.n_pre {
+            return None;
+        }
+        // SAFETY: `pre < n_pre` and `offsets` holds `4 (n_pre + 1)` bytes (`new`), so bytes
+        // `4 pre .. 4 pre + 8` are in bounds.
+        let o = unsafe { self.offsets.get_unchecked(4 * pre..4 * pre + 8) };
+        let start = u32::from_le_bytes([o[0], o[1], o[2], o[3]]) as usize;
+        let end = u32::from_le_bytes([o[4], o[5], o[6], o[7]]) as usize;
+        Some(start..end)
+    }
+
+    /// The targets (two little-endian bytes each) and delays of the synapses `range`
+    /// of a [`CheckedRows::row`].
+    #[inline(always)]
+    fn parts(&self, range: Range<usize>) -> (&'a [u8], &'a [u8]) {
+        // SAFETY: `range` is a row: `start <= end <= nnz` (the offsets are non-decreasing up
+        // to `nnz`, checked by `new`), and `targets` holds `2 nnz` bytes, `delays` `nnz`.
+        unsafe {
+            (
+                self.targets.get_unchecked(2 * range.start..2 * range.end),
+                self.delays.get_unchecked(range),
+            )
+        }
+    }
+
+    /// The target and delay of synapse `k` (`None` past the end).
+    pub fn synapse(&self, k: usize) -> Option<(usize, usize)> {
+        let t = self.targets.get(2 * k..2 * k + 2)?;
+        let d = *self.delays.get(k)?;
+        Some((
+            usize::from(u16::from_le_bytes([t[0], t[1]])),
+            usize::from(d),
+        ))
+    }
+
+    /// Calls `f(target, delay, k)` for the synapses `k` of row `pre` (nothing past the last
+    /// row).
+    #[inline(always)]
+    pub fn for_each_in_row(&self, pre: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let Some(range) = self.row(pre) else {
+            return;
+        };
+        let first = range.start;
+        let (targets, delays) = self.parts(range);
+        for (k, (t, &d)) in targets.chunks_exact(2).zip(delays).enumerate() {
+            f(
+                usize::from(u16::from_le_bytes([t[0], t[1]])),
+                usize::from(d),
+                first + k,
+            );
+        }
+    }
+}
+
+/// The delay ring of a state during one step's delivery (rings of at most 16 slots): adds a
+/// synapse's value to the entry of its target in the slot that arrives after its delay.
+pub struct DelayRing<'s, F, A> {
+    slots: &'s mut [A],
+    /// Where the slot that arrives in `d` steps starts, `d < RING_ROWS`.
+    rows: &'s [u32; RING_ROWS],
+    n: usize,
+    n_delay: usize,
+    _f: PhantomData<F>,
+}
+
+impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
+    /// The ring `slots` of `table`'s shape whose slot 0 is `head` (`None` unless `slots` holds
+    /// the whole ring and `head` is a slot).
+    #[inline(always)]
+    pub(crate) fn new(slots: &'s mut [A], table: &'s RowTable, head: usize) -> Option<Self> {
+        if head >= table.n_delay || slots.len() < table.n * table.n_delay {
+            return None;
+        }
+        // `head < n_delay <= RING_ROWS`, so the window lies within the table's 2 RING_ROWS
+        // entries; each is `((head + d) mod n_delay) n <= (n_delay - 1) n`.
+        let rows = table.rows.get(head..head + RING_ROWS)?.try_into().ok()?;
+        Some(DelayRing {
+            slots,
+            rows,
+            n: table.n,
+            n_delay: table.n_delay,
+            _f: PhantomData,
+        })
+    }
+
+    /// Adds `x` to what arrives at `target` in `delay` steps; nothing when `target` or `delay`
+    /// is out of range.
+    #[inline(always)]
+    pub fn add(&mut self, target: usize, delay: usize, x: A) {
+        if target >= self.n || delay >= self.n_delay {
+            return;
+        }
+        let row = self.rows[delay] as usize;
+        if let Some(e) = self.slots.get_mut(row + target) {
+            *e = e.add(x);
+        }
+    }
+
+    /// Adds the synapses of row `pre` of `rows` into the ring, synapse `k` adding
+    /// `value(weights[W k .. W k + W])`: the loop of delivery, without bounds checks. Rows of
+    /// another shape than the ring's go through [`DelayRing::add`].
+    #[inline(always)]
+    pub(crate) fn add_row<const W: usize>(
+        &mut self,
+        rows: &CheckedRows<'_>,
+        pre: usize,
+        weights: &[u8],
+        value: impl Fn(&[u8; W]) -> A,
+    ) {
+        let Some(range) = rows.row(pre) else {
+            return;
+        };
+        let Some(weights) = weights.get(W * range.start..W * range.end) else {
+            return;
+        };
+        let (targets, delays) = rows.parts(range);
+        let synapses = targets
+            .chunks_exact(2)
+            .zip(delays)
+            .zip(weights.chunks_exact(W));
+        if rows.n_post != self.n || rows.n_delay > self.n_delay {
+            for ((t, &d), w) in synapses {
+                let target = usize::from(u16::from_le_bytes([t[0], t[1]]));
+                if let Ok(w) = w.try_into() {
+                    self.add(target, usize::from(d), value(w));
+                }
+            }
+            return;
+        }
+        for ((t, &d), w) in synapses {
+            let (Ok(t), Ok(w)) = (<[u8; 2]>::try_from(t), w.try_into()) else {
+                continue;
+            };
+            let target = usize::from(u16::from_le_bytes(t));
+            // SAFETY: `d < rows.n_delay <= self.n_delay <= RING_ROWS` (`CheckedRows::new`,
+            // the test above, `RowTable::new`).
+            let row = unsafe { *self.rows.get_unchecked(usize::from(d)) } as usize;
+            // SAFETY: `target < rows.n_post = self.n` (`CheckedRows::new`, the test above),
+            // and `row <= (n_delay - 1) n` with `n_delay n <= slots.len()` (`RowTable::new`,
+            // `DelayRing::new`): `row + target < slots.len()`.
+            let e = unsafe { self.slots.get_unchecked_mut(row + target) };
+            *e = e.add(value(w));
+        }
+    }
+}
