@@ -35,6 +35,12 @@ pub trait Accumulator<F>: Copy + Default + PartialEq + Debug {
     /// Whether the entry is bit for bit the cleared entry (`+0`, not `-0`; `0` for integers):
     /// its current is then `+0`, and clearing it changes nothing.
     fn is_clear(self) -> bool;
+    /// 0 exactly when the entry [`Accumulator::is_clear`] (the entry's bits, for the rings
+    /// here: a test of several entries is then one test of their `|`).
+    #[inline(always)]
+    fn clear_bits(self) -> u64 {
+        u64::from(!self.is_clear())
+    }
     /// Whether `current(unit)` is `current(1) * unit`, a product that is exact when `unit` is
     /// a normal power of two and the result is normal or 0 (the cell then folds `unit` into
     /// another factor). `false` makes no such claim.
@@ -66,6 +72,10 @@ impl<F: Real> Accumulator<F> for F {
     fn is_clear(self) -> bool {
         self.to_bits_u64() == 0
     }
+    #[inline(always)]
+    fn clear_bits(self) -> u64 {
+        self.to_bits_u64()
+    }
 }
 
 impl<F: Real> Accumulator<F> for i32 {
@@ -94,6 +104,10 @@ impl<F: Real> Accumulator<F> for i32 {
     #[inline(always)]
     fn is_clear(self) -> bool {
         self == 0
+    }
+    #[inline(always)]
+    fn clear_bits(self) -> u64 {
+        u64::from(self as u32)
     }
 }
 

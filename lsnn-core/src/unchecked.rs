@@ -1,15 +1,28 @@
 //! The one module of this crate with `unsafe` code: indexing without bounds checks in
 //! delivery, the loop that adds a spike's synapses into the delay ring (on a Cortex-M4 a check
-//! costs 3 of the 13 instructions per synapse). Each bound is established once, by a
-//! constructor in this module that checks it: [`CheckedRows::new`] (called by the model
-//! parser) for the synapses' targets and delays, [`RowTable::new`] (called by the state's
-//! constructor) and [`DelayRing::new`] (once per step) for the ring. Their fields are private
-//! and never written after construction, so the checks hold for as long as a value lives.
+//! costs 3 of the 13 instructions per synapse), and the neurons as quads for the neuron loop.
+//! Each bound is established once, by a constructor in this module that checks it:
+//! [`CheckedRows::new`] (called by the model parser) for the synapses' targets and delays,
+//! [`RowTable::new`] (called by the state's constructor) and [`DelayRing::new`] (once per step)
+//! for the ring. Their fields are private and never written after construction, so the checks
+//! hold for as long as a value lives.
 
 use core::marker::PhantomData;
 use core::ops::Range;
 
 use crate::state::Accumulator;
+
+/// `s` as its whole quads `[T; 4]` (the standard library's `as_chunks_mut`, which is newer than
+/// this crate's minimum Rust): the neuron loop takes four neurons at a time, and a quad indexed
+/// below the quads' count needs no check per element.
+#[inline(always)]
+pub(crate) fn quads_mut<T>(s: &mut [T]) -> &mut [[T; 4]] {
+    let n = s.len() / 4;
+    // SAFETY: the first `4 n` elements of `s` are in bounds, and `[T; 4]` is laid out as four
+    // consecutive `T`s with the alignment of `T`: they are `n` quads. The exclusive borrow of
+    // `s` passes to the result.
+    unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<[T; 4]>(), n) }
+}
 
 /// Delay slots up to which a step finds where a slot starts in a [`RowTable`].
 pub(crate) const RING_ROWS: usize = 16;

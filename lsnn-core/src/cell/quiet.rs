@@ -18,6 +18,7 @@ use crate::neuron::{
     One, PrevSpike,
 };
 use crate::state::{Accumulator, NeuronList, StepView, NEURON_LIST};
+use crate::unchecked::quads_mut;
 use crate::{Neuron, Real, StepConsts};
 
 /// The body for `j` = 0, 1, 2, 3, written out: the firmware's size-optimised link-time pipeline
@@ -324,94 +325,111 @@ fn run<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
     let first = lo.next_multiple_of(4).min(hi);
     let last = (hi / 4 * 4).max(first);
     if lo < first {
-        s.partial((&mut *v, &mut *b, &mut *e), lo, first);
+        s.partial(
+            v.get_mut(lo..first),
+            b.get_mut(lo..first),
+            e.get_mut(lo..first),
+            lo,
+        );
     }
-    let (Some(v4), Some(b4), Some(e4)) = (v.get_mut(..last), b.get_mut(..last), e.get_mut(..last))
-    else {
-        return;
-    };
-    let q_end = last / 4;
-    let mut q = first / 4;
+    if let (Some(v4), Some(b4), Some(e4)) = (
+        v.get_mut(first..last),
+        b.get_mut(first..last),
+        e.get_mut(first..last),
+    ) {
+        chunks::<F, A, C, ADAPT>(s, (v4, b4, e4), c, first);
+    }
+    // Last, so that spikes are listed in order.
+    if last < hi {
+        s.partial(
+            v.get_mut(last..hi),
+            b.get_mut(last..hi),
+            e.get_mut(last..hi),
+            last,
+        );
+    }
+}
+
+/// The chunks of four of [`run`] (`v`, `b`, `e` from neuron `first` on, a multiple of 4).
+#[inline(always)]
+fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
+    s: &mut Sweep<'_, F>,
+    (v4, b4, e4): Parts<'_, F, A>,
+    c: C,
+    first: usize,
+) {
+    let (vq, bq, eq) = (quads_mut(v4), quads_mut(b4), quads_mut(e4));
+    let n_q = vq.len().min(bq.len()).min(eq.len());
+    let (vq, bq, eq) = (&mut vq[..n_q], &mut bq[..n_q], &mut eq[..n_q]);
+    let base = first / 4;
     // A copy in registers (the sweep's own may change in `fire`, as far as the compiler knows).
     let quiet = s.q;
-    while q < q_end {
-        // Bit `i`: chunk `q + i` is special. Runs of regular chunks go without a test each.
-        let mut bits = chunk_bits(s.special, s.marks.shift, q);
-        let window_end = q_end.min(q + 32);
+    let mut i = 0;
+    while i < n_q {
+        // Bit `k`: chunk `base + i + k` is special. Runs of regular chunks go without a test.
+        let mut bits = chunk_bits(s.special, s.marks.shift, base + i);
+        let window_end = n_q.min(i + 32);
         loop {
-            let regular = (bits.trailing_zeros() as usize).min(window_end - q);
-            let stop = q + regular;
-            while q < stop {
-                let at = 4 * q;
-                let above = chunk::<F, A, C, ADAPT>(
-                    &quiet,
-                    c,
-                    (&mut *v4, &mut *b4, &mut *e4),
-                    s.neurons,
-                    at,
-                );
+            let regular = (bits.trailing_zeros() as usize).min(window_end - i);
+            let stop = i + regular;
+            let mut at = 4 * (base + i);
+            let (Some(vr), Some(br), Some(er)) = (
+                vq.get_mut(i..stop),
+                bq.get_mut(i..stop),
+                eq.get_mut(i..stop),
+            ) else {
+                return;
+            };
+            for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
+                let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
                 if above != 0 {
                     s.fire(at, above);
                 }
-                q += 1;
+                at += 4;
             }
-            if q >= window_end {
+            i = stop;
+            if i >= window_end {
                 break;
             }
             bits >>= regular;
             bits >>= 1;
-            let at = 4 * q;
-            q += 1;
-            let g = s.marks.bit(at);
-            if s.marks.old_spikes & g != 0 {
-                if !s.by_list {
-                    // Some `z` may be set: the general step, one by one.
-                    s.partial((&mut *v4, &mut *b4, &mut *e4), at, at + 4);
-                    continue;
-                }
-            } else if e4
-                .get(at..at + 4)
-                .and_then(|e| <&[A; 4]>::try_from(e).ok())
-                .is_some_and(|e| e.iter().fold(true, |clear, x| clear & x.is_clear()))
-            {
-                // At rest: stays so without input.
+            let at = 4 * (base + i);
+            let (vc, bc, ec) = (&mut vq[i], &mut bq[i], &mut eq[i]);
+            i += 1;
+            if !s.by_list && s.marks.old_spikes & s.marks.bit(at) != 0 {
+                // Some `z` may be set: the general step, one by one.
+                s.partial(Some(vc), Some(bc), Some(ec), at);
                 continue;
             }
-            s.marks.woke |= g;
-            let above =
-                chunk::<F, A, C, ADAPT>(&quiet, c, (&mut *v4, &mut *b4, &mut *e4), s.neurons, at);
+            if ec[0].clear_bits() | ec[1].clear_bits() | ec[2].clear_bits() | ec[3].clear_bits()
+                == 0
+            {
+                // At rest (the group is marked special and has no spike): stays so without
+                // input.
+                continue;
+            }
+            s.marks.woke |= s.marks.bit(at);
+            let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
             if above != 0 {
                 s.fire(at, above);
             }
         }
     }
-    if last < hi {
-        s.partial((v, b, e), last, hi);
-    }
 }
 
-/// The chunk of four at `at` as if every `z` were `+0` ([`NoSpikeFinite`]; see
-/// [`Sweep::fix`] for the others): bit `j` of the result tells whether neuron `at + j` is
-/// above its threshold.
+/// The four neurons at `at`, as if every `z` were `+0` ([`NoSpikeFinite`]; see
+/// [`Sweep::fix_spike`] for the others): bit `j` of the result tells whether neuron `at + j`
+/// is above its threshold.
 #[inline(always)]
 fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
     q: &Quiet<F>,
     c: C,
-    (v, b, e): Parts<'_, F, A>,
+    (vc, bc, ec): (&mut [F; 4], &mut [F; 4], &mut [A; 4]),
     neurons: &[Neuron<F>],
     at: usize,
 ) -> u32 {
-    let (Some(Ok(vc)), Some(Ok(ec))) = (
-        v.get_mut(at..at + 4).map(<&mut [F; 4]>::try_from),
-        e.get_mut(at..at + 4).map(<&mut [A; 4]>::try_from),
-    ) else {
-        return 0;
-    };
     let mut above = 0u32;
     if ADAPT {
-        let Some(Ok(bc)) = b.get_mut(at..at + 4).map(<&mut [F; 4]>::try_from) else {
-            return 0;
-        };
         four!(j => {
             let n = c.neuron(neurons, at + j);
             if q.adapting(c, &n, &mut vc[j], &mut bc[j], &mut ec[j], NoSpikeFinite) {
@@ -488,35 +506,40 @@ impl<F: Real> Sweep<'_, F> {
         *z = F::zero();
     }
 
-    /// Neurons `lo..hi` of one chunk, one by one, by [`Sweep::general`].
+    /// The neurons `first..` of `v`, `b`, `e` (a few at the edge of a run, or a chunk where
+    /// some `z` may be set), one by one, by [`Sweep::general`].
     #[inline(never)]
-    fn partial<A: Accumulator<F>>(&mut self, parts: Parts<'_, F, A>, lo: usize, hi: usize) {
-        let g = self.marks.bit(lo);
+    fn partial<A: Accumulator<F>>(
+        &mut self,
+        v: Option<&mut [F]>,
+        b: Option<&mut [F]>,
+        e: Option<&mut [A]>,
+        first: usize,
+    ) {
+        let (Some(v), Some(b), Some(e)) = (v, b, e) else {
+            return;
+        };
+        let g = self.marks.bit(first);
         self.marks.woke |= g;
-        if self.general(parts, lo, hi) {
+        if self.general((v, b, e), first) {
             self.marks.spikes |= g;
         }
     }
 
-    /// Neurons `lo..hi` with any `z`: the general step, refractory as the counters say (they
-    /// are counted down afterwards, see [`NeuronList::count_down`]). Returns whether one
-    /// spiked.
-    fn general<A: Accumulator<F>>(
-        &mut self,
-        (v, b, e): Parts<'_, F, A>,
-        lo: usize,
-        hi: usize,
-    ) -> bool {
+    /// The neurons `first..` of `v`, `b`, `e` with any `z`: the general step, refractory as
+    /// the counters say (they are counted down afterwards, see [`NeuronList::count_down`]).
+    /// Returns whether one spiked.
+    fn general<A: Accumulator<F>>(&mut self, (v, b, e): Parts<'_, F, A>, first: usize) -> bool {
         let q = &self.q;
         let mut spiked = false;
-        let hi = hi.min(v.len());
-        let lo = lo.min(hi);
-        let (v, z, b) = (&mut v[lo..hi], &mut self.z[lo..hi], &mut b[lo..hi]);
-        let (e, left, nr) = (
-            &mut e[lo..hi],
-            &mut self.left[lo..hi],
-            &self.neurons[lo..hi],
-        );
+        let end = first.saturating_add(v.len());
+        let (Some(z), Some(left), Some(nr)) = (
+            self.z.get_mut(first..end),
+            self.left.get_mut(first..end),
+            self.neurons.get(first..end),
+        ) else {
+            return false;
+        };
         for j in 0..v
             .len()
             .min(z.len())
@@ -542,9 +565,9 @@ impl<F: Real> Sweep<'_, F> {
             z[j] = out.state.z;
             if out.spiked {
                 left[j] = q.n_refractory;
-                self.spiked.push(lo + j);
+                self.spiked.push(first + j);
                 if q.n_refractory > 0 {
-                    self.list.push(lo + j);
+                    self.list.push(first + j);
                 }
                 spiked = true;
             }

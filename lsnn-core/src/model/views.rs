@@ -148,23 +148,27 @@ impl WeightSource<f32> for LeWeights<'_> {
 
     #[inline(always)]
     fn mul_add_into(&self, start: usize, a: f32, y: &mut [f32]) {
-        let Some(part) = self.part(start, y.len()) else {
-            return;
+        // The weights from `start` on (zip stops at the end of `y` or of the source).
+        let from = |width: usize| {
+            start
+                .checked_mul(width)
+                .and_then(|at| self.bytes.get(at..))
+                .unwrap_or_default()
         };
         let scale = self.scale;
         match self.kind {
             WeightKind::F32 => {
-                for (y, b) in y.iter_mut().zip(part.chunks_exact(4)) {
+                for (y, b) in y.iter_mut().zip(from(4).chunks_exact(4)) {
                     *y += a * decode_f32(b);
                 }
             }
             WeightKind::I16 => {
-                for (y, b) in y.iter_mut().zip(part.chunks_exact(2)) {
+                for (y, b) in y.iter_mut().zip(from(2).chunks_exact(2)) {
                     *y += a * (scale * f32::from(i16::from_le_bytes([b[0], b[1]])));
                 }
             }
             WeightKind::I8 => {
-                for (y, &q) in y.iter_mut().zip(part) {
+                for (y, &q) in y.iter_mut().zip(from(1)) {
                     *y += a * (scale * f32::from(q as i8));
                 }
             }
