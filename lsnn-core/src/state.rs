@@ -528,7 +528,7 @@ where
 }
 
 /// Capacity of [`NeuronList`].
-pub(crate) const NEURON_LIST: usize = 64;
+const NEURON_LIST: usize = 64;
 
 /// A short list of neurons (those that spiked, or that are refractory), when they fit and
 /// `valid` (otherwise the summaries stand in, or a step scans every counter and rebuilds it).
@@ -623,6 +623,17 @@ impl NeuronList {
     #[inline(always)]
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Removes the first `k` neurons listed (moving the others down; no memmove, which would
+    /// cost the firmware flash).
+    pub fn drop_first(&mut self, k: usize) {
+        let len = self.len.min(NEURON_LIST);
+        let k = k.min(len);
+        for i in k..len {
+            self.ids[i - k] = self.ids[i];
+        }
+        self.len = len - k;
     }
 }
 

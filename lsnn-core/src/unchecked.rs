@@ -8,6 +8,7 @@
 //! hold for as long as a value lives.
 
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ops::Range;
 
 use crate::state::Accumulator;
@@ -177,11 +178,12 @@ impl<'a> CheckedRows<'a> {
 /// The delay ring of a state during one step's delivery (rings of at most 16 slots): adds a
 /// synapse's value to the entry of its target in the slot that arrives after its delay.
 pub struct DelayRing<'s, F, A> {
-    slots: &'s mut [A],
-    /// Where the slot that arrives in `d` steps starts, `d < RING_ROWS`.
-    rows: &'s [u32; RING_ROWS],
+    /// Where the slot that arrives in `d` steps starts, for `d < n_delay` (the others are not
+    /// written): `n` entries each, within the borrowed ring.
+    rows: [MaybeUninit<*mut A>; RING_ROWS],
     n: usize,
     n_delay: usize,
+    _slots: PhantomData<&'s mut [A]>,
     _f: PhantomData<F>,
 }
 
@@ -193,14 +195,21 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
         if head >= table.n_delay || slots.len() < table.n * table.n_delay {
             return None;
         }
-        // `head < n_delay <= RING_ROWS`, so the window lies within the table's 2 RING_ROWS
-        // entries; each is `((head + d) mod n_delay) n <= (n_delay - 1) n`.
-        let rows = table.rows.get(head..head + RING_ROWS)?.try_into().ok()?;
+        let base = slots.as_mut_ptr();
+        let mut rows = [MaybeUninit::uninit(); RING_ROWS];
+        // `head < n_delay <= RING_ROWS`: the window lies within the table's `2 RING_ROWS`
+        // entries; entry `d` is `((head + d) mod n_delay) n`.
+        let window = table.rows.get(head..head + table.n_delay)?;
+        for (row, &start) in rows.iter_mut().zip(window) {
+            // SAFETY: `start <= (n_delay - 1) n` (`RowTable::new`) and `n_delay n <=
+            // slots.len()` (tested above): `start` lies within `slots`.
+            *row = MaybeUninit::new(unsafe { base.add(start as usize) });
+        }
         Some(DelayRing {
-            slots,
             rows,
             n: table.n,
             n_delay: table.n_delay,
+            _slots: PhantomData,
             _f: PhantomData,
         })
     }
@@ -209,12 +218,25 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
     /// is out of range.
     #[inline(always)]
     pub fn add(&mut self, target: usize, delay: usize, x: A) {
-        if target >= self.n || delay >= self.n_delay {
-            return;
+        if target < self.n && delay < self.n_delay {
+            // SAFETY: `delay < n_delay <= RING_ROWS` and `target < n`: the entry lies in the
+            // slot `rows[delay]` starts (`new`), within the exclusively borrowed ring.
+            unsafe { self.add_unchecked(target, delay, x) }
         }
-        let row = self.rows[delay] as usize;
-        if let Some(e) = self.slots.get_mut(row + target) {
-            *e = e.add(x);
+    }
+
+    /// [`DelayRing::add`] without the test.
+    ///
+    /// # Safety
+    ///
+    /// `target < self.n` and `delay < self.n_delay`.
+    #[inline(always)]
+    unsafe fn add_unchecked(&mut self, target: usize, delay: usize, x: A) {
+        // SAFETY: the caller's bounds, with `new`: `rows[delay]` is written, and
+        // `rows[delay] + target` is an entry of the ring, which this value borrows exclusively.
+        unsafe {
+            let e = self.rows.get_unchecked(delay).assume_init().add(target);
+            *e = (*e).add(x);
         }
     }
 
@@ -236,11 +258,11 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
             return;
         };
         let (targets, delays) = rows.parts(range);
-        let synapses = targets
-            .chunks_exact(2)
-            .zip(delays)
-            .zip(weights.chunks_exact(W));
         if rows.n_post != self.n || rows.n_delay > self.n_delay {
+            let synapses = targets
+                .chunks_exact(2)
+                .zip(delays)
+                .zip(weights.chunks_exact(W));
             for ((t, &d), w) in synapses {
                 let target = usize::from(u16::from_le_bytes([t[0], t[1]]));
                 if let Ok(w) = w.try_into() {
@@ -249,19 +271,18 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
             }
             return;
         }
+        let synapses = targets
+            .chunks_exact(2)
+            .zip(delays)
+            .zip(weights.chunks_exact(W));
         for ((t, &d), w) in synapses {
             let (Ok(t), Ok(w)) = (<[u8; 2]>::try_from(t), w.try_into()) else {
                 continue;
             };
             let target = usize::from(u16::from_le_bytes(t));
-            // SAFETY: `d < rows.n_delay <= self.n_delay <= RING_ROWS` (`CheckedRows::new`,
-            // the test above, `RowTable::new`).
-            let row = unsafe { *self.rows.get_unchecked(usize::from(d)) } as usize;
-            // SAFETY: `target < rows.n_post = self.n` (`CheckedRows::new`, the test above),
-            // and `row <= (n_delay - 1) n` with `n_delay n <= slots.len()` (`RowTable::new`,
-            // `DelayRing::new`): `row + target < slots.len()`.
-            let e = unsafe { self.slots.get_unchecked_mut(row + target) };
-            *e = e.add(value(w));
+            // SAFETY: `target < rows.n_post = n` and `d < rows.n_delay <= n_delay`
+            // (`CheckedRows::new`, the test above).
+            unsafe { self.add_unchecked(target, usize::from(d), value(w)) };
         }
     }
 }

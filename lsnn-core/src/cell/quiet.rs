@@ -17,7 +17,7 @@ use crate::neuron::{
     add_previous_spike, add_previous_spike_lif, lif_step_with, neuron_step_with, NoSpikeFinite,
     One, PrevSpike,
 };
-use crate::state::{Accumulator, NeuronList, StepView, NEURON_LIST};
+use crate::state::{Accumulator, NeuronList, StepView};
 use crate::unchecked::quads_mut;
 use crate::{Neuron, Real, StepConsts};
 
@@ -202,16 +202,12 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
         // A neuron that spiked in the last step is refractory now: the sweep steps it as if it
         // had not spiked, and `fix_spike` adds its spike afterwards, through the list of them
         // (or, without a valid list, the sweep takes their chunks one by one).
-        let spikes_refractory = self.config.n_refractory > 0 && !view.loose_spikes;
-        let mut old = [0u16; NEURON_LIST];
-        let n_old = match view.spiked.ids() {
-            ids if spikes_refractory && view.spiked.valid && ids.len() <= NEURON_LIST => {
-                old[..ids.len()].copy_from_slice(ids);
-                Some(ids.len())
-            }
-            _ => None,
-        };
-        view.spiked.clear();
+        // The new spikes are listed after them until then.
+        let by_list = self.config.n_refractory > 0 && !view.loose_spikes && view.spiked.valid;
+        let n_old = if by_list { view.spiked.len() } else { 0 };
+        if !by_list {
+            view.spiked.clear();
+        }
         let old_active = *view.active_groups;
         let old_spikes = *view.spike_groups;
         let (v, b, e) = (&mut view.v[..n], &mut view.b[..n], &mut i_now[..n]);
@@ -229,8 +225,8 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
             },
             // A bit for each group that may be at rest, or where some `z` may be set that
             // the sweep itself must handle.
-            special: !old_active | if n_old.is_some() { 0 } else { old_spikes },
-            by_list: n_old.is_some(),
+            special: !old_active | if by_list { 0 } else { old_spikes },
+            by_list,
             q: Quiet {
                 k: self.consts,
                 unit: self.unit,
@@ -246,10 +242,14 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
                 None => run::<_, _, _, true>(&mut s, parts, Each, lo, hi),
             }
         }
-        for &j in &old[..n_old.unwrap_or(0)] {
+        for i in 0..n_old {
+            let Some(&j) = s.spiked.ids().get(i) else {
+                break;
+            };
             let j = usize::from(j);
             s.fix_spike(v, b, j, LEAN && self.segments.lean_lif(j));
         }
+        s.spiked.drop_first(n_old);
         let marks = s.marks;
         // The counters: set to R where a neuron spiked (listed as it spiked), counted down
         // where one was refractory.
