@@ -381,16 +381,19 @@ where
     }
 
     /// Membrane voltages.
+    #[inline]
     pub fn v(&self) -> &[F] {
         &self.floats.as_ref()[..self.n_rec]
     }
 
     /// Spikes of the last step (0 or 1/dt).
+    #[inline]
     pub fn z(&self) -> &[F] {
         &self.floats.as_ref()[self.n_rec..2 * self.n_rec]
     }
 
     /// Threshold adaptation variables.
+    #[inline]
     pub fn b(&self) -> &[F] {
         &self.floats.as_ref()[2 * self.n_rec..3 * self.n_rec]
     }

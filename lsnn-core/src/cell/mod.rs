@@ -323,16 +323,16 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         match view.rows {
             Some(table) => {
                 let got = slots.len();
-                let ring = DelayRing::new(slots, table, head).ok_or(CoreError::Length {
+                let mut ring = DelayRing::new(slots, table, head).ok_or(CoreError::Length {
                     what: "state ring storage (D N)",
                     expected: n_delay * n,
                     got,
                 })?;
-                self.deliver_all(ring, events, spikes)?
+                self.deliver_all(&mut ring, events, spikes)?
             }
             None => {
                 let rows = Computed { head, n_delay, n };
-                self.deliver_all(Ring::new(slots, rows), events, spikes)?
+                self.deliver_all(&mut Ring::new(slots, rows), events, spikes)?
             }
         }
         if self.shortcuts && !view.odd && !self.noisy() {
@@ -350,7 +350,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
     #[inline(always)]
     fn deliver_all<E: IntoIterator<Item = (usize, F)>, T: Target<F, A>>(
         &self,
-        mut ring: T,
+        ring: &mut T,
         events: E,
         spikes: impl Iterator<Item = (usize, F)>,
     ) -> Result<(), CoreError> {
@@ -368,10 +368,10 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
                     why: "cells with integer weights take spike events (value 1) only",
                 });
             }
-            deliver(&self.w_in, i, &mut ring, |w| A::input(xi, w));
+            deliver(&self.w_in, i, ring, |w| A::input(xi, w));
         }
         for (k, zk) in spikes {
-            deliver(&self.w_rec, k, &mut ring, |w| A::spike(zk, w));
+            deliver(&self.w_rec, k, ring, |w| A::spike(zk, w));
         }
         Ok(())
     }

@@ -239,7 +239,11 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
             match seg.same {
                 Some(same) if LEAN && seg.lif => run::<_, _, _, false>(&mut s, parts, same, lo, hi),
                 Some(same) => run::<_, _, _, true>(&mut s, parts, same, lo, hi),
-                None => run::<_, _, _, true>(&mut s, parts, Each, lo, hi),
+                // Neurons with constants of their own: one by one.
+                None => {
+                    let (v, b, e) = parts;
+                    s.partial(v.get_mut(lo..hi), b.get_mut(lo..hi), e.get_mut(lo..hi), lo);
+                }
             }
         }
         for i in 0..n_old {
@@ -506,8 +510,9 @@ impl<F: Real> Sweep<'_, F> {
         *z = F::zero();
     }
 
-    /// The neurons `first..` of `v`, `b`, `e` (a few at the edge of a run, or a chunk where
-    /// some `z` may be set), one by one, by [`Sweep::general`].
+    /// The neurons `first..` of `v`, `b`, `e` (a few at the edge of a run, a chunk where some
+    /// `z` may be set, or a run of neurons with constants of their own), one by one, by
+    /// [`Sweep::general`].
     #[inline(never)]
     fn partial<A: Accumulator<F>>(
         &mut self,
@@ -519,26 +524,25 @@ impl<F: Real> Sweep<'_, F> {
         let (Some(v), Some(b), Some(e)) = (v, b, e) else {
             return;
         };
-        let g = self.marks.bit(first);
-        self.marks.woke |= g;
-        if self.general((v, b, e), first) {
-            self.marks.spikes |= g;
+        let mut j = first;
+        while j < first + v.len() {
+            self.marks.woke |= self.marks.bit(j);
+            j = ((j >> self.marks.shift) + 1) << self.marks.shift;
         }
+        self.general((v, b, e), first);
     }
 
     /// The neurons `first..` of `v`, `b`, `e` with any `z`: the general step, refractory as
     /// the counters say (they are counted down afterwards, see [`NeuronList::count_down`]).
-    /// Returns whether one spiked.
-    fn general<A: Accumulator<F>>(&mut self, (v, b, e): Parts<'_, F, A>, first: usize) -> bool {
+    fn general<A: Accumulator<F>>(&mut self, (v, b, e): Parts<'_, F, A>, first: usize) {
         let q = &self.q;
-        let mut spiked = false;
         let end = first.saturating_add(v.len());
         let (Some(z), Some(left), Some(nr)) = (
             self.z.get_mut(first..end),
             self.left.get_mut(first..end),
             self.neurons.get(first..end),
         ) else {
-            return false;
+            return;
         };
         for j in 0..v
             .len()
@@ -569,10 +573,9 @@ impl<F: Real> Sweep<'_, F> {
                 if q.n_refractory > 0 {
                     self.list.push(first + j);
                 }
-                spiked = true;
+                self.marks.spikes |= self.marks.bit(first + j);
             }
         }
-        spiked
     }
 }
 
