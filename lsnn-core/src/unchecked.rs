@@ -286,3 +286,113 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    #[test]
+    fn quads_are_the_whole_fours() {
+        for len in 0..10usize {
+            let mut s: Vec<u32> = (0..len as u32).collect();
+            let quads = quads_mut(&mut s);
+            assert_eq!(quads.len(), len / 4);
+            for (i, q) in quads.iter_mut().enumerate() {
+                assert_eq!(*q, core::array::from_fn(|j| (4 * i + j) as u32));
+                q[3] += 100;
+            }
+            for (i, &x) in s.iter().enumerate() {
+                let moved = i % 4 == 3 && i < len / 4 * 4;
+                assert_eq!(x, i as u32 + if moved { 100 } else { 0 });
+            }
+        }
+    }
+
+    #[test]
+    fn row_tables_cover_rings_of_at_most_16_slots() {
+        assert!(RowTable::new(5, 0).is_none());
+        assert!(RowTable::new(5, RING_ROWS + 1).is_none());
+        assert!(RowTable::new(usize::MAX / 2, 4).is_none());
+        let t = RowTable::new(7, 3).unwrap();
+        assert_eq!(t.rows[..7], [0, 7, 14, 0, 7, 14, 0]);
+    }
+
+    /// A CSR matrix as the model format stores it.
+    fn csr(offsets: &[u32], targets: &[u16]) -> (Vec<u8>, Vec<u8>) {
+        (
+            offsets.iter().flat_map(|o| o.to_le_bytes()).collect(),
+            targets.iter().flat_map(|t| t.to_le_bytes()).collect(),
+        )
+    }
+
+    #[test]
+    fn checked_rows_reject_what_they_cannot_vouch_for() {
+        let (o, t) = csr(&[0, 2, 2, 3], &[1, 4, 0]);
+        let d = [0u8, 2, 1];
+        let rows = CheckedRows::new(&o, &t, &d, 5, 3).unwrap();
+        assert_eq!((rows.n_pre(), rows.n_post(), rows.nnz()), (3, 5, 3));
+        assert_eq!(rows.row(0), Some(0..2));
+        assert_eq!(rows.row(1), Some(2..2));
+        assert_eq!(rows.row(2), Some(2..3));
+        assert_eq!(rows.row(3), None);
+        assert_eq!(rows.synapse(1), Some((4, 2)));
+        assert_eq!(rows.synapse(3), None);
+        let mut seen = Vec::new();
+        rows.for_each_in_row(0, |t, d, k| seen.push((t, d, k)));
+        assert_eq!(seen, [(1, 0, 0), (4, 2, 1)]);
+        // A target, a delay out of range; offsets that decrease, start or end wrong; lengths.
+        assert!(CheckedRows::new(&o, &t, &d, 4, 3).is_none());
+        assert!(CheckedRows::new(&o, &t, &d, 5, 2).is_none());
+        let (bad, _) = csr(&[0, 2, 1, 3], &[]);
+        assert!(CheckedRows::new(&bad, &t, &d, 5, 3).is_none());
+        let (bad, _) = csr(&[1, 2, 2, 3], &[]);
+        assert!(CheckedRows::new(&bad, &t, &d, 5, 3).is_none());
+        let (bad, _) = csr(&[0, 2, 2, 2], &[]);
+        assert!(CheckedRows::new(&bad, &t, &d, 5, 3).is_none());
+        assert!(CheckedRows::new(&o, &t[..4], &d, 5, 3).is_none());
+        assert!(CheckedRows::new(&o[..3], &t, &d, 5, 3).is_none());
+        assert!(CheckedRows::new(&[], &[], &[], 5, 3).is_none());
+    }
+
+    /// Every synapse lands where a plain ring (slot `(head + d) mod D`) puts it, at every head,
+    /// through the unchecked loop and the checked one (rows of another shape).
+    #[test]
+    fn delivery_lands_where_the_plain_ring_puts_it() {
+        let (n, n_delay) = (5usize, 3usize);
+        let (o, t) = csr(&[0, 3, 3, 5], &[4, 0, 2, 1, 4]);
+        let d = [2u8, 0, 1, 1, 2];
+        let w: Vec<u8> = [3i8, -5, 7, 11, -13].iter().map(|&q| q as u8).collect();
+        let rows = CheckedRows::new(&o, &t, &d, n, n_delay).unwrap();
+        let table = RowTable::new(n, n_delay).unwrap();
+        for head in 0..n_delay {
+            let mut want = [0i32; 15];
+            for pre in 0..3 {
+                rows.for_each_in_row(pre, |t, d, k| {
+                    want[(head + d) % n_delay * n + t] += i32::from(w[k] as i8) * 10;
+                });
+            }
+            let mut slots = [0i32; 15];
+            let mut ring = DelayRing::<f32, i32>::new(&mut slots, &table, head).unwrap();
+            for pre in 0..4 {
+                ring.add_row::<1>(&rows, pre, &w, |b| i32::from(b[0] as i8) * 10);
+            }
+            assert_eq!(slots, want, "head {head}");
+            // Rows that claim another shape: the same through the checked adds.
+            let wide = CheckedRows::new(&o, &t, &d, n + 1, n_delay).unwrap();
+            let mut slots = [0i32; 15];
+            let mut ring = DelayRing::<f32, i32>::new(&mut slots, &table, head).unwrap();
+            for pre in 0..3 {
+                ring.add_row::<1>(&wide, pre, &w, |b| i32::from(b[0] as i8) * 10);
+            }
+            ring.add(n, 0, 1);
+            ring.add(0, n_delay, 1);
+            assert_eq!(slots, want, "head {head}, checked");
+        }
+        let mut short = [0i32; 14];
+        assert!(DelayRing::<f32, i32>::new(&mut short, &table, 0).is_none());
+        let mut slots = [0i32; 15];
+        assert!(DelayRing::<f32, i32>::new(&mut slots, &table, n_delay).is_none());
+    }
+}
