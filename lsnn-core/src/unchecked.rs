@@ -56,7 +56,7 @@ impl RowTable {
 
 /// The synapses of a compressed sparse row matrix as the model format stores them (`offsets`
 /// as little-endian `u32`, `targets` as little-endian `u16`, one `u8` delay each), checked
-/// once by [`CheckedRows::new`]: every target is `< n_post`, every delay `< n_delay`, and the
+/// once by the model parser: every target is `< n_post`, every delay `< n_delay`, and the
 /// offsets run from 0, non-decreasing, to the number of synapses.
 #[derive(Clone, Copy, Debug)]
 pub struct CheckedRows<'a> {
