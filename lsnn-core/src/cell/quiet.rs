@@ -233,16 +233,55 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
                 n_refractory: self.config.n_refractory as u16,
             },
         };
+        // The neurons before `done` are stepped: runs of identical neurons by chunks of four
+        // with their constants in registers, a chunk across runs with each neuron's own.
+        let mut done = 0;
         for seg in self.segments.runs() {
-            let (lo, hi) = (seg.start.min(n), seg.end.min(n));
-            let parts = (&mut *v, &mut *b, &mut *e);
-            match seg.same {
-                Some(same) if LEAN && seg.lif => run::<_, _, _, false>(&mut s, parts, same, lo, hi),
-                Some(same) => run::<_, _, _, true>(&mut s, parts, same, lo, hi),
+            let (lo, hi) = (seg.start.max(done).min(n), seg.end.min(n));
+            if lo >= hi {
+                continue;
+            }
+            let (v, b, e) = (&mut *v, &mut *b, &mut *e);
+            let Some(same) = seg.same else {
                 // Neurons with constants of their own: one by one.
-                None => {
-                    let (v, b, e) = parts;
-                    s.partial(v.get_mut(lo..hi), b.get_mut(lo..hi), e.get_mut(lo..hi), lo);
+                s.partial(v.get_mut(lo..hi), b.get_mut(lo..hi), e.get_mut(lo..hi), lo);
+                done = hi;
+                continue;
+            };
+            let first = lo.next_multiple_of(4).min(hi);
+            if lo < first {
+                s.partial(
+                    v.get_mut(lo..first),
+                    b.get_mut(lo..first),
+                    e.get_mut(lo..first),
+                    lo,
+                );
+            }
+            let last = (hi / 4 * 4).max(first);
+            if let (Some(v4), Some(b4), Some(e4)) = (
+                v.get_mut(first..last),
+                b.get_mut(first..last),
+                e.get_mut(first..last),
+            ) {
+                let parts = (v4, b4, e4);
+                if LEAN && seg.lif {
+                    chunks::<_, _, _, false>(&mut s, parts, same, first);
+                } else {
+                    chunks::<_, _, _, true>(&mut s, parts, same, first);
+                }
+            }
+            done = hi;
+            if last < hi {
+                if last + 4 <= n {
+                    s.mixed((&mut *v, &mut *b, &mut *e), last);
+                    done = last + 4;
+                } else {
+                    s.partial(
+                        v.get_mut(last..hi),
+                        b.get_mut(last..hi),
+                        e.get_mut(last..hi),
+                        last,
+                    );
                 }
             }
         }
@@ -314,47 +353,10 @@ struct Sweep<'p, F> {
     by_list: bool,
 }
 
-/// Neurons `lo..hi`, whose constants `c` gives: the chunks of four that lie within, and the
-/// neurons before and after them one by one. `ADAPT`: `b` is kept (else the neurons are LIF
+/// The chunks of four of a run of identical neurons (`v`, `b`, `e` from neuron `first` on, a
+/// multiple of 4), whose constants `c` gives. `ADAPT`: `b` is kept (else the neurons are LIF
 /// neurons whose `b` is not, see [`lif_step_with`]). Chunks whose group is not marked special
 /// are taken in runs, without a test each.
-#[inline(always)]
-fn run<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
-    s: &mut Sweep<'_, F>,
-    (v, b, e): Parts<'_, F, A>,
-    c: C,
-    lo: usize,
-    hi: usize,
-) {
-    let first = lo.next_multiple_of(4).min(hi);
-    let last = (hi / 4 * 4).max(first);
-    if lo < first {
-        s.partial(
-            v.get_mut(lo..first),
-            b.get_mut(lo..first),
-            e.get_mut(lo..first),
-            lo,
-        );
-    }
-    if let (Some(v4), Some(b4), Some(e4)) = (
-        v.get_mut(first..last),
-        b.get_mut(first..last),
-        e.get_mut(first..last),
-    ) {
-        chunks::<F, A, C, ADAPT>(s, (v4, b4, e4), c, first);
-    }
-    // Last, so that spikes are listed in order.
-    if last < hi {
-        s.partial(
-            v.get_mut(last..hi),
-            b.get_mut(last..hi),
-            e.get_mut(last..hi),
-            last,
-        );
-    }
-}
-
-/// The chunks of four of [`run`] (`v`, `b`, `e` from neuron `first` on, a multiple of 4).
 #[inline(always)]
 fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
     s: &mut Sweep<'_, F>,
@@ -508,6 +510,37 @@ impl<F: Real> Sweep<'_, F> {
             (*v, *b) = add_previous_spike(n, &self.q.k, One, One, *v, *b, *z);
         }
         *z = F::zero();
+    }
+
+    /// The chunk of four at `at` that holds the end of one run and the start of another:
+    /// as a chunk of a run, each neuron with its own constants.
+    #[inline(never)]
+    fn mixed<A: Accumulator<F>>(&mut self, (v, b, e): Parts<'_, F, A>, at: usize) {
+        let (Some(Ok(vc)), Some(Ok(bc)), Some(Ok(ec))) = (
+            v.get_mut(at..at + 4).map(<&mut [F; 4]>::try_from),
+            b.get_mut(at..at + 4).map(<&mut [F; 4]>::try_from),
+            e.get_mut(at..at + 4).map(<&mut [A; 4]>::try_from),
+        ) else {
+            return;
+        };
+        let g = self.marks.bit(at);
+        if !self.by_list && self.marks.old_spikes & g != 0 {
+            // Some `z` may be set: the general step, one by one.
+            self.partial(Some(vc), Some(bc), Some(ec), at);
+            return;
+        }
+        self.marks.woke |= g;
+        // As `chunk` does, one neuron at a time (a loop: small).
+        let mut above = 0;
+        for (j, ((v, b), e)) in vc.iter_mut().zip(bc).zip(ec).enumerate() {
+            let n = Each.neuron(self.neurons, at + j);
+            if self.q.adapting(Each, &n, v, b, e, NoSpikeFinite) {
+                above |= 1 << j;
+            }
+        }
+        if above != 0 {
+            self.fire(at, above);
+        }
     }
 
     /// The neurons `first..` of `v`, `b`, `e` (a few at the edge of a run, a chunk where some
