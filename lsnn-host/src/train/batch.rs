@@ -17,7 +17,7 @@ use super::lanes::{
     BackwardContext, ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
 };
 use super::network::{Params, Spec};
-use super::simd::{SimdReal, LANES};
+use super::simd::{Isa, SimdReal, LANES};
 use crate::error::HostError;
 use crate::input::InputBatch;
 
@@ -102,6 +102,21 @@ impl<F: Real> CurrentNoise<F> for Gaussian {
 pub struct Workspace<F> {
     groups: Vec<GroupWork<F>>,
     backward: Vec<BackwardSlot<F>>,
+    isa: Isa,
+}
+
+impl<F> Workspace<F> {
+    /// A workspace whose passes use only the portable lanes (the same results; for checks).
+    pub fn portable() -> Self
+    where
+        F: Default,
+    {
+        Workspace {
+            groups: Vec::new(),
+            backward: Vec::new(),
+            isa: Isa::Portable,
+        }
+    }
 }
 
 /// What a group's forward leaves for its backward.
@@ -185,6 +200,7 @@ pub fn run_pass_in<F: SimdReal>(
         arrive_in: &arrive_in_csr,
         arrive_rec: &arrive_rec_csr,
         readout_decay: readout.decay,
+        isa: workspace.isa,
     };
     groups
         .par_iter_mut()
@@ -266,6 +282,7 @@ pub fn run_pass_in<F: SimdReal>(
             arrive_rec_csr: &arrive_rec_csr,
             n_delay: spec.config.n_delay,
             readout,
+            isa: workspace.isa,
         };
         let (n_in, n, n_out) = (spec.n_in(), spec.n_rec(), params.n_out());
         // Each element's gradient from zero, then summed in element order (0 + g_0 + g_1 + ...):

@@ -14,7 +14,7 @@ use lsnn_core::{
 use ndarray::ArrayView2;
 
 use super::bptt::{ElementGrads, HostState, LossSeeds, LossTerm, ReadoutView, Trace};
-use super::simd::{dispatch, Kernel, Mem, Reg, SimdReal, LANES};
+use super::simd::{dispatch, Isa, Kernel, Mem, Reg, SimdReal, LANES};
 use crate::input::InputBatch;
 
 /// One value per lane, in memory.
@@ -209,6 +209,8 @@ pub struct ForwardContext<'a, F> {
     pub arrive_rec: &'a [u32],
     /// The readout's filter decay `exp(-dt / tau_out)`.
     pub readout_decay: F,
+    /// Which registers to run in.
+    pub isa: Isa,
 }
 
 /// The state of a group between steps, one [`Lanes`] value per neuron.
@@ -316,15 +318,18 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
     trace.b[first].copy_from_slice(&s.b);
     record_initial_spikes(trace, &s.z);
     let mut readout = FilteredSpikes::new(n, terms);
-    dispatch(Forward {
-        ctx,
-        input,
-        steps,
-        s: &mut s,
-        noise,
-        trace,
-        readout: &mut readout,
-    });
+    dispatch(
+        ctx.isa,
+        Forward {
+            ctx,
+            input,
+            steps,
+            s: &mut s,
+            noise,
+            trace,
+            readout: &mut readout,
+        },
+    );
     s.store(states);
     readout.finish(states.len())
 }
@@ -700,6 +705,8 @@ pub struct BackwardContext<'a, F> {
     pub n_delay: usize,
     /// The readout.
     pub readout: ReadoutView<'a, F>,
+    /// Which registers to run in.
+    pub isa: Isa,
 }
 
 /// `d * N + j` for the synapse to neuron j (of N) of each row of `delays`: where, in a lane's
@@ -955,18 +962,21 @@ pub fn backward_group<F: SimdReal>(
         .zip(grads.iter_mut())
         .map(|((seed, sums), g)| readout_grads(ctx, trace.n, seed, sums, g))
         .collect();
-    dispatch(Backward {
-        ctx,
-        trace,
-        input,
-        term_psp_grads: &term_psp_grads,
-        z_every_step: seeds.first().and_then(|s| s.z_every_step),
-        linear: seeds
-            .first()
-            .and_then(|s| s.linear.as_ref().map(|(a, b)| (a.view(), b.view()))),
-        window,
-        grads,
-    });
+    dispatch(
+        ctx.isa,
+        Backward {
+            ctx,
+            trace,
+            input,
+            term_psp_grads: &term_psp_grads,
+            z_every_step: seeds.first().and_then(|s| s.z_every_step),
+            linear: seeds
+                .first()
+                .and_then(|s| s.linear.as_ref().map(|(a, b)| (a.view(), b.view()))),
+            window,
+            grads,
+        },
+    );
 }
 
 /// The step loop of [`backward_group`].

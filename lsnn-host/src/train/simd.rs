@@ -86,11 +86,26 @@ impl SimdReal for f64 {
     }
 }
 
+/// Which registers [`dispatch`] may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isa {
+    /// The best the CPU has.
+    #[default]
+    Best,
+    /// The portable [`Lanes`] arrays, compiled for the target's baseline (the same bits, more
+    /// slowly; for checks).
+    Portable,
+}
+
 /// Runs `kernel` with AVX-512 registers where the CPU has them, else with [`Lanes`] arrays
-/// compiled for AVX2 (x86-64), NEON (aarch64) or the baseline.
+/// compiled for AVX2 where the CPU has it, or for the target's baseline (on aarch64 that
+/// includes NEON).
 #[inline(always)]
-pub fn dispatch<F: SimdReal, K: Kernel<F>>(kernel: K) -> K::Output {
+pub fn dispatch<F: SimdReal, K: Kernel<F>>(isa: Isa, kernel: K) -> K::Output {
     let portable = Mem::<F>::default();
+    if isa == Isa::Portable {
+        return kernel.run(portable);
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if let Some(simd) = pulp::x86::V4::try_new() {
@@ -100,15 +115,6 @@ pub fn dispatch<F: SimdReal, K: Kernel<F>>(kernel: K) -> K::Output {
             );
         }
         if let Some(simd) = pulp::x86::V3::try_new() {
-            return simd.vectorize(
-                #[inline(always)]
-                || kernel.run(portable),
-            );
-        }
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        if let Some(simd) = pulp::aarch64::NeonFcma::try_new() {
             return simd.vectorize(
                 #[inline(always)]
                 || kernel.run(portable),
@@ -402,7 +408,12 @@ mod tests {
             |x, y| x.max(y),
             |x, y| y.max(x),
         ];
-        for (k, (r, sel, gt, ne)) in dispatch(Check(a, b)).into_iter().enumerate() {
+        let best = dispatch(Isa::Best, Check(a, b));
+        assert_eq!(
+            format!("{best:?}"),
+            format!("{:?}", dispatch(Isa::Portable, Check(a, b)))
+        );
+        for (k, (r, sel, gt, ne)) in best.into_iter().enumerate() {
             for l in 0..LANES {
                 let (x, y) = (a.0[l], b.0[l]);
                 let want = scalar[k](x, y);
