@@ -40,9 +40,9 @@ pub use model::{
     WeightKind,
 };
 pub use neuron::{
-    allows_shortcuts, neuron_step, neuron_step_backward, neuron_step_with, pseudo_derivative,
-    CellConfig, Factor, Neuron, NeuronBackward, NeuronGrad, NeuronState, NeuronStep, One,
-    StepConsts,
+    allows_shortcuts, neuron_step, neuron_step_backward, neuron_step_backward_at, neuron_step_with,
+    pseudo_derivative, CellConfig, Factor, Neuron, NeuronBackward, NeuronGrad, NeuronState,
+    NeuronStep, One, StepConsts, Surrogate,
 };
 pub use readout::{argmax, downsample, exp_convolve, Readout, WeightSource};
 pub use real::Real;

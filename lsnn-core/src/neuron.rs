@@ -542,6 +542,33 @@ pub struct NeuronBackward<F> {
     pub i_t: F,
 }
 
+/// What the backward of a step reads of the step besides the state: its threshold `A`,
+/// `v_scaled = (v_prev - A) / A` and the pseudo-derivative of the spike there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Surrogate<X> {
+    /// The threshold `A` of the step.
+    pub thr: X,
+    /// `(v_prev - A) / A`.
+    pub v_scaled: X,
+    /// `dampening * max(0, 1 - |v_scaled|)`.
+    pub pseudo: X,
+}
+
+impl<X: Value> Surrogate<X> {
+    /// The surrogate of the step of neuron `n` that started from voltage `prev_v` and produced
+    /// the adaptation `b_new`.
+    #[inline(always)]
+    pub fn of(n: &Neuron<X>, k: &StepConsts<X>, prev_v: X, b_new: X) -> Self {
+        let thr = n.threshold(b_new, k.v0);
+        let v_scaled = (prev_v - thr) / thr;
+        Surrogate {
+            thr,
+            v_scaled,
+            pseudo: pseudo_derivative(v_scaled, k.dampening_factor),
+        }
+    }
+}
+
 /// Reverse-mode derivative of [`neuron_step`] with the pseudo-derivative in place of H'.
 ///
 /// `prev` is the state the forward step started from, `b_new` the adaptation it produced and
@@ -558,13 +585,23 @@ pub fn neuron_step_backward<X: Value>(
     out: NeuronGrad<X>,
     out_thr: X,
 ) -> NeuronBackward<X> {
-    let thr = n.threshold(b_new, k.v0);
-    let v_scaled = (prev.v - thr) / thr;
-    let g_v_scaled = X::select(
-        refractory,
-        zero(thr),
-        out.z * k.spike * pseudo_derivative(v_scaled, k.dampening_factor),
-    );
+    let surrogate = Surrogate::of(n, k, prev.v, b_new);
+    neuron_step_backward_at(n, k, prev, surrogate, refractory, out, out_thr)
+}
+
+/// [`neuron_step_backward`] with the step's [`Surrogate`] computed already.
+#[inline(always)]
+pub fn neuron_step_backward_at<X: Value>(
+    n: &Neuron<X>,
+    k: &StepConsts<X>,
+    prev: NeuronState<X>,
+    surrogate: Surrogate<X>,
+    refractory: X::Mask,
+    out: NeuronGrad<X>,
+    out_thr: X,
+) -> NeuronBackward<X> {
+    let Surrogate { thr, pseudo, .. } = surrogate;
+    let g_v_scaled = X::select(refractory, zero(thr), out.z * k.spike * pseudo);
     let g_thr = out_thr - g_v_scaled * prev.v / (thr * thr) - out.v * prev.z * k.dt;
     let g_b_new = out.b + g_thr * n.beta * k.v0;
     NeuronBackward {

@@ -8,8 +8,8 @@
 //! values in the same order, so the results are the same bits.
 
 use lsnn_core::{
-    neuron_step_backward, neuron_step_with, pseudo_derivative, CsrRef, CurrentNoise, Lanes, Mask,
-    Neuron, NeuronGrad, NeuronState, Real, StepConsts, Synapses,
+    neuron_step_backward_at, neuron_step_with, CsrRef, CurrentNoise, Lanes, Mask, Neuron,
+    NeuronGrad, NeuronState, Real, StepConsts, Surrogate, Synapses,
 };
 use ndarray::ArrayView2;
 
@@ -1029,8 +1029,6 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let mut z_prev = vec![V::default(); n];
         let g_i = window;
         g_i.reset(n, ctx.n_delay, steps);
-        let mut active = vec![0 as Bits; n];
-        let mut firing = Vec::with_capacity(n);
         let rec_rows = ctx.w_rec.offsets();
 
         for t in (0..steps).rev() {
@@ -1068,24 +1066,6 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                     }
                 }
             }
-            for j in 0..n {
-                let c = x.load(&carry[j]);
-                (x.load(&g_z[j]) + x.load(&g_z_rec[j]) + gain_out * c).store(&mut g_z[j]);
-                (c * decay_out).store(&mut carry[j]);
-            }
-            if let Some(every) = z_every_step {
-                for (g, &s) in g_z.iter_mut().zip(every) {
-                    (x.load(g) + x.splat(s)).store(g);
-                }
-            }
-            if let Some((c_z, c_v)) = &linear {
-                for j in 0..n {
-                    (x.load(&g_z[j]) + x.splat(c_z[[t, j]])).store(&mut g_z[j]);
-                    (x.load(&g_v[j]) + x.splat(c_v[[t, j]])).store(&mut g_v[j]);
-                }
-            }
-
-            // 2. The neurons' own equations, backwards.
             for (j, bits) in trace.spikes(t) {
                 let value = x.load(&trace.spike_value(t, j, spike));
                 X::select(x.mask(bits), value, zero).store(&mut z_prev[j]);
@@ -1093,19 +1073,39 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             let (v_before, b_before, b_after) = (trace.v(t), trace.b(t), trace.b(t + 1));
             let refractory = &trace.refractory[t * n..(t + 1) * n];
             for j in 0..n {
-                let back = neuron_step_backward(
-                    &ctx.neurons[j].splat(x),
+                let nj = ctx.neurons[j].splat(x);
+                let v_prev = x.load(&v_before[j]);
+                let surrogate = Surrogate::of(&nj, &k, v_prev, x.load(&b_after[j]));
+                let refractory = x.mask(refractory[j]);
+                // What z_t does through the recurrent synapses (summed at step t + 1) counts
+                // only where its pseudo-derivative is not 0 and the neuron not refractory.
+                let through = surrogate.pseudo.ne(zero).and_not(refractory);
+                let recurrent = X::select(through, x.load(&g_z_rec[j]), zero);
+                let c = x.load(&carry[j]);
+                let mut out_z = x.load(&g_z[j]) + recurrent + gain_out * c;
+                (c * decay_out).store(&mut carry[j]);
+                let mut out_v = x.load(&g_v[j]);
+                if let Some(every) = z_every_step {
+                    out_z = out_z + x.splat(every[j]);
+                }
+                if let Some((c_z, c_v)) = &linear {
+                    out_z = out_z + x.splat(c_z[[t, j]]);
+                    out_v = out_v + x.splat(c_v[[t, j]]);
+                }
+                // 2. The neuron's own equations, backwards.
+                let back = neuron_step_backward_at(
+                    &nj,
                     &k,
                     NeuronState {
-                        v: x.load(&v_before[j]),
+                        v: v_prev,
                         z: x.load(&z_prev[j]),
                         b: x.load(&b_before[j]),
                     },
-                    x.load(&b_after[j]),
-                    x.mask(refractory[j]),
+                    surrogate,
+                    refractory,
                     NeuronGrad {
-                        v: x.load(&g_v[j]),
-                        z: x.load(&g_z[j]),
+                        v: out_v,
+                        z: out_z,
                         b: x.load(&g_b[j]),
                     },
                     zero,
@@ -1119,45 +1119,24 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             // 3. Synapses: what was delivered at step t arrives at step t + d. The weight
             // gradients are added block by block (see `AdjointWindow`).
             g_i.spread(t);
-            // dL/dz_{t-1} through the recurrent synapses, only where it can matter: z_{t-1}
-            // only acts through the pseudo-derivative of step t - 1.
+            // dL/dz_{t-1} through the recurrent synapses (masked at step t - 1, where its
+            // pseudo-derivative is known). Connected synapses, j ascending: lsnn-gpu's backward
+            // sums in this order too.
             if t > 0 {
-                let (v_prev2, b_prev) = (trace.v(t - 1), trace.b(t));
-                let refractory = &trace.refractory[(t - 1) * n..t * n];
-                for kk in 0..n {
-                    let thr = ctx.neurons[kk]
-                        .splat(x)
-                        .threshold(x.load(&b_prev[kk]), k.v0);
-                    let v_scaled = (x.load(&v_prev2[kk]) - thr) / thr;
-                    let pd = pseudo_derivative(v_scaled, k.dampening_factor);
-                    active[kk] = x.bits(pd.ne(zero).and_not(x.mask(refractory[kk])));
-                }
                 let synapses = |kk: usize| {
                     let syn = rec_rows[kk] as usize..rec_rows[kk + 1] as usize;
                     (&ctx.w_rec.weights()[syn.clone()], &ctx.arrive_rec_csr[syn])
                 };
-                // Connected synapses, j ascending: lsnn-gpu's backward sums in this order too.
-                firing.clear();
-                for (kk, g) in g_z_rec.iter_mut().enumerate() {
-                    if active[kk] == 0 {
-                        *g = V::default();
+                let mut pairs = (0..n).step_by(2);
+                for k1 in &mut pairs {
+                    if k1 + 1 < n {
+                        let (s1, s2) = g_i.weighted_sums(x, t, synapses(k1), synapses(k1 + 1));
+                        s1.store(&mut g_z_rec[k1]);
+                        s2.store(&mut g_z_rec[k1 + 1]);
                     } else {
-                        firing.push(kk);
+                        g_i.weighted_sum(x, t, synapses(k1)).store(&mut g_z_rec[k1]);
                     }
                 }
-                let mut pairs = firing.chunks_exact(2);
-                for pair in &mut pairs {
-                    let (k1, k2) = (pair[0], pair[1]);
-                    let (s1, s2) = g_i.weighted_sums(x, t, synapses(k1), synapses(k2));
-                    X::select(x.mask(active[k1]), s1, zero).store(&mut g_z_rec[k1]);
-                    X::select(x.mask(active[k2]), s2, zero).store(&mut g_z_rec[k2]);
-                }
-                for &kk in pairs.remainder() {
-                    let sum = g_i.weighted_sum(x, t, synapses(kk));
-                    X::select(x.mask(active[kk]), sum, zero).store(&mut g_z_rec[kk]);
-                }
-            } else {
-                g_z_rec.fill(V::default());
             }
             if t == g_i.t0 {
                 g_i.flush(ctx, trace, input, spike, grads);
