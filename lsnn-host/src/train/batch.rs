@@ -13,8 +13,8 @@ use super::bptt::{
     TrainCell,
 };
 use super::lanes::{
-    arrival_offsets, backward_group, csr_arrival_offsets, forward_group, AdjointWindow,
-    BackwardContext, ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
+    backward_group, csr_arrival_offsets, forward_group, AdjointWindow, BackwardContext, DelayMasks,
+    ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
 };
 use super::network::{Params, Spec};
 use super::simd::{Isa, SimdReal, LANES};
@@ -277,8 +277,8 @@ pub fn run_pass_in<F: SimdReal>(
             neurons: &neurons,
             consts: *cell.consts(),
             w_rec: w_rec.view(),
-            arrive_in: &arrival_offsets(spec.delay_in.view()),
-            arrive_rec: &arrival_offsets(spec.delay_rec.view()),
+            delays_in: DelayMasks::new(spec.delay_in.view(), spec.config.n_delay),
+            delays_rec: DelayMasks::new(spec.delay_rec.view(), spec.config.n_delay),
             arrive_rec_csr: &arrive_rec_csr,
             n_delay: spec.config.n_delay,
             readout,

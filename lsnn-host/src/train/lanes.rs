@@ -694,11 +694,10 @@ pub struct BackwardContext<'a, F> {
     pub consts: StepConsts<F>,
     /// Effective recurrent synapses (the forward's).
     pub w_rec: CsrRef<'a, F>,
-    /// Where the delivery of every input synapse `[I, N]` arrives in a lane's window of dL/di
-    /// (see [`arrival_offsets`]).
-    pub arrive_in: &'a [u32],
+    /// The delays of the input synapses `[I, N]`, as the weight rows read them.
+    pub delays_in: DelayMasks,
     /// The same for the recurrent synapses `[N, N]`.
-    pub arrive_rec: &'a [u32],
+    pub delays_rec: DelayMasks,
     /// The same for the connected recurrent synapses, in the order of `w_rec`.
     pub arrive_rec_csr: &'a [u32],
     /// Number of delay slots.
@@ -755,13 +754,19 @@ pub struct AdjointWindow<F> {
     /// steps from any step t on are the slots from `t mod D` on (N entries each), without
     /// wrapping. Rounded up to a power of two entries; zeros past the end of the sequence.
     all: Vec<V<F>>,
-    /// Floats of a lane's window: `window N` rounded up to a power of two.
-    len: usize,
-    /// Where lane l's window starts: `l stride`, one cache line more than `len`, so that the
-    /// lanes' windows do not all fall into the same cache sets.
+    /// Floats per row of a lane's window: N rounded up to a multiple of [`LANES`].
+    row: usize,
+    /// Floats [`DelayMasks::add_row`] reads from a row on: the D rows, rounded up to a power
+    /// of two.
+    reach: usize,
+    /// Where lane l's window starts: `l stride` (`window row + reach` and a cache line more, so
+    /// that the lanes' windows do not all fall into the same cache sets).
     stride: usize,
-    /// `[LANES][stride]`: the entries of `all` lane by lane.
+    /// `[LANES][stride]` from `base` on: the entries of `all` lane by lane, row `u - t0`
+    /// holding step u.
     lanes: Vec<F>,
+    /// Where the windows start in `lanes`: on a 64-byte boundary.
+    base: usize,
     /// Per lane, the events of the block being flushed.
     events: Vec<Vec<(u32, u32, F)>>,
     /// First step of the current block.
@@ -773,18 +778,22 @@ impl<F: Real> AdjointWindow<F> {
     /// zeros, in the buffers of the last pass where they are large enough.
     fn reset(&mut self, n: usize, d_slots: usize, steps: usize) {
         let window = BLOCK + d_slots - 1;
-        let len = (window * n).next_power_of_two();
-        let stride = len + 64 / core::mem::size_of::<F>();
+        let row = n.div_ceil(LANES) * LANES;
+        let reach = (d_slots * row).next_power_of_two();
+        let stride = window * row + reach + LANES;
         self.n = n;
         self.d_slots = d_slots;
         self.window = window;
-        self.len = len;
+        self.row = row;
+        self.reach = reach;
         self.stride = stride;
         self.all.clear();
         self.all
             .resize((2 * d_slots * n).next_power_of_two(), V::default());
         self.lanes.clear();
-        self.lanes.resize(LANES * stride, F::zero());
+        // One register more, to start the windows on a register's (cache line's) boundary.
+        self.lanes.resize(LANES * stride + LANES, F::zero());
+        self.base = self.lanes.as_ptr().align_offset(64).min(LANES);
         self.events.resize_with(LANES, Vec::new);
         self.t0 = steps.saturating_sub(1) / BLOCK * BLOCK;
     }
@@ -852,10 +861,10 @@ impl<F: Real> AdjointWindow<F> {
     #[inline(always)]
     fn spread(&mut self, t: usize) {
         let (n, stride) = (self.n, self.stride);
-        let (from, row) = (self.at(t, 0), (t - self.t0) * n);
+        let (from, row) = (self.at(t, 0), (t - self.t0) * self.row);
         for (j, g) in self.all[from..from + n].iter().enumerate() {
             for (l, &x) in g.0.iter().enumerate() {
-                self.lanes[l * stride + row + j] = x;
+                self.lanes[self.base + l * stride + row + j] = x;
             }
         }
     }
@@ -863,60 +872,63 @@ impl<F: Real> AdjointWindow<F> {
     /// The block starting at step t0 is complete: each lane's events of its steps, latest
     /// first, add `x * dL/di` to that lane's rows; then the window moves to the block before.
     #[inline(always)]
-    fn flush(
+    fn flush<X: Reg<Scalar = F>>(
         &mut self,
+        x: X,
         ctx: &BackwardContext<'_, F>,
         trace: &GroupTrace<F>,
         input: GroupInput<'_>,
         spike: F,
         grads: &mut [ElementGrads<F>],
     ) {
-        let (n, stride, t0) = (self.n, self.stride, self.t0);
+        let (n, row_len, stride, t0) = (self.n, self.row, self.stride, self.t0);
         let end = trace.steps.min(t0 + BLOCK);
-        // Each lane's events of the block, latest first: (row offset in its matrix, step
-        // offset in the window, value), inputs marked by `INPUT`.
+        // Each lane's events of the block, latest first: (row of its matrix, step offset in
+        // the window, value), inputs marked by `INPUT`.
         for events in &mut self.events {
             events.clear();
         }
         for t in (t0..end).rev() {
-            let at = ((t - t0) * n) as u32;
+            let at = (t - t0) as u32;
             for (l, events) in self.events.iter_mut().enumerate().take(input.count) {
-                for (i, x) in input.lane(l, t) {
-                    events.push(((i * n) as u32 | INPUT, at, F::of(f64::from(x))));
+                for (i, value) in input.lane(l, t) {
+                    events.push((i as u32 | INPUT, at, F::of(f64::from(value))));
                 }
             }
             for (k, bits) in trace.spikes(t) {
                 let z = trace.spike_value(t, k, spike);
-                for_lanes(bits, |l| self.events[l].push(((k * n) as u32, at, z.0[l])));
+                for_lanes(bits, |l| self.events[l].push((k as u32, at, z.0[l])));
             }
         }
         for (l, g) in grads.iter_mut().enumerate() {
-            let lane = &self.lanes[l * stride..l * stride + self.len];
+            let lane = &self.lanes[self.base + l * stride..self.base + (l + 1) * stride];
             let w_in = g.w_in.as_slice_mut().expect("standard layout");
             let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
-            for &(row, at, x) in &self.events[l] {
-                let (w, arrive) = if row & INPUT != 0 {
-                    (&mut *w_in, ctx.arrive_in)
+            for &(row, at, value) in &self.events[l] {
+                let (w, delays) = if row & INPUT != 0 {
+                    (&mut *w_in, &ctx.delays_in)
                 } else {
-                    (&mut *w_rec, ctx.arrive_rec)
+                    (&mut *w_rec, &ctx.delays_rec)
                 };
-                let row = (row & !INPUT) as usize..(row & !INPUT) as usize + n;
-                add_row(&mut w[row.clone()], &arrive[row], lane, at as usize, x);
+                let row = (row & !INPUT) as usize;
+                let from = at as usize * row_len;
+                let window = &lane[from..from + self.reach];
+                delays.add_row(x, &mut w[row * n..(row + 1) * n], row, window, value);
             }
         }
         if t0 > 0 {
             // Steps t0 .. t0 + D - 2 are where the block before delivers last.
-            let keep = (self.window - BLOCK) * n;
+            let keep = (self.window - BLOCK) * row_len;
             for l in 0..LANES {
-                let lane = &mut self.lanes[l * stride..l * stride + self.len];
-                lane.copy_within(0..keep, BLOCK * n);
+                let lane = &mut self.lanes[self.base + l * stride..self.base + (l + 1) * stride];
+                lane.copy_within(0..keep, BLOCK * row_len);
             }
             self.t0 = t0 - BLOCK;
         }
     }
 }
 
-/// Marks an input event in [`AdjointWindow::flush`]'s lists (row offsets stay below 2^31).
+/// Marks an input event in [`AdjointWindow::flush`]'s lists (row numbers stay below 2^31).
 const INPUT: u32 = 1 << 31;
 
 /// Calls `f(l)` for each lane `l` of `bits`.
@@ -928,20 +940,111 @@ fn for_lanes(mut bits: Bits, mut f: impl FnMut(usize)) {
     }
 }
 
-/// `row[j] += x * lane[at + arrive[j]]`: synapse j's delivery meets dL/di of the step it
-/// arrives at.
-#[inline(always)]
-fn add_row<F: Real>(row: &mut [F], arrive: &[u32], lane: &[F], at: usize, x: F) {
-    // `at + arrive[j]` is below the window's `window N` floats, and `lane.len()` is a power of
-    // two at least that large: the mask changes no index, but it lets the compiler drop the
-    // bounds check and vectorize the loop (with gathers).
-    let Some(mask) = lane.len().checked_sub(1) else {
-        return;
-    };
-    // In 32 bits (a window is far smaller), the gathers take 16 indices at a time.
-    let (at, mask) = (at as u32, mask as u32);
-    for (g, &a) in row.iter_mut().zip(arrive) {
-        *g = *g + x * lane[((at + a) & mask) as usize];
+/// The delays of a matrix's synapses `[rows, N]` as the weight rows read them: for each row,
+/// each register of [`LANES`] columns and each delay d, the columns with that delay as lane
+/// bits (and the delays themselves, for narrow rows).
+#[derive(Clone, Debug, Default)]
+pub struct DelayMasks {
+    n: usize,
+    d_slots: usize,
+    /// `[rows][ceil(N / LANES)][D]`.
+    masks: Vec<u16>,
+    /// `[rows, N]`: `d R + j` for the synapse to neuron j with delay d, where R is N rounded
+    /// up to a multiple of [`LANES`] (a row of a lane's window).
+    arrive: Vec<u32>,
+}
+
+/// Rows narrower than this many registers are added column by column: picking each register
+/// from D rows costs more than reading its columns one by one.
+const NARROW: usize = 3;
+
+impl DelayMasks {
+    /// The masks of `delays` (`[rows, N]`, each below `d_slots`).
+    pub fn new(delays: ArrayView2<'_, u8>, d_slots: usize) -> Self {
+        let n = delays.ncols();
+        let chunks = n.div_ceil(LANES);
+        let mut masks = Vec::with_capacity(delays.nrows() * chunks * d_slots);
+        for row in delays.rows() {
+            for c in 0..chunks {
+                for d in 0..d_slots {
+                    let bits = (c * LANES..n.min((c + 1) * LANES))
+                        .filter(|&j| usize::from(row[j]) == d)
+                        .fold(0u16, |m, j| m | 1 << (j - c * LANES));
+                    masks.push(bits);
+                }
+            }
+        }
+        let row = chunks * LANES;
+        let arrive = delays
+            .rows()
+            .into_iter()
+            .flat_map(|r| {
+                r.into_iter()
+                    .enumerate()
+                    .map(|(j, &d)| (usize::from(d) * row + j) as u32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        DelayMasks {
+            n,
+            d_slots,
+            masks,
+            arrive,
+        }
+    }
+
+    /// `row[j] += x * dL/di` of the step where synapse j's delivery arrives, for the synapses
+    /// of matrix row `k` delivered at the first step of `window` (a lane's D rows of dL/di from
+    /// that step on, rows of N rounded up to a multiple of [`LANES`], a power of two floats in
+    /// all). Wide rows pick each register of columns from the D rows by the columns' delays
+    /// (one masked move a delay); narrow ones gather column by column.
+    #[inline(always)]
+    fn add_row<F: Real, X: Reg<Scalar = F>>(
+        &self,
+        x: X,
+        row: &mut [F],
+        k: usize,
+        window: &[F],
+        value: F,
+    ) {
+        let (n, d_slots) = (self.n, self.d_slots);
+        let chunks = n.div_ceil(LANES);
+        if chunks < NARROW {
+            // `window.len()` is a power of two beyond every offset: the mask changes no index
+            // but spares the bounds check (and so lets the compiler gather).
+            let mask = window.len() - 1;
+            let arrive = &self.arrive[k * n..(k + 1) * n];
+            for (g, &a) in row.iter_mut().zip(arrive) {
+                *g = *g + value * window[a as usize & mask];
+            }
+            return;
+        }
+        let masks = &self.masks[k * chunks * d_slots..(k + 1) * chunks * d_slots];
+        let zero = x.splat(F::zero());
+        let v = x.splat(value);
+        let picked = |c: usize, masks: &[u16]| {
+            let mut h = zero;
+            for (d, &m) in masks.iter().enumerate() {
+                let from = (d * chunks + c) * LANES;
+                h = X::select(x.mask(m), x.load_slice(&window[from..]), h);
+            }
+            h
+        };
+        let full = n / LANES;
+        for (c, masks) in masks.chunks_exact(d_slots).enumerate().take(full) {
+            let g = &mut row[c * LANES..(c + 1) * LANES];
+            (x.load_slice(g) + v * picked(c, masks)).store_slice(g);
+        }
+        if full < chunks {
+            // The last columns, through a register's worth of memory (the others add 0 there).
+            let tail = &mut row[full * LANES..];
+            let mut g = Mem::default();
+            g.0[..tail.len()].copy_from_slice(tail);
+            let masks = &masks[full * d_slots..];
+            (x.load(&g) + v * picked(full, masks)).store(&mut g);
+            let len = tail.len();
+            tail.copy_from_slice(&g.0[..len]);
+        }
     }
 }
 
@@ -1139,7 +1242,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 }
             }
             if t == g_i.t0 {
-                g_i.flush(ctx, trace, input, spike, grads);
+                g_i.flush(x, ctx, trace, input, spike, grads);
             }
             for (j, _) in trace.spikes(t) {
                 z_prev[j] = V::default();

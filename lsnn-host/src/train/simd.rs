@@ -19,6 +19,20 @@ pub trait Reg: Value + Send + Sync {
     fn load(self, x: &Mem<Self::Scalar>) -> Self;
     /// Writes the lanes to `out`.
     fn store(self, out: &mut Mem<Self::Scalar>);
+    /// The first [`LANES`] values of `x` (which has that many at least), in a register like
+    /// `self`.
+    #[inline(always)]
+    fn load_slice(self, x: &[Self::Scalar]) -> Self {
+        let x = &x[..LANES];
+        self.load(&Lanes(core::array::from_fn(|l| x[l])))
+    }
+    /// Writes the lanes to the first [`LANES`] values of `out`.
+    #[inline(always)]
+    fn store_slice(self, out: &mut [Self::Scalar]) {
+        let mut m = Mem::default();
+        self.store(&mut m);
+        out[..LANES].copy_from_slice(&m.0);
+    }
     /// The mask of the lanes set in `bits` (lane `l` is bit `l`).
     fn mask(self, bits: u16) -> Self::Mask;
     /// The lanes set in `mask` as bits.
@@ -132,7 +146,7 @@ mod avx512 {
     use pulp::x86::V4;
     use pulp::{b16, b8, f32x16, f64x8};
 
-    use super::{Mem, Reg};
+    use super::{Mem, Reg, LANES};
 
     /// 16 f32 lanes in one AVX-512 register, with the token that proves the CPU has it.
     #[derive(Clone, Copy, Debug)]
@@ -258,6 +272,16 @@ mod avx512 {
         #[inline(always)]
         fn store(self, out: &mut Mem<f32>) {
             out.0 = pulp::cast(self.v);
+        }
+        #[inline(always)]
+        fn load_slice(self, x: &[f32]) -> Self {
+            let x: &[f32; LANES] = x[..LANES].try_into().expect("sliced to LANES");
+            self.with(pulp::cast(*x))
+        }
+        #[inline(always)]
+        fn store_slice(self, out: &mut [f32]) {
+            let out: &mut [f32; LANES] = (&mut out[..LANES]).try_into().expect("sliced to LANES");
+            *out = pulp::cast(self.v);
         }
         #[inline(always)]
         fn mask(self, bits: u16) -> Bits16 {
