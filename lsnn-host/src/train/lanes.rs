@@ -317,7 +317,7 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
     trace.v[first.clone()].copy_from_slice(&s.v);
     trace.b[first].copy_from_slice(&s.b);
     record_initial_spikes(trace, &s.z);
-    let mut readout = FilteredSpikes::new(n, terms);
+    let mut readout = FilteredSpikes::new(n, terms, steps);
     dispatch(
         ctx.isa,
         Forward {
@@ -562,50 +562,70 @@ struct FilteredSpikes<'t, F> {
 }
 
 /// The loss windows of a group's lanes, where no two windows of a lane overlap: a lane is then
-/// inside at most one window at a time.
+/// inside at most one window at a time. Step by step: the lanes inside a window, and the
+/// windows that end with the step.
 struct Windows {
-    /// Per lane: `(start, end, term)` of each window, by start.
-    lanes: Vec<Vec<(usize, usize, usize)>>,
+    /// `inside[t]`: the lanes inside a window at step t.
+    inside: Vec<Bits>,
+    /// The windows ending with step t (their last step is t) are
+    /// `ends[ends_at[t]..ends_at[t + 1]]`, as `(lane, term)`.
+    ends_at: Vec<u32>,
+    ends: Vec<(usize, usize)>,
 }
 
 impl Windows {
-    /// The windows of `terms` (per lane), unless two of a lane overlap.
-    fn disjoint<F>(terms: &[Vec<LossTerm<F>>]) -> Option<Self> {
-        let lanes: Vec<Vec<(usize, usize, usize)>> = terms
-            .iter()
-            .map(|element| {
-                let mut w: Vec<_> = element
-                    .iter()
-                    .enumerate()
-                    .map(|(k, term)| (term.start, term.end, k))
-                    .collect();
-                w.sort_unstable();
-                w
-            })
-            .collect();
-        let apart = lanes
-            .iter()
-            .all(|w| w.windows(2).all(|pair| pair[0].1 <= pair[1].0));
-        apart.then_some(Windows { lanes })
+    /// The windows of `terms` (per lane) over `steps` steps, unless two of a lane overlap.
+    fn disjoint<F>(terms: &[Vec<LossTerm<F>>], steps: usize) -> Option<Self> {
+        let mut inside = vec![0 as Bits; steps];
+        let mut ending: Vec<(usize, usize, usize)> = Vec::new();
+        for (l, element) in terms.iter().enumerate() {
+            let mut w: Vec<(usize, usize, usize)> = element
+                .iter()
+                .enumerate()
+                .map(|(k, term)| (term.start, term.end.min(steps), k))
+                .collect();
+            w.sort_unstable();
+            if w.windows(2).any(|pair| pair[0].1 > pair[1].0) {
+                return None;
+            }
+            for &(start, end, k) in &w {
+                for bits in &mut inside[start..end] {
+                    *bits |= 1 << l;
+                }
+                if start < end {
+                    ending.push((end - 1, l, k));
+                }
+            }
+        }
+        ending.sort_unstable();
+        let mut ends_at = vec![0u32; steps + 1];
+        for &(last, _, _) in &ending {
+            ends_at[last + 1] += 1;
+        }
+        for t in 0..steps {
+            ends_at[t + 1] += ends_at[t];
+        }
+        Some(Windows {
+            inside,
+            ends_at,
+            ends: ending.into_iter().map(|(_, l, k)| (l, k)).collect(),
+        })
     }
 
-    /// The window of lane `l` that contains step t: `(end, term)`.
+    /// The windows whose last step is t: `(lane, term)`.
     #[inline(always)]
-    fn at(&self, l: usize, t: usize) -> Option<(usize, usize)> {
-        let w = &self.lanes[l];
-        let i = w.partition_point(|&(start, _, _)| start <= t);
-        let (_, end, term) = *w.get(i.checked_sub(1)?)?;
-        (t < end).then_some((end, term))
+    fn ending(&self, t: usize) -> &[(usize, usize)] {
+        &self.ends[self.ends_at[t] as usize..self.ends_at[t + 1] as usize]
     }
 }
 
 impl<'t, F: Real> FilteredSpikes<'t, F> {
-    fn new(n: usize, terms: &'t [Vec<LossTerm<F>>]) -> Self {
+    fn new(n: usize, terms: &'t [Vec<LossTerm<F>>], steps: usize) -> Self {
         FilteredSpikes {
             psp: vec![V::default(); n],
             z_sums: vec![V::default(); n],
             terms,
-            windows: Windows::disjoint(terms),
+            windows: Windows::disjoint(terms, steps),
             sums: vec![V::default(); n],
             psp_sums: terms
                 .iter()
@@ -638,29 +658,19 @@ impl<'t, F: Real> FilteredSpikes<'t, F> {
         };
         // Lanes inside a window add psp to their running sum; where the window ends, the sum
         // is its term's and the lane's sum restarts from 0.
-        let (mut inside, mut closing) = (0 as Bits, 0 as Bits);
-        for l in 0..self.terms.len() {
-            if let Some((end, _)) = windows.at(l, t) {
-                inside |= 1 << l;
-                if end == t + 1 {
-                    closing |= 1 << l;
-                }
-            }
-        }
+        let inside = windows.inside[t];
         if inside != 0 {
             let m = x.mask(inside);
             for (s, p) in self.sums.iter_mut().zip(&self.psp) {
                 add_where(x.load(s), m, x.load(p)).store(s);
             }
         }
-        for_lanes(closing, |l| {
-            if let Some((_, term)) = windows.at(l, t) {
-                for (out, s) in self.psp_sums[l][term].iter_mut().zip(&mut self.sums) {
-                    *out = s.0[l];
-                    s.0[l] = F::zero();
-                }
+        for &(l, term) in windows.ending(t) {
+            for (out, s) in self.psp_sums[l][term].iter_mut().zip(&mut self.sums) {
+                *out = s.0[l];
+                s.0[l] = F::zero();
             }
-        });
+        }
     }
 
     /// The running sums where windows of a lane overlap: lane by lane, window by window.
@@ -1123,6 +1133,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 .iter()
                 .map(|element| element.iter().map(|(term, _)| *term).collect::<Vec<_>>())
                 .collect::<Vec<_>>(),
+            steps,
         );
         let mut current = vec![V::default(); n];
         let mut g_v = vec![V::default(); n];
@@ -1139,17 +1150,12 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             match &windows {
                 Some(windows) => {
                     // Each lane adds its window's dL/dpsp, held in its lane of `current`.
-                    let mut inside = 0 as Bits;
-                    for (l, element) in term_psp_grads.iter().enumerate() {
-                        if let Some((end, term)) = windows.at(l, t) {
-                            inside |= 1 << l;
-                            if end == t + 1 {
-                                for (c, &g) in current.iter_mut().zip(&element[term].1) {
-                                    c.0[l] = g;
-                                }
-                            }
+                    for &(l, term) in windows.ending(t) {
+                        for (c, &g) in current.iter_mut().zip(&term_psp_grads[l][term].1) {
+                            c.0[l] = g;
                         }
                     }
+                    let inside = windows.inside[t];
                     if inside != 0 {
                         let m = x.mask(inside);
                         for (c, g) in carry.iter_mut().zip(&current) {
