@@ -365,3 +365,77 @@ mod bit_for_bit {
         }
     }
 }
+
+/// Loss windows that overlap within an element (the general path of the lanes' readout, which
+/// the tutorials, with windows apart, do not take).
+#[cfg(test)]
+mod overlapping_windows {
+    use super::*;
+    use crate::train::{run_pass, PassResult};
+
+    fn pass(s: &Setup, terms: &[Vec<LossTerm<f32>>]) -> PassResult<f32> {
+        let mut states = zero_states(&s.spec, s.input.n_batch());
+        run_pass(
+            &s.spec,
+            &s.weights.params,
+            &s.input,
+            &mut states,
+            terms,
+            None,
+            PassOptions {
+                gradients: true,
+                ..PassOptions::default()
+            },
+        )
+        .expect("pass")
+    }
+
+    #[test]
+    fn each_window_reads_what_it_reads_alone_and_gradients_add_up() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let s = store_recall_setup(19, &mut rng).expect("setup");
+        let term = |start, end, target| LossTerm {
+            start,
+            end,
+            target,
+            weight: 0.5,
+        };
+        let a: Vec<_> = (0..19).map(|b| vec![term(300, 900, b % 2)]).collect();
+        let b: Vec<_> = (0..19)
+            .map(|b| vec![term(600, 1400 + b, 1 - b % 2)])
+            .collect();
+        let both: Vec<Vec<_>> = a
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| [&a[..], &b[..]].concat())
+            .collect();
+        let (pa, pb, pab) = (pass(&s, &a), pass(&s, &b), pass(&s, &both));
+        for e in 0..19 {
+            // The forward sums of a window do not depend on the others: the same bits.
+            assert_eq!(
+                pab.logits[e][0], pa.logits[e][0],
+                "element {e}, first window"
+            );
+            assert_eq!(
+                pab.logits[e][1], pb.logits[e][0],
+                "element {e}, second window"
+            );
+        }
+        // The loss is the sum of the two; its gradient too, up to rounding.
+        let (ga, gb, gab) = (pa.grads.unwrap(), pb.grads.unwrap(), pab.grads.unwrap());
+        for ((name, x), ((_, y), (_, z))) in gab
+            .named()
+            .into_iter()
+            .zip(ga.named().into_iter().zip(gb.named()))
+        {
+            let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{name}: no gradient");
+            for (k, (&x, (&y, &z))) in x.iter().zip(y.iter().zip(z)).enumerate() {
+                assert!(
+                    (x - (y + z)).abs() <= 1e-5 * scale,
+                    "{name}[{k}]: {x} vs {y} + {z}"
+                );
+            }
+        }
+    }
+}
