@@ -201,6 +201,7 @@ pub fn run_pass_in<F: SimdReal>(
         arrive_rec: &arrive_rec_csr,
         readout_decay: readout.decay,
         isa: workspace.isa,
+        keep_all_b: opts.keep_traces,
     };
     groups
         .par_iter_mut()

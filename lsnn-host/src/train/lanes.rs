@@ -22,6 +22,9 @@ pub type V<F> = Mem<F>;
 /// Lane bits (lane `l` is bit `l`).
 type Bits = u16;
 
+/// A neuron whose `b` the trace does not keep (see `GroupTrace::kept_b`).
+const NOT_KEPT: u32 = u32::MAX;
+
 /// The input events of a group's elements, `first..first + count` of a batch: lane l is
 /// element `first + l`.
 #[derive(Clone, Copy, Debug)]
@@ -61,8 +64,15 @@ pub struct GroupTrace<F> {
     /// the backward, which goes back in time, reads the trace at ascending addresses, which
     /// the CPU prefetches.
     v: Vec<V<F>>,
-    /// Same for the adaptation variable b.
+    /// Same for the adaptation variable b of the neurons it is kept for (`kept_b`).
     b: Vec<V<F>>,
+    /// Per neuron, where its b is in a row of `b` (`NOT_KEPT`: nowhere). The threshold of a
+    /// neuron with `beta = 0` is `thr` whatever a finite `b` is, and nothing else in the
+    /// backward reads `b`: such a neuron's `b` is not kept (unless asked for, or unless some
+    /// `b` or `z` it starts from is not finite).
+    kept_b: Vec<u32>,
+    /// Neurons whose b is kept.
+    n_kept: usize,
     /// The initial `z` where it is not 0 (every later spike has the value `1 / dt`).
     z0: Vec<V<F>>,
     /// Spikes present before step i: `spike_neurons[spike_offsets[i]..spike_offsets[i + 1]]`
@@ -75,14 +85,23 @@ pub struct GroupTrace<F> {
 }
 
 impl<F: Real> GroupTrace<F> {
-    fn reset(&mut self, n: usize, steps: usize, count: usize) {
+    fn reset(&mut self, n: usize, steps: usize, count: usize, keep_b: impl Fn(usize) -> bool) {
         self.n = n;
         self.steps = steps;
         self.count = count;
-        let len = (steps + 1) * n;
+        self.kept_b.clear();
+        self.n_kept = 0;
+        for j in 0..n {
+            if keep_b(j) {
+                self.kept_b.push(self.n_kept as u32);
+                self.n_kept += 1;
+            } else {
+                self.kept_b.push(NOT_KEPT);
+            }
+        }
         // Reused from pass to pass: sized once, so later passes touch no fresh pages.
-        self.v.resize(len, V::default());
-        self.b.resize(len, V::default());
+        self.v.resize((steps + 1) * n, V::default());
+        self.b.resize((steps + 1) * self.n_kept, V::default());
         self.z0.clear();
         self.z0.resize(n, V::default());
         self.spike_offsets.clear();
@@ -105,10 +124,11 @@ impl<F: Real> GroupTrace<F> {
         &self.v[self.row(i)]
     }
 
-    /// Adaptation variables before step i.
+    /// Where neuron j's b before step i is in `b`, if it is kept.
     #[inline(always)]
-    fn b(&self, i: usize) -> &[V<F>] {
-        &self.b[self.row(i)]
+    fn b_at(&self, i: usize, j: usize) -> Option<usize> {
+        let kept = self.kept_b[j];
+        (kept != NOT_KEPT).then(|| (self.steps - i) * self.n_kept + kept as usize)
     }
 
     /// The spikes present before step i: `(neuron, lanes)`.
@@ -162,7 +182,12 @@ impl<F: Real> GroupTrace<F> {
                 .flat_map(|i| rows(self, i).iter().map(|x| x.0[l]))
                 .collect()
         };
-        let (v, b) = (lane(Self::v), lane(Self::b));
+        let v = lane(Self::v);
+        let b = (0..=self.steps)
+            .flat_map(|i| {
+                (0..self.n).map(move |j| self.b_at(i, j).map_or(F::zero(), |at| self.b[at].0[l]))
+            })
+            .collect();
         let mut spikes = vec![Vec::new(); self.steps + 1];
         for (i, list) in spikes.iter_mut().enumerate() {
             for (j, bits) in self.spikes(i) {
@@ -211,6 +236,8 @@ pub struct ForwardContext<'a, F> {
     pub readout_decay: F,
     /// Which registers to run in.
     pub isa: Isa,
+    /// Keep every neuron's `b` in the trace (for [`GroupTrace::element`]).
+    pub keep_all_b: bool,
 }
 
 /// The state of a group between steps, one [`Lanes`] value per neuron.
@@ -312,10 +339,17 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
 ) -> GroupReadout<F> {
     let n = ctx.neurons.len();
     let mut s = LaneState::load(states, n, ctx.n_delay);
-    trace.reset(n, steps, states.len());
+    let finite = |x: &V<F>| x.0.iter().all(|x| x.is_finite());
+    let keep_all = ctx.keep_all_b || !s.b.iter().chain(&s.z).all(finite);
+    let keep_b = |j: usize| keep_all || ctx.neurons[j].beta != F::zero();
+    trace.reset(n, steps, states.len(), keep_b);
     let first = trace.row(0);
-    trace.v[first.clone()].copy_from_slice(&s.v);
-    trace.b[first].copy_from_slice(&s.b);
+    trace.v[first].copy_from_slice(&s.v);
+    for (j, b) in s.b.iter().enumerate() {
+        if let Some(at) = trace.b_at(0, j) {
+            trace.b[at] = *b;
+        }
+    }
     record_initial_spikes(trace, &s.z);
     let mut readout = FilteredSpikes::new(n, terms, steps);
     dispatch(
@@ -402,7 +436,9 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
                 let fired = x.bits(out.spiked);
                 let at = trace.row(t + 1).start + j;
                 out.state.v.store(&mut trace.v[at]);
-                out.state.b.store(&mut trace.b[at]);
+                if let Some(at) = trace.b_at(t + 1, j) {
+                    out.state.b.store(&mut trace.b[at]);
+                }
                 trace.refractory[t * n + j] = x.bits(refractory);
                 if fired != 0 {
                     trace.spike_neurons.push(j as u16);
@@ -1179,12 +1215,14 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 let value = x.load(&trace.spike_value(t, j, spike));
                 X::select(x.mask(bits), value, zero).store(&mut z_prev[j]);
             }
-            let (v_before, b_before, b_after) = (trace.v(t), trace.b(t), trace.b(t + 1));
+            let v_before = trace.v(t);
             let refractory = &trace.refractory[t * n..(t + 1) * n];
             for j in 0..n {
                 let nj = ctx.neurons[j].splat(x);
                 let v_prev = x.load(&v_before[j]);
-                let surrogate = Surrogate::of(&nj, &k, v_prev, x.load(&b_after[j]));
+                // b after the step: the kept one, else any finite value (see `kept_b`).
+                let b_new = trace.b_at(t + 1, j).map_or(zero, |at| x.load(&trace.b[at]));
+                let surrogate = Surrogate::of(&nj, &k, v_prev, b_new);
                 let refractory = x.mask(refractory[j]);
                 // What z_t does through the recurrent synapses (summed at step t + 1) counts
                 // only where its pseudo-derivative is not 0 and the neuron not refractory.
@@ -1205,10 +1243,11 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 let back = neuron_step_backward_at(
                     &nj,
                     &k,
+                    // The backward does not read b before the step.
                     NeuronState {
                         v: v_prev,
                         z: x.load(&z_prev[j]),
-                        b: x.load(&b_before[j]),
+                        b: zero,
                     },
                     surrogate,
                     refractory,
