@@ -2,7 +2,7 @@
 //!
 //! The state, the trace and the adjoints of one neuron for all elements of a group are one
 //! register ([`Reg`]), stepped by the core's lane-generic equations ([`neuron_step_with`],
-//! [`neuron_step_backward`]); events (input spikes, recurrent spikes) are delivered to the lanes
+//! [`neuron_step_backward_at`]); events (input spikes, recurrent spikes) are delivered to the lanes
 //! that have them, one masked vector operation per synapse. Every lane computes what the
 //! one-element pass of [`crate::train::bptt`] describes: the same IEEE operations on the same
 //! values in the same order, so the results are the same bits.
