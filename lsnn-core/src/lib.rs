@@ -10,7 +10,7 @@
 //! ([`Model::integer_cell`], see [`model`]); [`sequence`] holds the input format and the
 //! per-sequence driver that a device and the host share.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "alloc")]
@@ -29,6 +29,8 @@ mod real;
 pub mod sequence;
 mod state;
 pub mod synapse;
+#[allow(unsafe_code)]
+mod unchecked;
 
 pub use cell::{Cell, CurrentNoise, NoNoise};
 pub use error::CoreError;
@@ -38,9 +40,9 @@ pub use model::{
     WeightKind,
 };
 pub use neuron::{
-    allows_shortcuts, neuron_step, neuron_step_backward, neuron_step_with, pseudo_derivative,
-    CellConfig, Factor, Neuron, NeuronBackward, NeuronGrad, NeuronState, NeuronStep, One,
-    StepConsts,
+    allows_shortcuts, neuron_step, neuron_step_backward, neuron_step_backward_at, neuron_step_with,
+    pseudo_derivative, CellConfig, Factor, Neuron, NeuronBackward, NeuronGrad, NeuronState,
+    NeuronStep, One, StepConsts, Surrogate,
 };
 pub use readout::{argmax, downsample, exp_convolve, Readout, WeightSource};
 pub use real::Real;

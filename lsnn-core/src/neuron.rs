@@ -252,12 +252,21 @@ impl<X: Value> Factor<X> for One {
 }
 
 /// The previous spike `z` as [`neuron_step_with`] takes it: a value ([`NeuronState::z`]), or
-/// [`NoSpike`], known to be `+0`.
+/// [`NoSpike`] / [`NoSpikeFinite`], known to be `+0`.
 pub trait PrevSpike<X>: Copy {
     /// `z` itself (a value like `like`).
     fn z(self, like: X) -> X;
     /// `b_new = decay_b * b + (1 - decay_b) * z` (semantics page, step 2).
     fn adapt(self, k: &StepConsts<X>, b: X) -> X;
+    /// The soft reset `v - dt z A` of the voltage `v = decay v_prev + input` (semantics page,
+    /// step 5), for the threshold `thr` = `A` of this step.
+    #[inline(always)]
+    fn reset<Dt: Factor<X>>(self, dt: Dt, thr: X, v: X) -> X
+    where
+        X: Value,
+    {
+        v - dt.times(self.z(thr) * thr)
+    }
 }
 
 impl<X: Value> PrevSpike<X> for X {
@@ -267,8 +276,15 @@ impl<X: Value> PrevSpike<X> for X {
     }
     #[inline(always)]
     fn adapt(self, k: &StepConsts<X>, b: X) -> X {
-        k.decay_b * b + k.one_minus_decay_b * self
+        add_spike_to_adaptation(k, k.decay_b * b, self)
     }
+}
+
+/// `decayed + (1 - decay_b) z`: the previous spike's part of the adaptation, added to
+/// `decayed = decay_b b` (see [`PrevSpike::adapt`]).
+#[inline(always)]
+fn add_spike_to_adaptation<X: Value>(k: &StepConsts<X>, decayed: X, z: X) -> X {
+    decayed + k.one_minus_decay_b * z
 }
 
 /// A previous spike `z` known to be `+0`, for a `b` that is not `-0` or `< 0` (NaN is fine)
@@ -287,6 +303,62 @@ impl<X: Value> PrevSpike<X> for NoSpike {
     fn adapt(self, k: &StepConsts<X>, b: X) -> X {
         k.decay_b * b
     }
+}
+
+/// [`NoSpike`] in a step whose threshold `A` and `dt` are finite with their sign bits clear
+/// (the caller knows it, e.g. from bounds on `b` and `beta`): the reset term `dt * 0 * A` is
+/// then `+0`, and `v - (+0)` is `v` for every `v` (`-0` and NaN included), so the reset is left
+/// out: the new voltage is `decay * v_prev + input` itself. (With it,
+/// [`add_previous_spike`] turns such a step into the step with a spike `z`.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoSpikeFinite;
+
+impl<X: Value> PrevSpike<X> for NoSpikeFinite {
+    #[inline(always)]
+    fn z(self, like: X) -> X {
+        zero(like)
+    }
+    #[inline(always)]
+    fn adapt(self, k: &StepConsts<X>, b: X) -> X {
+        NoSpike.adapt(k, b)
+    }
+    #[inline(always)]
+    fn reset<Dt: Factor<X>>(self, _dt: Dt, _thr: X, v: X) -> X {
+        v
+    }
+}
+
+/// The new `v` and `b` of a step whose previous spike is `z`, from those the same step gave
+/// with [`NoSpikeFinite`] (`quiet_v = decay v_prev + input`, `quiet_b = decay_b b_prev`): `b`
+/// gains `(1 - decay_b) z`, the threshold `A` follows from it, and `v` is reset by `dt z A`.
+/// These are the operations of [`neuron_step_with`] with `prev_z = z`, in the same order (the
+/// reset is its last), so the result is bit for bit its `v` and `b`. (The spike test is not
+/// redone: it used the threshold of the step with [`NoSpikeFinite`]; callers use this for
+/// neurons that are refractory in the step, whose test does not matter.)
+#[inline(always)]
+pub fn add_previous_spike<X: Value, Dt: Factor<X>, V0: Factor<X>>(
+    n: &Neuron<X>,
+    k: &StepConsts<X>,
+    dt: Dt,
+    v0: V0,
+    quiet_v: X,
+    quiet_b: X,
+    z: X,
+) -> (X, X) {
+    let b = add_spike_to_adaptation(k, quiet_b, z);
+    let thr = n.threshold(b, v0);
+    (z.reset(dt, thr, quiet_v), b)
+}
+
+/// [`add_previous_spike`] for [`lif_step_with`]: `b` is not kept, the threshold is `thr`.
+#[inline(always)]
+pub fn add_previous_spike_lif<X: Value, Dt: Factor<X>>(
+    n: &Neuron<X>,
+    dt: Dt,
+    quiet_v: X,
+    z: X,
+) -> X {
+    z.reset(dt, n.thr, quiet_v)
 }
 
 /// [`neuron_step`] with what a caller may know in advance, the same equations in the same
@@ -323,7 +395,71 @@ pub fn neuron_step_with<
 ) -> NeuronStep<X, X::Mask> {
     let b = prev_z.adapt(k, prev_b);
     let thr = n.threshold(b, v0);
-    let v = n.decay * prev_v + input - dt.times(prev_z.z(thr) * thr);
+    let v = prev_z.reset(dt, thr, n.integrate(prev_v, input));
+    let out = fire::<X, THR_POSITIVE>(k, thr, prev_v, v, refractory);
+    NeuronStep {
+        state: NeuronState { v, z: out.z, b },
+        thr,
+        v_scaled: out.v_scaled,
+        spiked: out.spiked,
+    }
+}
+
+/// What [`lif_step_with`] produces: [`NeuronStep`] without `b` (and with the threshold `A`
+/// the neuron's `thr`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MembraneStep<X, M = bool> {
+    /// `v_new`.
+    pub v: X,
+    /// `z_new` (0 or `1/dt`).
+    pub z: X,
+    /// `(v_prev - A) / A`, the argument of the spike function.
+    pub v_scaled: X,
+    /// Whether the neuron spiked (`z_new != 0`).
+    pub spiked: M,
+}
+
+/// [`neuron_step_with`] for a LIF neuron whose `b` the caller neither keeps nor reads: with
+/// `beta = 0` (of either sign) and a finite `b`, `b * beta * V0` is `±0` and the threshold
+/// `A = thr + (±0)` is `thr` (which is not 0), whatever `b` is. So `b` is neither read nor
+/// computed, and `v`, `z` and the spike are those of [`neuron_step_with`] (same conditions on
+/// `input`, `dt`, `prev_z` and `THR_POSITIVE`), provided `beta` is 0 and the `b` that
+/// [`neuron_step_with`] would start from is finite. (`thr` is finite, so [`NoSpikeFinite`]
+/// applies under the conditions of [`NoSpike`].)
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn lif_step_with<X: Value, Z: PrevSpike<X>, Dt: Factor<X>, const THR_POSITIVE: bool>(
+    n: &Neuron<X>,
+    k: &StepConsts<X>,
+    dt: Dt,
+    prev_v: X,
+    prev_z: Z,
+    input: X,
+    refractory: X::Mask,
+) -> MembraneStep<X, X::Mask> {
+    let v = prev_z.reset(dt, n.thr, n.integrate(prev_v, input));
+    fire::<X, THR_POSITIVE>(k, n.thr, prev_v, v, refractory)
+}
+
+impl<X: Value> Neuron<X> {
+    /// The leak and the input, `decay * v_prev + input` (semantics page, step 4; the input
+    /// term is `(1 - decay) * i_t`).
+    #[inline(always)]
+    fn integrate(&self, prev_v: X, input: X) -> X {
+        self.decay * prev_v + input
+    }
+}
+
+/// The spike of a step (semantics page, steps 6-8) from the previous voltage and this step's
+/// threshold `thr`, with `v` the new voltage (see [`neuron_step_with`] for `THR_POSITIVE`).
+#[inline(always)]
+fn fire<X: Value, const THR_POSITIVE: bool>(
+    k: &StepConsts<X>,
+    thr: X,
+    prev_v: X,
+    v: X,
+    refractory: X::Mask,
+) -> MembraneStep<X, X::Mask> {
     let v_scaled = (prev_v - thr) / thr;
     // H(v_scaled) = H((v - A) / A) is `v > A` when A > 0 (always, unless beta < 0): v > A > 0
     // makes v - A at least one ulp of A, so the quotient is at least 2^-24 and cannot round
@@ -336,10 +472,9 @@ pub fn neuron_step_with<
         positive.pick(prev_v.gt(thr), spike_test_by_division(prev_v, thr))
     };
     let spiked = above.and_not(refractory);
-    let z = X::select(spiked, k.spike, zero(thr));
-    NeuronStep {
-        state: NeuronState { v, z, b },
-        thr,
+    MembraneStep {
+        v,
+        z: X::select(spiked, k.spike, zero(thr)),
         v_scaled,
         spiked,
     }
@@ -407,6 +542,33 @@ pub struct NeuronBackward<F> {
     pub i_t: F,
 }
 
+/// What the backward of a step reads of the step besides the state: its threshold `A`,
+/// `v_scaled = (v_prev - A) / A` and the pseudo-derivative of the spike there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Surrogate<X> {
+    /// The threshold `A` of the step.
+    pub thr: X,
+    /// `(v_prev - A) / A`.
+    pub v_scaled: X,
+    /// `dampening * max(0, 1 - |v_scaled|)`.
+    pub pseudo: X,
+}
+
+impl<X: Value> Surrogate<X> {
+    /// The surrogate of the step of neuron `n` that started from voltage `prev_v` and produced
+    /// the adaptation `b_new`.
+    #[inline(always)]
+    pub fn of(n: &Neuron<X>, k: &StepConsts<X>, prev_v: X, b_new: X) -> Self {
+        let thr = n.threshold(b_new, k.v0);
+        let v_scaled = (prev_v - thr) / thr;
+        Surrogate {
+            thr,
+            v_scaled,
+            pseudo: pseudo_derivative(v_scaled, k.dampening_factor),
+        }
+    }
+}
+
 /// Reverse-mode derivative of [`neuron_step`] with the pseudo-derivative in place of H'.
 ///
 /// `prev` is the state the forward step started from, `b_new` the adaptation it produced and
@@ -423,13 +585,23 @@ pub fn neuron_step_backward<X: Value>(
     out: NeuronGrad<X>,
     out_thr: X,
 ) -> NeuronBackward<X> {
-    let thr = n.threshold(b_new, k.v0);
-    let v_scaled = (prev.v - thr) / thr;
-    let g_v_scaled = X::select(
-        refractory,
-        zero(thr),
-        out.z * k.spike * pseudo_derivative(v_scaled, k.dampening_factor),
-    );
+    let surrogate = Surrogate::of(n, k, prev.v, b_new);
+    neuron_step_backward_at(n, k, prev, surrogate, refractory, out, out_thr)
+}
+
+/// [`neuron_step_backward`] with the step's [`Surrogate`] computed already.
+#[inline(always)]
+pub fn neuron_step_backward_at<X: Value>(
+    n: &Neuron<X>,
+    k: &StepConsts<X>,
+    prev: NeuronState<X>,
+    surrogate: Surrogate<X>,
+    refractory: X::Mask,
+    out: NeuronGrad<X>,
+    out_thr: X,
+) -> NeuronBackward<X> {
+    let Surrogate { thr, pseudo, .. } = surrogate;
+    let g_v_scaled = X::select(refractory, zero(thr), out.z * k.spike * pseudo);
     let g_thr = out_thr - g_v_scaled * prev.v / (thr * thr) - out.v * prev.z * k.dt;
     let g_b_new = out.b + g_thr * n.beta * k.v0;
     NeuronBackward {

@@ -426,7 +426,7 @@ where
     let mut window = 0;
     for (t, events) in steps.into_iter().enumerate() {
         observe(Observation::Start(t));
-        cell.step_events(state, events, &mut NoNoise)?;
+        cell.step_inference(state, events, &mut NoNoise)?;
         spikes += readout.step_spikes(state.spikes(), filtered, out)? as u64;
         observe(Observation::Stepped {
             t,

@@ -1,6 +1,7 @@
 //! Per-network state in storage the caller owns: fixed arrays on a microcontroller,
 //! `Vec`s on a host, or borrowed slices.
 
+use crate::unchecked::RowTable;
 use crate::{CoreError, NeuronState, Real};
 use core::fmt::Debug;
 use core::marker::PhantomData;
@@ -34,6 +35,16 @@ pub trait Accumulator<F>: Copy + Default + PartialEq + Debug {
     /// Whether the entry is bit for bit the cleared entry (`+0`, not `-0`; `0` for integers):
     /// its current is then `+0`, and clearing it changes nothing.
     fn is_clear(self) -> bool;
+    /// 0 exactly when the entry [`Accumulator::is_clear`] (the entry's bits, for the rings
+    /// here: a test of several entries is then one test of their `|`).
+    #[inline(always)]
+    fn clear_bits(self) -> u64 {
+        u64::from(!self.is_clear())
+    }
+    /// Whether `current(unit)` is `current(1) * unit`, a product that is exact when `unit` is
+    /// a normal power of two and the result is normal or 0 (the cell then folds `unit` into
+    /// another factor). `false` makes no such claim.
+    const FOLDS_UNIT: bool = false;
 }
 
 impl<F: Real> Accumulator<F> for F {
@@ -61,9 +72,15 @@ impl<F: Real> Accumulator<F> for F {
     fn is_clear(self) -> bool {
         self.to_bits_u64() == 0
     }
+    #[inline(always)]
+    fn clear_bits(self) -> u64 {
+        self.to_bits_u64()
+    }
 }
 
 impl<F: Real> Accumulator<F> for i32 {
+    /// (`current(1)` is the entry rounded to `F`, at most 2^31 in magnitude.)
+    const FOLDS_UNIT: bool = true;
     #[inline(always)]
     fn add(self, w: Self) -> Self {
         self.wrapping_add(w)
@@ -87,6 +104,10 @@ impl<F: Real> Accumulator<F> for i32 {
     #[inline(always)]
     fn is_clear(self) -> bool {
         self == 0
+    }
+    #[inline(always)]
+    fn clear_bits(self) -> u64 {
+        u64::from(self as u32)
     }
 }
 
@@ -169,11 +190,12 @@ impl<F: Real, R: AsRef<[i32]> + AsMut<[i32]>> RingStore<F> for I32Ring<R> {
 ///
 /// Also, as short lists (up to 64 neurons each, ascending; past that, or after the state was set
 /// by hand, the summaries above or a scan of all counters stand in): the neurons that spiked in
-/// the last step, and the refractory neurons. And whether some `b` or `z` might be `< 0`, or
-/// some `b` `-0` (only [`CellState::set_neuron`]
-/// can put one there; steps never do): while none is, every threshold is positive or NaN for
-/// neurons with `beta >= 0`, the spike test is one comparison, and a neuron that did not spike
-/// adapts as `b_new = decay_b * b` (see [`crate::neuron::NoSpike`]).
+/// the last step, and the refractory neurons. And whether some `b` or `z` might be out of the
+/// range steps keep them in (`< 0`, `-0` for `b`, infinite, NaN or above 2^32; only
+/// [`CellState::set_neuron`] can put one there): while none is, every threshold is positive
+/// for neurons with `beta >= 0`, the spike test is one comparison, a neuron that did not spike
+/// adapts as `b_new = decay_b * b` (see [`crate::neuron::NoSpike`]), and every `b` stays
+/// finite, so LIF neurons need no `b` (see [`crate::neuron::lif_step_with`]).
 #[derive(Clone, Debug)]
 pub struct CellState<F, S, C, R = Inline> {
     floats: S,
@@ -186,12 +208,21 @@ pub struct CellState<F, S, C, R = Inline> {
     active_groups: u64,
     spiked: NeuronList,
     refractory: NeuronList,
-    /// `rows[k]` = `(k mod D) N`, where slot `k mod D` starts, for `D <= RING_ROWS`: the slot
-    /// that arrives in `d` steps starts at `rows[head + d]`, with no division.
-    rows: [u32; 2 * RING_ROWS],
-    maybe_negative: bool,
+    /// Where each slot starts, for `D <= 16` (see [`RowTable`]).
+    rows: Option<RowTable>,
+    odd: bool,
+    loose_spikes: bool,
     group_shift: u32,
     _f: PhantomData<F>,
+}
+
+/// Whether `x` (a `b` or `z` set by hand) is in the range that steps keep `b` and `z` in, with
+/// room to spare: `0 <= x <= 2^32` (`-0` included, NaN not). While every `b` and `z` is, and no
+/// `b` is `-0`, every `b` a step computes stays `>= +0` and far from overflow (steps add at
+/// most `(1 - decay_b) z <= 1` to a decayed `b`), so for neurons with `0 <= beta <= 2^32`
+/// every threshold is finite and positive.
+fn plain<F: Real>(x: F) -> bool {
+    x >= F::zero() && x <= F::of(4_294_967_296.0)
 }
 
 /// `log2` of the smallest power-of-two group size, at least 4, that covers `n` neurons in 64
@@ -313,11 +344,9 @@ where
             active_groups: 0,
             spiked: NeuronList::new(),
             refractory: NeuronList::new(),
-            rows: core::array::from_fn(|k| {
-                // < 256 * 65536: fits
-                ((k % n_delay) * n_rec) as u32
-            }),
-            maybe_negative: false,
+            rows: RowTable::new(n_rec, n_delay),
+            odd: false,
+            loose_spikes: false,
             group_shift: group_shift(n_rec),
             _f: PhantomData,
         };
@@ -337,7 +366,8 @@ where
         self.active_groups = 0;
         self.spiked = NeuronList::new();
         self.refractory = NeuronList::new();
-        self.maybe_negative = false;
+        self.odd = false;
+        self.loose_spikes = false;
     }
 
     /// Number of neurons N.
@@ -351,16 +381,19 @@ where
     }
 
     /// Membrane voltages.
+    #[inline]
     pub fn v(&self) -> &[F] {
         &self.floats.as_ref()[..self.n_rec]
     }
 
     /// Spikes of the last step (0 or 1/dt).
+    #[inline]
     pub fn z(&self) -> &[F] {
         &self.floats.as_ref()[self.n_rec..2 * self.n_rec]
     }
 
     /// Threshold adaptation variables.
+    #[inline]
     pub fn b(&self) -> &[F] {
         &self.floats.as_ref()[2 * self.n_rec..3 * self.n_rec]
     }
@@ -394,12 +427,14 @@ where
             self.spike_groups |= bit;
         }
         self.spiked.valid = false;
+        if s.z.to_bits_u64() != 0 {
+            self.loose_spikes = true;
+        }
         if (s.v.to_bits_u64() | s.z.to_bits_u64() | s.b.to_bits_u64()) != 0 {
             self.active_groups |= bit;
         }
-        let negative_zero = s.b == F::zero() && s.b.is_sign_negative();
-        if s.z < F::zero() || s.b < F::zero() || negative_zero {
-            self.maybe_negative = true;
+        if !(plain(s.z) && plain(s.b)) || s.b.is_sign_negative() {
+            self.odd = true;
         }
     }
 
@@ -413,6 +448,7 @@ where
     /// step, and the group of neuron `j` is no longer at rest if it is refractory.
     fn note_refractory(&mut self, j: usize) {
         self.refractory.valid = false;
+        self.loose_spikes = true;
         if self.refractory_left.as_ref()[j] > 0 {
             self.active_groups |= self.group_bit(j);
         }
@@ -476,29 +512,23 @@ where
             active_groups: &mut self.active_groups,
             spiked: &mut self.spiked,
             refractory: &mut self.refractory,
-            maybe_negative: self.maybe_negative,
+            odd: self.odd,
+            loose_spikes: self.loose_spikes,
             group_shift: self.group_shift,
-            rows: if self.n_delay <= RING_ROWS {
-                self.rows
-                    .get(self.head..self.head + RING_ROWS)
-                    .and_then(|r| r.try_into().ok())
-            } else {
-                None
-            },
+            rows: self.rows.as_ref(),
         }
     }
 
     /// Moves the ring buffer one step on (the emptied slot 0 becomes slot D-1).
     pub(crate) fn advance(&mut self) {
+        // Every `z` now set is a spike of this step, whose neuron's counter is R.
+        self.loose_spikes = false;
         self.head += 1;
         if self.head >= self.n_delay {
             self.head = 0;
         }
     }
 }
-
-/// Delay slots up to which a step finds where a slot starts in a table.
-pub(crate) const RING_ROWS: usize = 16;
 
 /// Capacity of [`NeuronList`].
 const NEURON_LIST: usize = 64;
@@ -597,6 +627,17 @@ impl NeuronList {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Removes the first `k` neurons listed (moving the others down; no memmove, which would
+    /// cost the firmware flash).
+    pub fn drop_first(&mut self, k: usize) {
+        let len = self.len.min(NEURON_LIST);
+        let k = k.min(len);
+        for i in k..len {
+            self.ids[i - k] = self.ids[i];
+        }
+        self.len = len - k;
+    }
 }
 
 /// The parts of a state one step works on.
@@ -614,12 +655,14 @@ pub(crate) struct StepView<'a, F, A> {
     pub active_groups: &'a mut u64,
     pub spiked: &'a mut NeuronList,
     pub refractory: &'a mut NeuronList,
-    /// Whether some `b` or `z` might be `< 0`, or some `b` `-0`.
-    pub maybe_negative: bool,
+    /// Whether some `b` or `z` might be out of the plain range (see [`CellState`]).
+    pub odd: bool,
+    /// Whether some `z` or counter was set by hand since the last step (so a neuron with `z`
+    /// set might not be refractory).
+    pub loose_spikes: bool,
     pub group_shift: u32,
-    /// Where the slot that arrives in `d` steps starts, for `d < RING_ROWS` (if
-    /// `n_delay <= RING_ROWS`).
-    pub rows: Option<&'a [u32; RING_ROWS]>,
+    /// Where each slot starts (rings of at most 16 slots).
+    pub rows: Option<&'a RowTable>,
 }
 
 /// The non-zero entries of `z`, ascending: the listed ones, or (when the list is not valid)

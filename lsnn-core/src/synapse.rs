@@ -1,6 +1,8 @@
 //! Sparse delayed connectivity: for each presynaptic neuron, its outgoing synapses
 //! `(target, delay, weight)`, so delivering a spike costs O(fan-out).
 
+use crate::state::Accumulator;
+pub use crate::unchecked::{CheckedRows, DelayRing};
 use crate::{CoreError, Real};
 
 /// A connectivity matrix as seen by event-driven delivery.
@@ -13,6 +15,17 @@ pub trait Synapses<F> {
     fn n_post(&self) -> usize;
     /// Calls `f(target, delay, weight)` for every outgoing synapse of `pre`.
     fn for_each_outgoing(&self, pre: usize, f: impl FnMut(usize, usize, F));
+
+    /// Delivers a spike of `pre`: adds `value(weight)` for every outgoing synapse into `ring`.
+    /// By default through [`Synapses::for_each_outgoing`]; a model's matrices, whose targets
+    /// and delays were checked once, add without bounds checks.
+    #[inline(always)]
+    fn deliver<R>(&self, pre: usize, ring: &mut DelayRing<'_, R, F>, value: impl Fn(F) -> F)
+    where
+        F: Accumulator<R>,
+    {
+        self.for_each_outgoing(pre, |target, delay, w| ring.add(target, delay, value(w)));
+    }
 }
 
 /// Checks every synapse of `syn`: targets in range, delays below `n_delay`, finite weights,

@@ -299,6 +299,8 @@ fn to_csr(
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 2 } else { 256 }))]
+
     #[test]
     fn event_driven_sparse_step_equals_dense_reference(net in net_strategy()) {
         let cfg = CellConfig { tau_adaptation: 50.0, ..config(net.d, net.r, 1.0) };
@@ -337,7 +339,9 @@ proptest! {
 fn random_networks_spike_enough_to_exercise_the_equivalence() {
     event_driven_sparse_step_equals_dense_reference();
     let spikes = SPIKES.load(Ordering::Relaxed);
-    assert!(spikes > 200, "only {spikes} spikes over all cases");
+    // (Under Miri, a few cases only.)
+    let enough = if cfg!(miri) { 0 } else { 200 };
+    assert!(spikes > enough, "only {spikes} spikes over all cases");
 }
 
 /// The spike test `v > A` (used when A > 0) decides exactly as the original `(v - A) / A > 0`,

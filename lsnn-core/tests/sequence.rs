@@ -28,7 +28,7 @@ fn seqs_strategy() -> impl Strategy<Value = (usize, usize, usize, Seqs)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 2 } else { 512 }))]
 
     #[test]
     fn round_trip((n_in, steps, windows, seqs) in seqs_strategy()) {

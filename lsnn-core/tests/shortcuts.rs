@@ -23,6 +23,9 @@ struct Case {
     d: usize,
     r: usize,
     unit_factors: bool,
+    /// All neurons alike but for `beta` (sorted, so in runs): the cell sweeps runs of
+    /// identical neurons with their constants in registers.
+    uniform: bool,
     /// `(w, delay)` dense, row-major; weights are small integers (also the integer ring's).
     w_in: Vec<(i32, u8)>,
     w_rec: Vec<(i32, u8)>,
@@ -64,11 +67,18 @@ const AWKWARD: [f64; 14] = [
 ];
 
 fn case_strategy() -> impl Strategy<Value = Case> {
-    let sizes = prop_oneof![
-        8 => (1usize..5, 1usize..40, 1usize..20, 0usize..4),
-        1 => (1usize..5, 250usize..300, 1usize..12, 0usize..4),
-    ];
-    (sizes, 0u32..8, 10usize..50).prop_flat_map(|((n_in, n, d, r), kind, t)| {
+    // (Under Miri, which is slow, small networks and short runs.)
+    let sizes = if cfg!(miri) {
+        (1usize..3, 4usize..12, 1usize..5, 1usize..3).boxed()
+    } else {
+        prop_oneof![
+            8 => (1usize..5, 1usize..40, 1usize..20, 0usize..4),
+            1 => (1usize..5, 250usize..300, 1usize..12, 0usize..4),
+        ]
+        .boxed()
+    };
+    let steps = if cfg!(miri) { 6usize..10 } else { 10usize..50 };
+    (sizes, 0u32..8, steps, any::<bool>()).prop_flat_map(|((n_in, n, d, r), kind, t, uniform)| {
         let w = (prop_oneof![2 => Just(0i32), 3 => -30i32..=50], 0..d as u8);
         (
             prop::collection::vec(w.clone(), n_in * n),
@@ -105,6 +115,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 d,
                 r,
                 unit_factors: kind != 1,
+                uniform,
                 w_in,
                 w_rec,
                 beta,
@@ -230,11 +241,13 @@ fn check<F: Real, A: Accumulator<F>, S, C, R, In: Synapses<A>, Rec: Synapses<A>>
     unit: F,
 ) -> Result<(), TestCaseError>
 where
-    S: AsRef<[F]> + AsMut<[F]>,
-    C: AsRef<[u16]> + AsMut<[u16]>,
-    R: lsnn_core::RingStore<F, Acc = A>,
+    S: AsRef<[F]> + AsMut<[F]> + Clone,
+    C: AsRef<[u16]> + AsMut<[u16]> + Clone,
+    R: lsnn_core::RingStore<F, Acc = A> + Clone,
 {
     let mut reference = Reference::<F, A>::new(case.n, case.d);
+    // Stepped by `step_inference`: the same, but for `b` of LIF neurons.
+    let mut lean = state.clone();
     for (t, x) in case.x.iter().enumerate() {
         for e in case.edits.iter().filter(|e| e.t == t) {
             let s = NeuronState {
@@ -242,23 +255,54 @@ where
                 z: F::of(AWKWARD[e.z]),
                 b: F::of(AWKWARD[e.b]),
             };
-            state.set_neuron(e.j, s);
-            state.set_refractory_left(e.j, e.left);
+            for state in [&mut state, &mut lean] {
+                state.set_neuron(e.j, s);
+                state.set_refractory_left(e.j, e.left);
+            }
             reference.v[e.j] = s.v;
             reference.z[e.j] = s.z;
             reference.b[e.j] = s.b;
             reference.left[e.j] = e.left;
-            if let Some(a) = set_entry(&mut state, e.j, e.delay, F::of(AWKWARD[e.entry])) {
+            let value = F::of(AWKWARD[e.entry]);
+            if let Some(a) = set_entry(&mut state, e.j, e.delay, value) {
+                set_entry(&mut lean, e.j, e.delay, value);
                 reference.ring[e.delay][e.j] = a;
             }
         }
         let events: Vec<(usize, F)> = x.iter().map(|&i| (i, F::one())).collect();
-        cell.step_events(&mut state, events, &mut NoNoise).unwrap();
+        cell.step_events(&mut state, events.iter().copied(), &mut NoNoise)
+            .unwrap();
+        cell.step_inference(&mut lean, events, &mut NoNoise)
+            .unwrap();
         reference.step(&cfg, neurons, cell.w_in(), cell.w_rec(), x, unit);
         SPIKES.fetch_add(
             reference.z.iter().filter(|&&z| z > F::zero()).count(),
             Ordering::Relaxed,
         );
+        same(case, t, &state, &reference, &entry, unit, |_| true)?;
+        same(case, t, &lean, &reference, &entry, unit, |j| {
+            neurons[j].beta != F::zero()
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether `state` holds the reference's values after step `t` (`b` only where `keeps_b`).
+fn same<F: Real, A: Accumulator<F>, S, C, R>(
+    case: &Case,
+    t: usize,
+    state: &CellState<F, S, C, R>,
+    reference: &Reference<F, A>,
+    entry: &impl Fn(&CellState<F, S, C, R>, usize, usize) -> A,
+    unit: F,
+    keeps_b: impl Fn(usize) -> bool,
+) -> Result<(), TestCaseError>
+where
+    S: AsRef<[F]> + AsMut<[F]>,
+    C: AsRef<[u16]> + AsMut<[u16]>,
+    R: lsnn_core::RingStore<F, Acc = A>,
+{
+    {
         for j in 0..case.n {
             prop_assert_eq!(
                 bits(state.v()[j]),
@@ -274,13 +318,15 @@ where
                 t,
                 j
             );
-            prop_assert_eq!(
-                bits(state.b()[j]),
-                bits(reference.b[j]),
-                "b t {} j {}",
-                t,
-                j
-            );
+            if keeps_b(j) {
+                prop_assert_eq!(
+                    bits(state.b()[j]),
+                    bits(reference.b[j]),
+                    "b t {} j {}",
+                    t,
+                    j
+                );
+            }
             prop_assert_eq!(
                 state.refractory_left()[j],
                 reference.left[j],
@@ -291,7 +337,7 @@ where
             for d in 0..case.d {
                 // (`current` is the entry itself for floats, and one-to-one for the i32 ring.)
                 prop_assert_eq!(
-                    bits(entry(&state, j, d).current(unit)),
+                    bits(entry(state, j, d).current(unit)),
                     bits(reference.ring[d][j].current(unit)),
                     "ring t {} j {} d {}",
                     t,
@@ -322,11 +368,18 @@ fn config<F: Real>(case: &Case) -> CellConfig<F> {
 }
 
 fn neurons<F: Real>(case: &Case, cfg: &CellConfig<F>) -> Vec<Neuron<F>> {
-    case.beta
-        .iter()
+    let mut beta = case.beta.clone();
+    if case.uniform {
+        beta.sort_by(f64::total_cmp);
+    }
+    beta.iter()
         .enumerate()
         .map(|(j, &beta)| {
-            let tau = F::of(10.0 + (j % 7) as f64);
+            let tau = F::of(if case.uniform {
+                20.0
+            } else {
+                10.0 + (j % 7) as f64
+            });
             Neuron::new(tau, F::of(0.03), F::of(beta), cfg.dt).unwrap()
         })
         .collect()
@@ -398,7 +451,7 @@ fn integer_run(case: &Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 300 }))]
 
     #[test]
     fn the_step_is_the_plain_algorithm_bit_for_bit(case in case_strategy()) {
@@ -413,5 +466,7 @@ proptest! {
 fn random_networks_spike_enough_to_exercise_the_shortcuts() {
     the_step_is_the_plain_algorithm_bit_for_bit();
     let spikes = SPIKES.load(Ordering::Relaxed);
-    assert!(spikes > 2000, "only {spikes} spikes over all cases");
+    // (Under Miri, a few cases only.)
+    let enough = if cfg!(miri) { 1 } else { 2000 };
+    assert!(spikes > enough, "only {spikes} spikes over all cases");
 }

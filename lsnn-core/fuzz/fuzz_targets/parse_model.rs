@@ -1,6 +1,7 @@
 //! `Model::parse` on arbitrary bytes must return Ok or a typed error, never panic; a model it
 //! accepts must build a cell and a readout that run without panicking, and so must the integer
-//! cell of a model with i16/i8 weights whenever `integer_cell` accepts it.
+//! cell of a model with i16/i8 weights whenever `integer_cell` accepts it. Each cell also steps
+//! a copy of the state with `step_inference`, which must give the same spikes.
 //!
 //! Each input is tried twice: as given (exercising magic, version, length and checksum), and
 //! with its declared length and CRC-32 rewritten to match, so that mutations reach the
@@ -40,8 +41,13 @@ fn try_model(bytes: &[u8]) {
     let mut filtered = vec![0.0f32; model.n_out()];
     let mut out = vec![0.0f32; model.n_out()];
     let x = vec![1.0f32; model.n_in()];
+    let events: Vec<(usize, f32)> = (0..model.n_in()).map(|i| (i, 1.0)).collect();
+    let mut lean = state.clone();
     for _ in 0..4 {
         cell.step(&mut state, &x, &mut NoNoise).expect("step");
+        cell.step_inference(&mut lean, events.iter().copied(), &mut NoNoise)
+            .expect("inference step");
+        assert_eq!(state.z(), lean.z(), "step_inference spikes as step_events");
         readout
             .step(state.z(), &mut filtered, &mut out)
             .expect("readout step");
@@ -53,9 +59,13 @@ fn try_model(bytes: &[u8]) {
         let mut state =
             CellState::with_i32_ring(vec![0.0f32; 3 * n], vec![0u16; n], vec![0i32; d * n], n, d)
                 .expect("state sized for the integer cell");
+        let mut lean = state.clone();
         for _ in 0..4 {
             cell.step(&mut state, &x, &mut NoNoise)
                 .expect("integer step");
+            cell.step_inference(&mut lean, events.iter().copied(), &mut NoNoise)
+                .expect("integer inference step");
+            assert_eq!(state.z(), lean.z(), "step_inference spikes as step_events");
             readout
                 .step(state.z(), &mut filtered, &mut out)
                 .expect("readout step");

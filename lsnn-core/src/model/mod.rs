@@ -114,7 +114,7 @@ pub use encode::ModelParts;
 pub use scales::IntegerScales;
 pub use views::{IntegerSynapses, LeF32Slice, LeWeights, ModelSynapses};
 
-use crate::synapse;
+use crate::unchecked::CheckedRows;
 use crate::{Cell, CellConfig, CoreError, Neuron, Readout};
 
 /// The 8 bytes every model starts with.
@@ -221,25 +221,27 @@ pub mod section {
 pub(crate) const MATRIX_PREFIX_LEN: usize = 8;
 
 /// The CRC-32 (IEEE 802.3, as zlib's `crc32`) the format stores in its last 4 bytes, of
-/// `bytes`. Byte-wise with a 1 KiB table built at compile time: small enough for a
-/// microcontroller's flash (a slicing-by-16 implementation carries 16 KiB of tables), and
+/// `bytes`. Four bits at a time with a 64-byte table built at compile time: small for a
+/// microcontroller's flash (a byte-wise table takes 1 KiB, slicing-by-16 16 KiB), and
 /// checksums are computed once per model.
 pub fn checksum(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in bytes {
-        crc = CRC_TABLE[usize::from((crc as u8) ^ b)] ^ (crc >> 8);
+        crc ^= u32::from(b);
+        crc = CRC_NIBBLES[(crc & 15) as usize] ^ (crc >> 4);
+        crc = CRC_NIBBLES[(crc & 15) as usize] ^ (crc >> 4);
     }
     !crc
 }
 
-/// The reflected CRC-32 table of the polynomial 0xEDB88320.
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// The reflected CRC-32 of the polynomial 0xEDB88320 for the 16 values of four bits.
+const CRC_NIBBLES: [u32; 16] = {
+    let mut table = [0u32; 16];
     let mut i = 0;
-    while i < 256 {
+    while i < 16 {
         let mut c = i as u32;
         let mut k = 0;
-        while k < 8 {
+        while k < 4 {
             c = if c & 1 != 0 {
                 0xEDB8_8320 ^ (c >> 1)
             } else {
@@ -864,11 +866,93 @@ fn parse_matrix(data: &[u8], spec: MatrixSpec) -> Result<ModelSynapses<'_>, Core
         });
     }
     check_offsets(offsets, matrix, nnz)?;
-    let syn = ModelSynapses::from_parts(
-        n_pre, n_post, kind, scale, offsets, targets, delays, weights,
-    );
-    synapse::validate(&syn, matrix, n_delay, no_autapse)?;
-    Ok(syn)
+    let parts = MatrixParts {
+        offsets,
+        targets,
+        delays,
+        weights,
+        kind,
+        scale,
+    };
+    check_synapses(&parts, matrix, n_post, n_delay, no_autapse)?;
+    let rows =
+        CheckedRows::new(offsets, targets, delays, n_post, n_delay).ok_or(CoreError::Matrix {
+            matrix,
+            why: "targets, delays or offsets out of range",
+        })?;
+    Ok(ModelSynapses::from_parts(rows, kind, scale, weights))
+}
+
+/// The parts of a matrix section, once their lengths are checked.
+struct MatrixParts<'a> {
+    offsets: &'a [u8],
+    targets: &'a [u8],
+    delays: &'a [u8],
+    weights: &'a [u8],
+    kind: WeightKind,
+    scale: f32,
+}
+
+/// Every synapse of a matrix section whose offsets were checked: target in range, delay below
+/// `n_delay`, finite weight (`scale * q` for integers), and no autapse in a recurrent matrix.
+/// The first problem, row by row, is the error.
+fn check_synapses(
+    m: &MatrixParts<'_>,
+    matrix: &'static str,
+    n_post: usize,
+    n_delay: usize,
+    no_autapse: bool,
+) -> Result<(), CoreError> {
+    let width = m.kind.width();
+    let mut synapses = m
+        .targets
+        .chunks_exact(2)
+        .zip(m.delays)
+        .zip(m.weights.chunks_exact(width));
+    let mut start = 0usize;
+    for (pre, o) in m.offsets.chunks_exact(4).skip(1).enumerate() {
+        let end = u32::from_le_bytes([o[0], o[1], o[2], o[3]]) as usize;
+        for index in 0..end.saturating_sub(start) {
+            let Some(((t, &d), w)) = synapses.next() else {
+                break;
+            };
+            let t = usize::from(u16::from_le_bytes([t[0], t[1]]));
+            let why = if t >= n_post {
+                "target neuron out of range"
+            } else if usize::from(d) >= n_delay {
+                "delay index >= n_delay"
+            } else if !finite_weight(m.kind, m.scale, w) {
+                "weight is not finite"
+            } else if no_autapse && t == pre {
+                "autapse (self-connection) in a recurrent matrix"
+            } else {
+                continue;
+            };
+            return Err(CoreError::Synapse {
+                matrix,
+                pre,
+                index,
+                why,
+            });
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Whether the weight stored in `w` (of `kind`, with the matrix scale `scale`) is finite. Out
+/// of line: the loop that calls it stays one loop for all kinds (it runs once per model).
+#[inline(never)]
+fn finite_weight(kind: WeightKind, scale: f32, w: &[u8]) -> bool {
+    match kind {
+        WeightKind::F32 => read_f32(w, 0).is_some_and(f32::is_finite),
+        WeightKind::I16 => {
+            read_u16(w, 0).is_some_and(|q| (scale * f32::from(q as i16)).is_finite())
+        }
+        WeightKind::I8 => w
+            .first()
+            .is_some_and(|&q| (scale * f32::from(q as i8)).is_finite()),
+    }
 }
 
 /// CSR offsets: start at 0, non-decreasing, end at `nnz`.

@@ -1,7 +1,9 @@
 //! Zero-copy views that decode little-endian values from model bytes on access.
 
 use crate::readout::WeightSource;
+use crate::state::Accumulator;
 use crate::synapse::Synapses;
+use crate::unchecked::{CheckedRows, DelayRing};
 
 use super::WeightKind;
 
@@ -146,23 +148,27 @@ impl WeightSource<f32> for LeWeights<'_> {
 
     #[inline(always)]
     fn mul_add_into(&self, start: usize, a: f32, y: &mut [f32]) {
-        let Some(part) = self.part(start, y.len()) else {
-            return;
+        // The weights from `start` on (zip stops at the end of `y` or of the source).
+        let from = |width: usize| {
+            start
+                .checked_mul(width)
+                .and_then(|at| self.bytes.get(at..))
+                .unwrap_or_default()
         };
         let scale = self.scale;
         match self.kind {
             WeightKind::F32 => {
-                for (y, b) in y.iter_mut().zip(part.chunks_exact(4)) {
+                for (y, b) in y.iter_mut().zip(from(4).chunks_exact(4)) {
                     *y += a * decode_f32(b);
                 }
             }
             WeightKind::I16 => {
-                for (y, b) in y.iter_mut().zip(part.chunks_exact(2)) {
+                for (y, b) in y.iter_mut().zip(from(2).chunks_exact(2)) {
                     *y += a * (scale * f32::from(i16::from_le_bytes([b[0], b[1]])));
                 }
             }
             WeightKind::I8 => {
-                for (y, &q) in y.iter_mut().zip(part) {
+                for (y, &q) in y.iter_mut().zip(from(1)) {
                     *y += a * (scale * f32::from(q as i8));
                 }
             }
@@ -229,47 +235,35 @@ impl<'a> LeWeights<'a> {
 /// [`crate::model`]); implements [`Synapses<f32>`] for the float cell (integer weights read as
 /// `scale * q`, rounded to f32).
 ///
-/// Built by [`crate::model::Model::parse`] after validation. [`Synapses::for_each_outgoing`]
-/// is total: a presynaptic index out of range has no synapses.
+/// Built by [`crate::model::Model::parse`] after validation, with the rows checked once more
+/// by [`CheckedRows`] (whose bounds delivery relies on). [`Synapses::for_each_outgoing`] is
+/// total: a presynaptic index out of range has no synapses.
 #[derive(Clone, Copy, Debug)]
 pub struct ModelSynapses<'a> {
-    n_pre: usize,
-    n_post: usize,
+    rows: CheckedRows<'a>,
     kind: WeightKind,
     scale: f32,
-    offsets: &'a [u8],
-    targets: &'a [u8],
-    delays: &'a [u8],
     weights: &'a [u8],
 }
 
 impl<'a> ModelSynapses<'a> {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn from_parts(
-        n_pre: usize,
-        n_post: usize,
+        rows: CheckedRows<'a>,
         kind: WeightKind,
         scale: f32,
-        offsets: &'a [u8],
-        targets: &'a [u8],
-        delays: &'a [u8],
         weights: &'a [u8],
     ) -> Self {
         ModelSynapses {
-            n_pre,
-            n_post,
+            rows,
             kind,
             scale,
-            offsets,
-            targets,
-            delays,
             weights,
         }
     }
 
     /// Number of synapses.
     pub fn nnz(&self) -> usize {
-        self.delays.len()
+        self.rows.nnz()
     }
 
     /// How the weights are stored.
@@ -284,23 +278,24 @@ impl<'a> ModelSynapses<'a> {
 
     /// The index range of the synapses of presynaptic neuron `pre` (`None` out of range).
     pub fn row(&self, pre: usize) -> Option<core::ops::Range<usize>> {
-        let start = super::read_u32(self.offsets, pre.checked_mul(4)?)? as usize;
-        let end = super::read_u32(self.offsets, pre.checked_add(1)?.checked_mul(4)?)? as usize;
-        (start <= end && end <= self.nnz()).then_some(start..end)
+        self.rows.row(pre)
     }
 
     /// Synapse `k` as `(target, delay, weight as f32)`, or `None` past the end.
     pub fn synapse(&self, k: usize) -> Option<(usize, usize, f32)> {
-        let target = super::read_u16(self.targets, k.checked_mul(2)?)?;
-        let delay = *self.delays.get(k)?;
+        let (target, delay) = self.rows.synapse(k)?;
+        Some((target, delay, self.weight(k)?))
+    }
+
+    /// Weight `k` as f32 (`None` past the end).
+    fn weight(&self, k: usize) -> Option<f32> {
         let w = self.kind.width();
         let at = k.checked_mul(w)?;
         let b = self.weights.get(at..at.checked_add(w)?)?;
-        let weight = match decode_int(self.kind, b) {
+        Some(match decode_int(self.kind, b) {
             Some(q) => self.scale * q as f32,
             None => decode_f32(b),
-        };
-        Some((usize::from(target), usize::from(delay), weight))
+        })
     }
 
     /// The stored integer of synapse `k` (`None` for f32 weights or past the end).
@@ -314,26 +309,12 @@ impl<'a> ModelSynapses<'a> {
     /// `pre` (nothing for f32 weights).
     #[inline(always)]
     pub fn for_each_outgoing_raw(&self, pre: usize, mut f: impl FnMut(usize, usize, i32)) {
-        let Some((targets, delays, weights)) = self.row_bytes(pre) else {
-            return;
-        };
-        match self.kind {
-            WeightKind::F32 => {}
-            WeightKind::I16 => {
-                for ((t, &d), q) in targets
-                    .chunks_exact(2)
-                    .zip(delays)
-                    .zip(weights.chunks_exact(2))
-                {
-                    let q = i16::from_le_bytes([q[0], q[1]]);
-                    f(decode_target(t), usize::from(d), i32::from(q));
+        if self.kind.is_integer() {
+            self.rows.for_each_in_row(pre, |t, d, k| {
+                if let Some(q) = self.raw_weight(k) {
+                    f(t, d, q);
                 }
-            }
-            WeightKind::I8 => {
-                for ((t, &d), &q) in targets.chunks_exact(2).zip(delays).zip(weights) {
-                    f(decode_target(t), usize::from(d), i32::from(q as i8));
-                }
-            }
+            });
         }
     }
 
@@ -344,53 +325,42 @@ impl<'a> ModelSynapses<'a> {
             .map(|q| u64::from(q.unsigned_abs()))
             .sum()
     }
-
-    /// (targets, delays, weights) bytes of row `pre`.
-    #[inline(always)]
-    fn row_bytes(&self, pre: usize) -> Option<(&'a [u8], &'a [u8], &'a [u8])> {
-        // `parse` checked the offsets (from 0, non-decreasing, last = nnz); `get` keeps this
-        // total regardless.
-        // (The products cannot wrap for a parsed model: every offset is at most nnz, and 4 nnz
-        // bytes fit in memory. Wrapping would only give other bytes, never a panic.)
-        let o: &[u8; 8] = self.offsets.get(pre.wrapping_mul(4)..)?.first_chunk()?;
-        let start = u32::from_le_bytes([o[0], o[1], o[2], o[3]]) as usize;
-        let end = u32::from_le_bytes([o[4], o[5], o[6], o[7]]) as usize;
-        let w = self.kind.width();
-        let targets = self
-            .targets
-            .get(start.wrapping_mul(2)..end.wrapping_mul(2))?;
-        let delays = self.delays.get(start..end)?;
-        let weights = self
-            .weights
-            .get(start.wrapping_mul(w)..end.wrapping_mul(w))?;
-        Some((targets, delays, weights))
-    }
 }
 
 impl Synapses<f32> for ModelSynapses<'_> {
     fn n_pre(&self) -> usize {
-        self.n_pre
+        self.rows.n_pre()
     }
 
     fn n_post(&self) -> usize {
-        self.n_post
+        self.rows.n_post()
     }
 
     #[inline]
     fn for_each_outgoing(&self, pre: usize, mut f: impl FnMut(usize, usize, f32)) {
-        if self.kind != WeightKind::F32 {
-            let scale = self.scale;
-            return self.for_each_outgoing_raw(pre, |t, d, q| f(t, d, scale * q as f32));
-        }
-        let Some((targets, delays, weights)) = self.row_bytes(pre) else {
-            return;
-        };
-        for ((t, &d), w) in targets
-            .chunks_exact(2)
-            .zip(delays)
-            .zip(weights.chunks_exact(4))
-        {
-            f(decode_target(t), usize::from(d), decode_f32(w));
+        self.rows.for_each_in_row(pre, |t, d, k| {
+            if let Some(w) = self.weight(k) {
+                f(t, d, w);
+            }
+        });
+    }
+
+    #[inline(always)]
+    fn deliver<R>(&self, pre: usize, ring: &mut DelayRing<'_, R, f32>, value: impl Fn(f32) -> f32)
+    where
+        f32: Accumulator<R>,
+    {
+        let (rows, weights, scale) = (&self.rows, self.weights, self.scale);
+        match self.kind {
+            WeightKind::F32 => {
+                ring.add_row::<4>(rows, pre, weights, |b| value(f32::from_le_bytes(*b)))
+            }
+            WeightKind::I16 => ring.add_row::<2>(rows, pre, weights, |b| {
+                value(scale * f32::from(i16::from_le_bytes(*b)))
+            }),
+            WeightKind::I8 => {
+                ring.add_row::<1>(rows, pre, weights, |b| value(scale * f32::from(b[0] as i8)))
+            }
         }
     }
 }
@@ -422,11 +392,11 @@ impl<'a> IntegerSynapses<'a> {
 
 impl Synapses<i32> for IntegerSynapses<'_> {
     fn n_pre(&self) -> usize {
-        self.syn.n_pre
+        self.syn.n_pre()
     }
 
     fn n_post(&self) -> usize {
-        self.syn.n_post
+        self.syn.n_post()
     }
 
     #[inline(always)]
@@ -435,18 +405,29 @@ impl Synapses<i32> for IntegerSynapses<'_> {
         self.syn
             .for_each_outgoing_raw(pre, |t, d, q| f(t, d, q.wrapping_mul(m)));
     }
+
+    #[inline(always)]
+    fn deliver<R>(&self, pre: usize, ring: &mut DelayRing<'_, R, i32>, value: impl Fn(i32) -> i32)
+    where
+        i32: Accumulator<R>,
+    {
+        let (rows, weights, m) = (&self.syn.rows, self.syn.weights, self.multiplier);
+        match self.syn.kind {
+            WeightKind::F32 => {}
+            WeightKind::I16 => ring.add_row::<2>(rows, pre, weights, |b| {
+                value(i32::from(i16::from_le_bytes(*b)).wrapping_mul(m))
+            }),
+            WeightKind::I8 => ring.add_row::<1>(rows, pre, weights, |b| {
+                value(i32::from(b[0] as i8).wrapping_mul(m))
+            }),
+        }
+    }
 }
 
 /// Decodes a 4-byte chunk (callers pass `chunks_exact(4)` items).
 #[inline(always)]
 fn decode_f32(w: &[u8]) -> f32 {
     f32::from_le_bytes([w[0], w[1], w[2], w[3]])
-}
-
-/// Decodes a 2-byte target (callers pass `chunks_exact(2)` items).
-#[inline(always)]
-fn decode_target(t: &[u8]) -> usize {
-    usize::from(u16::from_le_bytes([t[0], t[1]]))
 }
 
 /// The stored integer of a weight of `kind` (callers pass `kind.width()` bytes).

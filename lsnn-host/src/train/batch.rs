@@ -10,10 +10,10 @@ use rayon::prelude::*;
 
 use super::bptt::{logits, ElementGrads, HostState, LossSeeds, ReadoutView, Trace, TrainCell};
 use super::lanes::{
-    arrival_offsets, backward_group, csr_arrival_offsets, forward_group, AdjointWindow,
-    BackwardContext, ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
+    backward_group, csr_arrival_offsets, forward_group, AdjointWindow, BackwardContext, DelayMasks,
+    ForwardContext, GroupInput, GroupReadout, GroupTrace, LaneNoise,
 };
-use super::simd::{SimdReal, LANES};
+use super::simd::{Isa, SimdReal, LANES};
 use crate::error::HostError;
 use crate::input::InputBatch;
 use crate::loss::{cross_entropy, LossTerm, Objective, RateRegulariser};
@@ -84,6 +84,21 @@ impl<F: Real> CurrentNoise<F> for Gaussian {
 pub struct Workspace<F> {
     groups: Vec<GroupWork<F>>,
     backward: Vec<BackwardSlot<F>>,
+    isa: Isa,
+}
+
+impl<F> Workspace<F> {
+    /// A workspace whose passes use only the portable lanes (the same results; for checks).
+    pub fn portable() -> Self
+    where
+        F: Default,
+    {
+        Workspace {
+            groups: Vec::new(),
+            backward: Vec::new(),
+            isa: Isa::Portable,
+        }
+    }
 }
 
 /// What a group's forward leaves for its backward.
@@ -167,6 +182,8 @@ pub fn run_pass_in<F: SimdReal>(
         arrive_in: &arrive_in_csr,
         arrive_rec: &arrive_rec_csr,
         readout_decay: readout.decay,
+        isa: workspace.isa,
+        keep_all_b: opts.keep_traces,
     };
     groups
         .par_iter_mut()
@@ -241,11 +258,12 @@ pub fn run_pass_in<F: SimdReal>(
             neurons: &neurons,
             consts: *cell.consts(),
             w_rec: w_rec.view(),
-            arrive_in: &arrival_offsets(spec.delay_in.view()),
-            arrive_rec: &arrival_offsets(spec.delay_rec.view()),
+            delays_in: DelayMasks::new(spec.delay_in.view(), spec.config.n_delay),
+            delays_rec: DelayMasks::new(spec.delay_rec.view(), spec.config.n_delay),
             arrive_rec_csr: &arrive_rec_csr,
             n_delay: spec.config.n_delay,
             readout,
+            isa: workspace.isa,
         };
         let (n_in, n, n_out) = (spec.n_in(), spec.n_rec(), params.n_out());
         // Each element's gradient from zero, then summed in element order (0 + g_0 + g_1 + ...):

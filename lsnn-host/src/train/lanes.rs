@@ -2,25 +2,28 @@
 //!
 //! The state, the trace and the adjoints of one neuron for all elements of a group are one
 //! register ([`Reg`]), stepped by the core's lane-generic equations ([`neuron_step_with`],
-//! [`neuron_step_backward`]); events (input spikes, recurrent spikes) are delivered to the lanes
+//! [`neuron_step_backward_at`]); events (input spikes, recurrent spikes) are delivered to the lanes
 //! that have them, one masked vector operation per synapse. Every lane computes what the
 //! one-element pass of [`crate::train::bptt`] describes: the same IEEE operations on the same
 //! values in the same order, so the results are the same bits.
 
 use lsnn_core::{
-    neuron_step_backward, neuron_step_with, pseudo_derivative, CsrRef, CurrentNoise, Lanes, Mask,
-    Neuron, NeuronGrad, NeuronState, Real, StepConsts, Synapses,
+    neuron_step_backward_at, neuron_step_with, CsrRef, CurrentNoise, Lanes, Mask, Neuron,
+    NeuronGrad, NeuronState, Real, StepConsts, Surrogate, Synapses,
 };
 use ndarray::ArrayView2;
 
 use super::bptt::{ElementGrads, HostState, LossSeeds, LossTerm, ReadoutView, Trace};
-use super::simd::{dispatch, Kernel, Mem, Reg, SimdReal, LANES};
+use super::simd::{dispatch, Isa, Kernel, Mem, Reg, SimdReal, LANES};
 use crate::input::InputBatch;
 
 /// One value per lane, in memory.
 pub type V<F> = Mem<F>;
 /// Lane bits (lane `l` is bit `l`).
 type Bits = u16;
+
+/// A neuron whose `b` the trace does not keep (see `GroupTrace::kept_b`).
+const NOT_KEPT: u32 = u32::MAX;
 
 /// The input events of a group's elements, `first..first + count` of a batch: lane l is
 /// element `first + l`.
@@ -61,8 +64,15 @@ pub struct GroupTrace<F> {
     /// the backward, which goes back in time, reads the trace at ascending addresses, which
     /// the CPU prefetches.
     v: Vec<V<F>>,
-    /// Same for the adaptation variable b.
+    /// Same for the adaptation variable b of the neurons it is kept for (`kept_b`).
     b: Vec<V<F>>,
+    /// Per neuron, where its b is in a row of `b` (`NOT_KEPT`: nowhere). The threshold of a
+    /// neuron with `beta = 0` is `thr` whatever a finite `b` is, and nothing else in the
+    /// backward reads `b`: such a neuron's `b` is not kept (unless asked for, or unless some
+    /// `b` or `z` it starts from is not finite).
+    kept_b: Vec<u32>,
+    /// Neurons whose b is kept.
+    n_kept: usize,
     /// The initial `z` where it is not 0 (every later spike has the value `1 / dt`).
     z0: Vec<V<F>>,
     /// Spikes present before step i: `spike_neurons[spike_offsets[i]..spike_offsets[i + 1]]`
@@ -75,14 +85,23 @@ pub struct GroupTrace<F> {
 }
 
 impl<F: Real> GroupTrace<F> {
-    fn reset(&mut self, n: usize, steps: usize, count: usize) {
+    fn reset(&mut self, n: usize, steps: usize, count: usize, keep_b: impl Fn(usize) -> bool) {
         self.n = n;
         self.steps = steps;
         self.count = count;
-        let len = (steps + 1) * n;
+        self.kept_b.clear();
+        self.n_kept = 0;
+        for j in 0..n {
+            if keep_b(j) {
+                self.kept_b.push(self.n_kept as u32);
+                self.n_kept += 1;
+            } else {
+                self.kept_b.push(NOT_KEPT);
+            }
+        }
         // Reused from pass to pass: sized once, so later passes touch no fresh pages.
-        self.v.resize(len, V::default());
-        self.b.resize(len, V::default());
+        self.v.resize((steps + 1) * n, V::default());
+        self.b.resize((steps + 1) * self.n_kept, V::default());
         self.z0.clear();
         self.z0.resize(n, V::default());
         self.spike_offsets.clear();
@@ -105,10 +124,11 @@ impl<F: Real> GroupTrace<F> {
         &self.v[self.row(i)]
     }
 
-    /// Adaptation variables before step i.
+    /// Where neuron j's b before step i is in `b`, if it is kept.
     #[inline(always)]
-    fn b(&self, i: usize) -> &[V<F>] {
-        &self.b[self.row(i)]
+    fn b_at(&self, i: usize, j: usize) -> Option<usize> {
+        let kept = self.kept_b[j];
+        (kept != NOT_KEPT).then(|| (self.steps - i) * self.n_kept + kept as usize)
     }
 
     /// The spikes present before step i: `(neuron, lanes)`.
@@ -162,7 +182,12 @@ impl<F: Real> GroupTrace<F> {
                 .flat_map(|i| rows(self, i).iter().map(|x| x.0[l]))
                 .collect()
         };
-        let (v, b) = (lane(Self::v), lane(Self::b));
+        let v = lane(Self::v);
+        let b = (0..=self.steps)
+            .flat_map(|i| {
+                (0..self.n).map(move |j| self.b_at(i, j).map_or(F::zero(), |at| self.b[at].0[l]))
+            })
+            .collect();
         let mut spikes = vec![Vec::new(); self.steps + 1];
         for (i, list) in spikes.iter_mut().enumerate() {
             for (j, bits) in self.spikes(i) {
@@ -209,6 +234,10 @@ pub struct ForwardContext<'a, F> {
     pub arrive_rec: &'a [u32],
     /// The readout's filter decay `exp(-dt / tau_out)`.
     pub readout_decay: F,
+    /// Which registers to run in.
+    pub isa: Isa,
+    /// Keep every neuron's `b` in the trace (for [`GroupTrace::element`]).
+    pub keep_all_b: bool,
 }
 
 /// The state of a group between steps, one [`Lanes`] value per neuron.
@@ -310,21 +339,31 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
 ) -> GroupReadout<F> {
     let n = ctx.neurons.len();
     let mut s = LaneState::load(states, n, ctx.n_delay);
-    trace.reset(n, steps, states.len());
+    let finite = |x: &V<F>| x.0.iter().all(|x| x.is_finite());
+    let keep_all = ctx.keep_all_b || !s.b.iter().chain(&s.z).all(finite);
+    let keep_b = |j: usize| keep_all || ctx.neurons[j].beta != F::zero();
+    trace.reset(n, steps, states.len(), keep_b);
     let first = trace.row(0);
-    trace.v[first.clone()].copy_from_slice(&s.v);
-    trace.b[first].copy_from_slice(&s.b);
+    trace.v[first].copy_from_slice(&s.v);
+    for (j, b) in s.b.iter().enumerate() {
+        if let Some(at) = trace.b_at(0, j) {
+            trace.b[at] = *b;
+        }
+    }
     record_initial_spikes(trace, &s.z);
-    let mut readout = FilteredSpikes::new(n, terms);
-    dispatch(Forward {
-        ctx,
-        input,
-        steps,
-        s: &mut s,
-        noise,
-        trace,
-        readout: &mut readout,
-    });
+    let mut readout = FilteredSpikes::new(n, terms, steps);
+    dispatch(
+        ctx.isa,
+        Forward {
+            ctx,
+            input,
+            steps,
+            s: &mut s,
+            noise,
+            trace,
+            readout: &mut readout,
+        },
+    );
     s.store(states);
     readout.finish(states.len())
 }
@@ -397,7 +436,9 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
                 let fired = x.bits(out.spiked);
                 let at = trace.row(t + 1).start + j;
                 out.state.v.store(&mut trace.v[at]);
-                out.state.b.store(&mut trace.b[at]);
+                if let Some(at) = trace.b_at(t + 1, j) {
+                    out.state.b.store(&mut trace.b[at]);
+                }
                 trace.refractory[t * n + j] = x.bits(refractory);
                 if fired != 0 {
                     trace.spike_neurons.push(j as u16);
@@ -557,50 +598,70 @@ struct FilteredSpikes<'t, F> {
 }
 
 /// The loss windows of a group's lanes, where no two windows of a lane overlap: a lane is then
-/// inside at most one window at a time.
+/// inside at most one window at a time. Step by step: the lanes inside a window, and the
+/// windows that end with the step.
 struct Windows {
-    /// Per lane: `(start, end, term)` of each window, by start.
-    lanes: Vec<Vec<(usize, usize, usize)>>,
+    /// `inside[t]`: the lanes inside a window at step t.
+    inside: Vec<Bits>,
+    /// The windows ending with step t (their last step is t) are
+    /// `ends[ends_at[t]..ends_at[t + 1]]`, as `(lane, term)`.
+    ends_at: Vec<u32>,
+    ends: Vec<(usize, usize)>,
 }
 
 impl Windows {
-    /// The windows of `terms` (per lane), unless two of a lane overlap.
-    fn disjoint<F>(terms: &[Vec<LossTerm<F>>]) -> Option<Self> {
-        let lanes: Vec<Vec<(usize, usize, usize)>> = terms
-            .iter()
-            .map(|element| {
-                let mut w: Vec<_> = element
-                    .iter()
-                    .enumerate()
-                    .map(|(k, term)| (term.start, term.end, k))
-                    .collect();
-                w.sort_unstable();
-                w
-            })
-            .collect();
-        let apart = lanes
-            .iter()
-            .all(|w| w.windows(2).all(|pair| pair[0].1 <= pair[1].0));
-        apart.then_some(Windows { lanes })
+    /// The windows of `terms` (per lane) over `steps` steps, unless two of a lane overlap.
+    fn disjoint<F>(terms: &[Vec<LossTerm<F>>], steps: usize) -> Option<Self> {
+        let mut inside = vec![0 as Bits; steps];
+        let mut ending: Vec<(usize, usize, usize)> = Vec::new();
+        for (l, element) in terms.iter().enumerate() {
+            let mut w: Vec<(usize, usize, usize)> = element
+                .iter()
+                .enumerate()
+                .map(|(k, term)| (term.start, term.end.min(steps), k))
+                .collect();
+            w.sort_unstable();
+            if w.windows(2).any(|pair| pair[0].1 > pair[1].0) {
+                return None;
+            }
+            for &(start, end, k) in &w {
+                for bits in &mut inside[start..end] {
+                    *bits |= 1 << l;
+                }
+                if start < end {
+                    ending.push((end - 1, l, k));
+                }
+            }
+        }
+        ending.sort_unstable();
+        let mut ends_at = vec![0u32; steps + 1];
+        for &(last, _, _) in &ending {
+            ends_at[last + 1] += 1;
+        }
+        for t in 0..steps {
+            ends_at[t + 1] += ends_at[t];
+        }
+        Some(Windows {
+            inside,
+            ends_at,
+            ends: ending.into_iter().map(|(_, l, k)| (l, k)).collect(),
+        })
     }
 
-    /// The window of lane `l` that contains step t: `(end, term)`.
+    /// The windows whose last step is t: `(lane, term)`.
     #[inline(always)]
-    fn at(&self, l: usize, t: usize) -> Option<(usize, usize)> {
-        let w = &self.lanes[l];
-        let i = w.partition_point(|&(start, _, _)| start <= t);
-        let (_, end, term) = *w.get(i.checked_sub(1)?)?;
-        (t < end).then_some((end, term))
+    fn ending(&self, t: usize) -> &[(usize, usize)] {
+        &self.ends[self.ends_at[t] as usize..self.ends_at[t + 1] as usize]
     }
 }
 
 impl<'t, F: Real> FilteredSpikes<'t, F> {
-    fn new(n: usize, terms: &'t [Vec<LossTerm<F>>]) -> Self {
+    fn new(n: usize, terms: &'t [Vec<LossTerm<F>>], steps: usize) -> Self {
         FilteredSpikes {
             psp: vec![V::default(); n],
             z_sums: vec![V::default(); n],
             terms,
-            windows: Windows::disjoint(terms),
+            windows: Windows::disjoint(terms, steps),
             sums: vec![V::default(); n],
             psp_sums: terms
                 .iter()
@@ -633,29 +694,19 @@ impl<'t, F: Real> FilteredSpikes<'t, F> {
         };
         // Lanes inside a window add psp to their running sum; where the window ends, the sum
         // is its term's and the lane's sum restarts from 0.
-        let (mut inside, mut closing) = (0 as Bits, 0 as Bits);
-        for l in 0..self.terms.len() {
-            if let Some((end, _)) = windows.at(l, t) {
-                inside |= 1 << l;
-                if end == t + 1 {
-                    closing |= 1 << l;
-                }
-            }
-        }
+        let inside = windows.inside[t];
         if inside != 0 {
             let m = x.mask(inside);
             for (s, p) in self.sums.iter_mut().zip(&self.psp) {
                 add_where(x.load(s), m, x.load(p)).store(s);
             }
         }
-        for_lanes(closing, |l| {
-            if let Some((_, term)) = windows.at(l, t) {
-                for (out, s) in self.psp_sums[l][term].iter_mut().zip(&mut self.sums) {
-                    *out = s.0[l];
-                    s.0[l] = F::zero();
-                }
+        for &(l, term) in windows.ending(t) {
+            for (out, s) in self.psp_sums[l][term].iter_mut().zip(&mut self.sums) {
+                *out = s.0[l];
+                s.0[l] = F::zero();
             }
-        });
+        }
     }
 
     /// The running sums where windows of a lane overlap: lane by lane, window by window.
@@ -689,17 +740,18 @@ pub struct BackwardContext<'a, F> {
     pub consts: StepConsts<F>,
     /// Effective recurrent synapses (the forward's).
     pub w_rec: CsrRef<'a, F>,
-    /// Where the delivery of every input synapse `[I, N]` arrives in a lane's window of dL/di
-    /// (see [`arrival_offsets`]).
-    pub arrive_in: &'a [u32],
+    /// The delays of the input synapses `[I, N]`, as the weight rows read them.
+    pub delays_in: DelayMasks,
     /// The same for the recurrent synapses `[N, N]`.
-    pub arrive_rec: &'a [u32],
+    pub delays_rec: DelayMasks,
     /// The same for the connected recurrent synapses, in the order of `w_rec`.
     pub arrive_rec_csr: &'a [u32],
     /// Number of delay slots.
     pub n_delay: usize,
     /// The readout.
     pub readout: ReadoutView<'a, F>,
+    /// Which registers to run in.
+    pub isa: Isa,
 }
 
 /// `d * N + j` for the synapse to neuron j (of N) of each row of `delays`: where, in a lane's
@@ -748,13 +800,19 @@ pub struct AdjointWindow<F> {
     /// steps from any step t on are the slots from `t mod D` on (N entries each), without
     /// wrapping. Rounded up to a power of two entries; zeros past the end of the sequence.
     all: Vec<V<F>>,
-    /// Floats of a lane's window: `window N` rounded up to a power of two.
-    len: usize,
-    /// Where lane l's window starts: `l stride`, one cache line more than `len`, so that the
-    /// lanes' windows do not all fall into the same cache sets.
+    /// Floats per row of a lane's window: N rounded up to a multiple of [`LANES`].
+    row: usize,
+    /// Floats [`DelayMasks::add_row`] reads from a row on: the D rows, rounded up to a power
+    /// of two.
+    reach: usize,
+    /// Where lane l's window starts: `l stride` (`window row + reach` and a cache line more, so
+    /// that the lanes' windows do not all fall into the same cache sets).
     stride: usize,
-    /// `[LANES][stride]`: the entries of `all` lane by lane.
+    /// `[LANES][stride]` from `base` on: the entries of `all` lane by lane, row `u - t0`
+    /// holding step u.
     lanes: Vec<F>,
+    /// Where the windows start in `lanes`: on a 64-byte boundary.
+    base: usize,
     /// Per lane, the events of the block being flushed.
     events: Vec<Vec<(u32, u32, F)>>,
     /// First step of the current block.
@@ -766,18 +824,22 @@ impl<F: Real> AdjointWindow<F> {
     /// zeros, in the buffers of the last pass where they are large enough.
     fn reset(&mut self, n: usize, d_slots: usize, steps: usize) {
         let window = BLOCK + d_slots - 1;
-        let len = (window * n).next_power_of_two();
-        let stride = len + 64 / core::mem::size_of::<F>();
+        let row = n.div_ceil(LANES) * LANES;
+        let reach = (d_slots * row).next_power_of_two();
+        let stride = window * row + reach + LANES;
         self.n = n;
         self.d_slots = d_slots;
         self.window = window;
-        self.len = len;
+        self.row = row;
+        self.reach = reach;
         self.stride = stride;
         self.all.clear();
         self.all
             .resize((2 * d_slots * n).next_power_of_two(), V::default());
         self.lanes.clear();
-        self.lanes.resize(LANES * stride, F::zero());
+        // One register more, to start the windows on a register's (cache line's) boundary.
+        self.lanes.resize(LANES * stride + LANES, F::zero());
+        self.base = self.lanes.as_ptr().align_offset(64).min(LANES);
         self.events.resize_with(LANES, Vec::new);
         self.t0 = steps.saturating_sub(1) / BLOCK * BLOCK;
     }
@@ -845,10 +907,10 @@ impl<F: Real> AdjointWindow<F> {
     #[inline(always)]
     fn spread(&mut self, t: usize) {
         let (n, stride) = (self.n, self.stride);
-        let (from, row) = (self.at(t, 0), (t - self.t0) * n);
+        let (from, row) = (self.at(t, 0), (t - self.t0) * self.row);
         for (j, g) in self.all[from..from + n].iter().enumerate() {
             for (l, &x) in g.0.iter().enumerate() {
-                self.lanes[l * stride + row + j] = x;
+                self.lanes[self.base + l * stride + row + j] = x;
             }
         }
     }
@@ -856,60 +918,63 @@ impl<F: Real> AdjointWindow<F> {
     /// The block starting at step t0 is complete: each lane's events of its steps, latest
     /// first, add `x * dL/di` to that lane's rows; then the window moves to the block before.
     #[inline(always)]
-    fn flush(
+    fn flush<X: Reg<Scalar = F>>(
         &mut self,
+        x: X,
         ctx: &BackwardContext<'_, F>,
         trace: &GroupTrace<F>,
         input: GroupInput<'_>,
         spike: F,
         grads: &mut [ElementGrads<F>],
     ) {
-        let (n, stride, t0) = (self.n, self.stride, self.t0);
+        let (n, row_len, stride, t0) = (self.n, self.row, self.stride, self.t0);
         let end = trace.steps.min(t0 + BLOCK);
-        // Each lane's events of the block, latest first: (row offset in its matrix, step
-        // offset in the window, value), inputs marked by `INPUT`.
+        // Each lane's events of the block, latest first: (row of its matrix, step offset in
+        // the window, value), inputs marked by `INPUT`.
         for events in &mut self.events {
             events.clear();
         }
         for t in (t0..end).rev() {
-            let at = ((t - t0) * n) as u32;
+            let at = (t - t0) as u32;
             for (l, events) in self.events.iter_mut().enumerate().take(input.count) {
-                for (i, x) in input.lane(l, t) {
-                    events.push(((i * n) as u32 | INPUT, at, F::of(f64::from(x))));
+                for (i, value) in input.lane(l, t) {
+                    events.push((i as u32 | INPUT, at, F::of(f64::from(value))));
                 }
             }
             for (k, bits) in trace.spikes(t) {
                 let z = trace.spike_value(t, k, spike);
-                for_lanes(bits, |l| self.events[l].push(((k * n) as u32, at, z.0[l])));
+                for_lanes(bits, |l| self.events[l].push((k as u32, at, z.0[l])));
             }
         }
         for (l, g) in grads.iter_mut().enumerate() {
-            let lane = &self.lanes[l * stride..l * stride + self.len];
+            let lane = &self.lanes[self.base + l * stride..self.base + (l + 1) * stride];
             let w_in = g.w_in.as_slice_mut().expect("standard layout");
             let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
-            for &(row, at, x) in &self.events[l] {
-                let (w, arrive) = if row & INPUT != 0 {
-                    (&mut *w_in, ctx.arrive_in)
+            for &(row, at, value) in &self.events[l] {
+                let (w, delays) = if row & INPUT != 0 {
+                    (&mut *w_in, &ctx.delays_in)
                 } else {
-                    (&mut *w_rec, ctx.arrive_rec)
+                    (&mut *w_rec, &ctx.delays_rec)
                 };
-                let row = (row & !INPUT) as usize..(row & !INPUT) as usize + n;
-                add_row(&mut w[row.clone()], &arrive[row], lane, at as usize, x);
+                let row = (row & !INPUT) as usize;
+                let from = at as usize * row_len;
+                let window = &lane[from..from + self.reach];
+                delays.add_row(x, &mut w[row * n..(row + 1) * n], row, window, value);
             }
         }
         if t0 > 0 {
             // Steps t0 .. t0 + D - 2 are where the block before delivers last.
-            let keep = (self.window - BLOCK) * n;
+            let keep = (self.window - BLOCK) * row_len;
             for l in 0..LANES {
-                let lane = &mut self.lanes[l * stride..l * stride + self.len];
-                lane.copy_within(0..keep, BLOCK * n);
+                let lane = &mut self.lanes[self.base + l * stride..self.base + (l + 1) * stride];
+                lane.copy_within(0..keep, BLOCK * row_len);
             }
             self.t0 = t0 - BLOCK;
         }
     }
 }
 
-/// Marks an input event in [`AdjointWindow::flush`]'s lists (row offsets stay below 2^31).
+/// Marks an input event in [`AdjointWindow::flush`]'s lists (row numbers stay below 2^31).
 const INPUT: u32 = 1 << 31;
 
 /// Calls `f(l)` for each lane `l` of `bits`.
@@ -921,20 +986,111 @@ fn for_lanes(mut bits: Bits, mut f: impl FnMut(usize)) {
     }
 }
 
-/// `row[j] += x * lane[at + arrive[j]]`: synapse j's delivery meets dL/di of the step it
-/// arrives at.
-#[inline(always)]
-fn add_row<F: Real>(row: &mut [F], arrive: &[u32], lane: &[F], at: usize, x: F) {
-    // `at + arrive[j]` is below the window's `window N` floats, and `lane.len()` is a power of
-    // two at least that large: the mask changes no index, but it lets the compiler drop the
-    // bounds check and vectorize the loop (with gathers).
-    let Some(mask) = lane.len().checked_sub(1) else {
-        return;
-    };
-    // In 32 bits (a window is far smaller), the gathers take 16 indices at a time.
-    let (at, mask) = (at as u32, mask as u32);
-    for (g, &a) in row.iter_mut().zip(arrive) {
-        *g = *g + x * lane[((at + a) & mask) as usize];
+/// The delays of a matrix's synapses `[rows, N]` as the weight rows read them: for each row,
+/// each register of [`LANES`] columns and each delay d, the columns with that delay as lane
+/// bits (and the delays themselves, for narrow rows).
+#[derive(Clone, Debug, Default)]
+pub struct DelayMasks {
+    n: usize,
+    d_slots: usize,
+    /// `[rows][ceil(N / LANES)][D]`.
+    masks: Vec<u16>,
+    /// `[rows, N]`: `d R + j` for the synapse to neuron j with delay d, where R is N rounded
+    /// up to a multiple of [`LANES`] (a row of a lane's window).
+    arrive: Vec<u32>,
+}
+
+/// Rows narrower than this many registers are added column by column: picking each register
+/// from D rows costs more than reading its columns one by one.
+const NARROW: usize = 3;
+
+impl DelayMasks {
+    /// The masks of `delays` (`[rows, N]`, each below `d_slots`).
+    pub fn new(delays: ArrayView2<'_, u8>, d_slots: usize) -> Self {
+        let n = delays.ncols();
+        let chunks = n.div_ceil(LANES);
+        let mut masks = Vec::with_capacity(delays.nrows() * chunks * d_slots);
+        for row in delays.rows() {
+            for c in 0..chunks {
+                for d in 0..d_slots {
+                    let bits = (c * LANES..n.min((c + 1) * LANES))
+                        .filter(|&j| usize::from(row[j]) == d)
+                        .fold(0u16, |m, j| m | 1 << (j - c * LANES));
+                    masks.push(bits);
+                }
+            }
+        }
+        let row = chunks * LANES;
+        let arrive = delays
+            .rows()
+            .into_iter()
+            .flat_map(|r| {
+                r.into_iter()
+                    .enumerate()
+                    .map(|(j, &d)| (usize::from(d) * row + j) as u32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        DelayMasks {
+            n,
+            d_slots,
+            masks,
+            arrive,
+        }
+    }
+
+    /// `row[j] += x * dL/di` of the step where synapse j's delivery arrives, for the synapses
+    /// of matrix row `k` delivered at the first step of `window` (a lane's D rows of dL/di from
+    /// that step on, rows of N rounded up to a multiple of [`LANES`], a power of two floats in
+    /// all). Wide rows pick each register of columns from the D rows by the columns' delays
+    /// (one masked move a delay); narrow ones gather column by column.
+    #[inline(always)]
+    fn add_row<F: Real, X: Reg<Scalar = F>>(
+        &self,
+        x: X,
+        row: &mut [F],
+        k: usize,
+        window: &[F],
+        value: F,
+    ) {
+        let (n, d_slots) = (self.n, self.d_slots);
+        let chunks = n.div_ceil(LANES);
+        if chunks < NARROW {
+            // `window.len()` is a power of two beyond every offset: the mask changes no index
+            // but spares the bounds check (and so lets the compiler gather).
+            let mask = window.len() - 1;
+            let arrive = &self.arrive[k * n..(k + 1) * n];
+            for (g, &a) in row.iter_mut().zip(arrive) {
+                *g = *g + value * window[a as usize & mask];
+            }
+            return;
+        }
+        let masks = &self.masks[k * chunks * d_slots..(k + 1) * chunks * d_slots];
+        let zero = x.splat(F::zero());
+        let v = x.splat(value);
+        let picked = |c: usize, masks: &[u16]| {
+            let mut h = zero;
+            for (d, &m) in masks.iter().enumerate() {
+                let from = (d * chunks + c) * LANES;
+                h = X::select(x.mask(m), x.load_slice(&window[from..]), h);
+            }
+            h
+        };
+        let full = n / LANES;
+        for (c, masks) in masks.chunks_exact(d_slots).enumerate().take(full) {
+            let g = &mut row[c * LANES..(c + 1) * LANES];
+            (x.load_slice(g) + v * picked(c, masks)).store_slice(g);
+        }
+        if full < chunks {
+            // The last columns, through a register's worth of memory (the others add 0 there).
+            let tail = &mut row[full * LANES..];
+            let mut g = Mem::default();
+            g.0[..tail.len()].copy_from_slice(tail);
+            let masks = &masks[full * d_slots..];
+            (x.load(&g) + v * picked(full, masks)).store(&mut g);
+            let len = tail.len();
+            tail.copy_from_slice(&g.0[..len]);
+        }
     }
 }
 
@@ -955,18 +1111,21 @@ pub fn backward_group<F: SimdReal>(
         .zip(grads.iter_mut())
         .map(|((seed, sums), g)| readout_grads(ctx, trace.n, seed, sums, g))
         .collect();
-    dispatch(Backward {
-        ctx,
-        trace,
-        input,
-        term_psp_grads: &term_psp_grads,
-        z_every_step: seeds.first().and_then(|s| s.z_every_step),
-        linear: seeds
-            .first()
-            .and_then(|s| s.linear.as_ref().map(|(a, b)| (a.view(), b.view()))),
-        window,
-        grads,
-    });
+    dispatch(
+        ctx.isa,
+        Backward {
+            ctx,
+            trace,
+            input,
+            term_psp_grads: &term_psp_grads,
+            z_every_step: seeds.first().and_then(|s| s.z_every_step),
+            linear: seeds
+                .first()
+                .and_then(|s| s.linear.as_ref().map(|(a, b)| (a.view(), b.view()))),
+            window,
+            grads,
+        },
+    );
 }
 
 /// The step loop of [`backward_group`].
@@ -1010,6 +1169,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 .iter()
                 .map(|element| element.iter().map(|(term, _)| *term).collect::<Vec<_>>())
                 .collect::<Vec<_>>(),
+            steps,
         );
         let mut current = vec![V::default(); n];
         let mut g_v = vec![V::default(); n];
@@ -1019,8 +1179,6 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let mut z_prev = vec![V::default(); n];
         let g_i = window;
         g_i.reset(n, ctx.n_delay, steps);
-        let mut active = vec![0 as Bits; n];
-        let mut firing = Vec::with_capacity(n);
         let rec_rows = ctx.w_rec.offsets();
 
         for t in (0..steps).rev() {
@@ -1028,17 +1186,12 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             match &windows {
                 Some(windows) => {
                     // Each lane adds its window's dL/dpsp, held in its lane of `current`.
-                    let mut inside = 0 as Bits;
-                    for (l, element) in term_psp_grads.iter().enumerate() {
-                        if let Some((end, term)) = windows.at(l, t) {
-                            inside |= 1 << l;
-                            if end == t + 1 {
-                                for (c, &g) in current.iter_mut().zip(&element[term].1) {
-                                    c.0[l] = g;
-                                }
-                            }
+                    for &(l, term) in windows.ending(t) {
+                        for (c, &g) in current.iter_mut().zip(&term_psp_grads[l][term].1) {
+                            c.0[l] = g;
                         }
                     }
+                    let inside = windows.inside[t];
                     if inside != 0 {
                         let m = x.mask(inside);
                         for (c, g) in carry.iter_mut().zip(&current) {
@@ -1058,44 +1211,49 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                     }
                 }
             }
-            for j in 0..n {
-                let c = x.load(&carry[j]);
-                (x.load(&g_z[j]) + x.load(&g_z_rec[j]) + gain_out * c).store(&mut g_z[j]);
-                (c * decay_out).store(&mut carry[j]);
-            }
-            if let Some(every) = z_every_step {
-                for (g, &s) in g_z.iter_mut().zip(every) {
-                    (x.load(g) + x.splat(s)).store(g);
-                }
-            }
-            if let Some((c_z, c_v)) = &linear {
-                for j in 0..n {
-                    (x.load(&g_z[j]) + x.splat(c_z[[t, j]])).store(&mut g_z[j]);
-                    (x.load(&g_v[j]) + x.splat(c_v[[t, j]])).store(&mut g_v[j]);
-                }
-            }
-
-            // 2. The neurons' own equations, backwards.
             for (j, bits) in trace.spikes(t) {
                 let value = x.load(&trace.spike_value(t, j, spike));
                 X::select(x.mask(bits), value, zero).store(&mut z_prev[j]);
             }
-            let (v_before, b_before, b_after) = (trace.v(t), trace.b(t), trace.b(t + 1));
+            let v_before = trace.v(t);
             let refractory = &trace.refractory[t * n..(t + 1) * n];
             for j in 0..n {
-                let back = neuron_step_backward(
-                    &ctx.neurons[j].splat(x),
+                let nj = ctx.neurons[j].splat(x);
+                let v_prev = x.load(&v_before[j]);
+                // b after the step: the kept one, else any finite value (see `kept_b`).
+                let b_new = trace.b_at(t + 1, j).map_or(zero, |at| x.load(&trace.b[at]));
+                let surrogate = Surrogate::of(&nj, &k, v_prev, b_new);
+                let refractory = x.mask(refractory[j]);
+                // What z_t does through the recurrent synapses (summed at step t + 1) counts
+                // only where its pseudo-derivative is not 0 and the neuron not refractory.
+                let through = surrogate.pseudo.ne(zero).and_not(refractory);
+                let recurrent = X::select(through, x.load(&g_z_rec[j]), zero);
+                let c = x.load(&carry[j]);
+                let mut out_z = x.load(&g_z[j]) + recurrent + gain_out * c;
+                (c * decay_out).store(&mut carry[j]);
+                let mut out_v = x.load(&g_v[j]);
+                if let Some(every) = z_every_step {
+                    out_z = out_z + x.splat(every[j]);
+                }
+                if let Some((c_z, c_v)) = &linear {
+                    out_z = out_z + x.splat(c_z[[t, j]]);
+                    out_v = out_v + x.splat(c_v[[t, j]]);
+                }
+                // 2. The neuron's own equations, backwards.
+                let back = neuron_step_backward_at(
+                    &nj,
                     &k,
+                    // The backward does not read b before the step.
                     NeuronState {
-                        v: x.load(&v_before[j]),
+                        v: v_prev,
                         z: x.load(&z_prev[j]),
-                        b: x.load(&b_before[j]),
+                        b: zero,
                     },
-                    x.load(&b_after[j]),
-                    x.mask(refractory[j]),
+                    surrogate,
+                    refractory,
                     NeuronGrad {
-                        v: x.load(&g_v[j]),
-                        z: x.load(&g_z[j]),
+                        v: out_v,
+                        z: out_z,
                         b: x.load(&g_b[j]),
                     },
                     zero,
@@ -1109,48 +1267,27 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             // 3. Synapses: what was delivered at step t arrives at step t + d. The weight
             // gradients are added block by block (see `AdjointWindow`).
             g_i.spread(t);
-            // dL/dz_{t-1} through the recurrent synapses, only where it can matter: z_{t-1}
-            // only acts through the pseudo-derivative of step t - 1.
+            // dL/dz_{t-1} through the recurrent synapses (masked at step t - 1, where its
+            // pseudo-derivative is known). Connected synapses, j ascending: lsnn-gpu's backward
+            // sums in this order too.
             if t > 0 {
-                let (v_prev2, b_prev) = (trace.v(t - 1), trace.b(t));
-                let refractory = &trace.refractory[(t - 1) * n..t * n];
-                for kk in 0..n {
-                    let thr = ctx.neurons[kk]
-                        .splat(x)
-                        .threshold(x.load(&b_prev[kk]), k.v0);
-                    let v_scaled = (x.load(&v_prev2[kk]) - thr) / thr;
-                    let pd = pseudo_derivative(v_scaled, k.dampening_factor);
-                    active[kk] = x.bits(pd.ne(zero).and_not(x.mask(refractory[kk])));
-                }
                 let synapses = |kk: usize| {
                     let syn = rec_rows[kk] as usize..rec_rows[kk + 1] as usize;
                     (&ctx.w_rec.weights()[syn.clone()], &ctx.arrive_rec_csr[syn])
                 };
-                // Connected synapses, j ascending: lsnn-gpu's backward sums in this order too.
-                firing.clear();
-                for (kk, g) in g_z_rec.iter_mut().enumerate() {
-                    if active[kk] == 0 {
-                        *g = V::default();
+                let mut pairs = (0..n).step_by(2);
+                for k1 in &mut pairs {
+                    if k1 + 1 < n {
+                        let (s1, s2) = g_i.weighted_sums(x, t, synapses(k1), synapses(k1 + 1));
+                        s1.store(&mut g_z_rec[k1]);
+                        s2.store(&mut g_z_rec[k1 + 1]);
                     } else {
-                        firing.push(kk);
+                        g_i.weighted_sum(x, t, synapses(k1)).store(&mut g_z_rec[k1]);
                     }
                 }
-                let mut pairs = firing.chunks_exact(2);
-                for pair in &mut pairs {
-                    let (k1, k2) = (pair[0], pair[1]);
-                    let (s1, s2) = g_i.weighted_sums(x, t, synapses(k1), synapses(k2));
-                    X::select(x.mask(active[k1]), s1, zero).store(&mut g_z_rec[k1]);
-                    X::select(x.mask(active[k2]), s2, zero).store(&mut g_z_rec[k2]);
-                }
-                for &kk in pairs.remainder() {
-                    let sum = g_i.weighted_sum(x, t, synapses(kk));
-                    X::select(x.mask(active[kk]), sum, zero).store(&mut g_z_rec[kk]);
-                }
-            } else {
-                g_z_rec.fill(V::default());
             }
             if t == g_i.t0 {
-                g_i.flush(ctx, trace, input, spike, grads);
+                g_i.flush(x, ctx, trace, input, spike, grads);
             }
             for (j, _) in trace.spikes(t) {
                 z_prev[j] = V::default();

@@ -19,6 +19,20 @@ pub trait Reg: Value + Send + Sync {
     fn load(self, x: &Mem<Self::Scalar>) -> Self;
     /// Writes the lanes to `out`.
     fn store(self, out: &mut Mem<Self::Scalar>);
+    /// The first [`LANES`] values of `x` (which has that many at least), in a register like
+    /// `self`.
+    #[inline(always)]
+    fn load_slice(self, x: &[Self::Scalar]) -> Self {
+        let x = &x[..LANES];
+        self.load(&Lanes(core::array::from_fn(|l| x[l])))
+    }
+    /// Writes the lanes to the first [`LANES`] values of `out`.
+    #[inline(always)]
+    fn store_slice(self, out: &mut [Self::Scalar]) {
+        let mut m = Mem::default();
+        self.store(&mut m);
+        out[..LANES].copy_from_slice(&m.0);
+    }
     /// The mask of the lanes set in `bits` (lane `l` is bit `l`).
     fn mask(self, bits: u16) -> Self::Mask;
     /// The lanes set in `mask` as bits.
@@ -86,11 +100,26 @@ impl SimdReal for f64 {
     }
 }
 
+/// Which registers [`dispatch`] may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isa {
+    /// The best the CPU has.
+    #[default]
+    Best,
+    /// The portable [`Lanes`] arrays, compiled for the target's baseline (the same bits, more
+    /// slowly; for checks).
+    Portable,
+}
+
 /// Runs `kernel` with AVX-512 registers where the CPU has them, else with [`Lanes`] arrays
-/// compiled for AVX2 (x86-64), NEON (aarch64) or the baseline.
+/// compiled for AVX2 where the CPU has it, or for the target's baseline (on aarch64 that
+/// includes NEON).
 #[inline(always)]
-pub fn dispatch<F: SimdReal, K: Kernel<F>>(kernel: K) -> K::Output {
+pub fn dispatch<F: SimdReal, K: Kernel<F>>(isa: Isa, kernel: K) -> K::Output {
     let portable = Mem::<F>::default();
+    if isa == Isa::Portable {
+        return kernel.run(portable);
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if let Some(simd) = pulp::x86::V4::try_new() {
@@ -100,15 +129,6 @@ pub fn dispatch<F: SimdReal, K: Kernel<F>>(kernel: K) -> K::Output {
             );
         }
         if let Some(simd) = pulp::x86::V3::try_new() {
-            return simd.vectorize(
-                #[inline(always)]
-                || kernel.run(portable),
-            );
-        }
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        if let Some(simd) = pulp::aarch64::NeonFcma::try_new() {
             return simd.vectorize(
                 #[inline(always)]
                 || kernel.run(portable),
@@ -126,7 +146,7 @@ mod avx512 {
     use pulp::x86::V4;
     use pulp::{b16, b8, f32x16, f64x8};
 
-    use super::{Mem, Reg};
+    use super::{Mem, Reg, LANES};
 
     /// 16 f32 lanes in one AVX-512 register, with the token that proves the CPU has it.
     #[derive(Clone, Copy, Debug)]
@@ -252,6 +272,16 @@ mod avx512 {
         #[inline(always)]
         fn store(self, out: &mut Mem<f32>) {
             out.0 = pulp::cast(self.v);
+        }
+        #[inline(always)]
+        fn load_slice(self, x: &[f32]) -> Self {
+            let x: &[f32; LANES] = x[..LANES].try_into().expect("sliced to LANES");
+            self.with(pulp::cast(*x))
+        }
+        #[inline(always)]
+        fn store_slice(self, out: &mut [f32]) {
+            let out: &mut [f32; LANES] = (&mut out[..LANES]).try_into().expect("sliced to LANES");
+            *out = pulp::cast(self.v);
         }
         #[inline(always)]
         fn mask(self, bits: u16) -> Bits16 {
@@ -402,7 +432,12 @@ mod tests {
             |x, y| x.max(y),
             |x, y| y.max(x),
         ];
-        for (k, (r, sel, gt, ne)) in dispatch(Check(a, b)).into_iter().enumerate() {
+        let best = dispatch(Isa::Best, Check(a, b));
+        assert_eq!(
+            format!("{best:?}"),
+            format!("{:?}", dispatch(Isa::Portable, Check(a, b)))
+        );
+        for (k, (r, sel, gt, ne)) in best.into_iter().enumerate() {
             for l in 0..LANES {
                 let (x, y) = (a.0[l], b.0[l]);
                 let want = scalar[k](x, y);

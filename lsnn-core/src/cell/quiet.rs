@@ -1,0 +1,794 @@
+//! The cell's fast step, for steps without noise of cells whose neurons all
+//! [`allows_shortcuts`] (and `dt = V0 = 1`), on states with no `b` or `z` out of the plain range
+//! (see [`CellState`](crate::CellState)). Four neurons at a time, using the state's summaries:
+//! a group at rest that no current reaches stays at rest and is skipped; in a group where no
+//! `z` is set, every `z` is `+0` (no loads or stores of `z` unless a neuron spikes; the
+//! refractory counter is read only when a neuron is above its threshold); a ring entry that is
+//! clear gives the input term `+0` (no conversion, no store). The counters are counted down
+//! afterwards, through the list of refractory neurons.
+//!
+//! The neurons are swept in runs of identical constants ([`Segments`]: the sMNIST network's
+//! LIF and ALIF populations), whose constants stay in registers; in a lean step (inference) the
+//! runs of LIF neurons skip `b` altogether ([`lif_step_with`]). Every value the step keeps is
+//! the one [`neuron_step`](crate::neuron_step) gives.
+
+use super::Cell;
+use crate::neuron::{
+    add_previous_spike, add_previous_spike_lif, lif_step_with, neuron_step_with, NoSpikeFinite,
+    One, PrevSpike,
+};
+use crate::state::{Accumulator, NeuronList, StepView};
+use crate::unchecked::quads_mut;
+use crate::{Neuron, Real, StepConsts};
+
+/// The body for `j` = 0, 1, 2, 3, written out: the firmware's size-optimised link-time pipeline
+/// would keep a loop of four (or a closure called four times) instead.
+macro_rules! four {
+    ($j:ident => $body:block) => {{
+        {
+            let $j = 0;
+            $body
+        }
+        {
+            let $j = 1;
+            $body
+        }
+        {
+            let $j = 2;
+            $body
+        }
+        {
+            let $j = 3;
+            $body
+        }
+    }};
+}
+
+/// Runs of neurons that the fast step sweeps with their constants in registers.
+const MAX_SEGMENTS: usize = 4;
+
+/// The neurons as the fast step sweeps them: up to [`MAX_SEGMENTS`] runs of neurons with
+/// bit-identical constants (each a [`Same`]), or, for cells with more runs than that, one run
+/// of all neurons with their own constants.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Segments<F> {
+    runs: [Segment<F>; MAX_SEGMENTS],
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Segment<F> {
+    start: usize,
+    end: usize,
+    /// The constants of every neuron of the run, if they can be kept in registers.
+    same: Option<Same<F>>,
+    /// `beta = 0`: the run's neurons are LIF neurons.
+    lif: bool,
+}
+
+impl<F: Real> Segments<F> {
+    /// The runs of `neurons` for a ring of `A` whose unit is `unit`.
+    pub(super) fn new<A: Accumulator<F>>(neurons: &[Neuron<F>], unit: F) -> Self {
+        let none = Segment {
+            start: 0,
+            end: neurons.len(),
+            same: None,
+            lif: false,
+        };
+        let mut segments = Segments {
+            runs: [none; MAX_SEGMENTS],
+            len: 1,
+        };
+        let mut start = 0;
+        let mut len = 0;
+        while let Some(first) = neurons.get(start) {
+            let run = neurons[start..]
+                .iter()
+                .take_while(|n| same_bits(n, first))
+                .count();
+            let Some(slot) = segments.runs.get_mut(len) else {
+                // Too many runs: every neuron with its own constants.
+                segments.runs[0] = none;
+                segments.len = 1;
+                return segments;
+            };
+            *slot = Segment {
+                start,
+                end: start + run,
+                same: Same::new::<A>(first, unit),
+                lif: first.beta == F::zero(),
+            };
+            len += 1;
+            start += run;
+        }
+        segments.len = len.max(1);
+        segments
+    }
+
+    fn runs(&self) -> &[Segment<F>] {
+        self.runs.get(..self.len).unwrap_or_default()
+    }
+
+    /// Whether neuron `j` is in a run of LIF neurons with constants in registers, whose `b` a
+    /// lean step does not keep.
+    fn lean_lif(&self, j: usize) -> bool {
+        self.runs()
+            .iter()
+            .any(|r| r.start <= j && j < r.end && r.lif && r.same.is_some())
+    }
+}
+
+fn same_bits<F: Real>(a: &Neuron<F>, b: &Neuron<F>) -> bool {
+    let bits = |n: &Neuron<F>| [n.decay, n.one_minus_decay, n.thr, n.beta].map(|x| x.to_bits_u64());
+    bits(a) == bits(b)
+}
+
+/// The constants of the neurons of a sweep, and how a ring entry becomes the input term
+/// `(1 - decay) * i_t`.
+trait Constants<F: Real>: Copy {
+    /// The constants of neuron `j` of `neurons`.
+    fn neuron(self, neurons: &[Neuron<F>], j: usize) -> Neuron<F>;
+    /// The input term of neuron `n` for the (not clear) ring entry `e`.
+    fn term<A: Accumulator<F>>(self, n: &Neuron<F>, e: A, unit: F) -> F;
+}
+
+/// Every neuron of the run has the constants `n`; `scale` is `(1 - decay) * unit`, exact.
+///
+/// For `unit = 1` that is `1 - decay` itself. Otherwise, for rings that
+/// [`Accumulator::FOLDS_UNIT`] (the `i32` ring), the input term `(1 - decay) * (e * unit)` is `scale * e`, one product instead of two:
+/// for a unit that is a normal power of two, `e * unit` is exact for every ring entry (an `i32`
+/// rounded to `F`, so between 1 and 2^31 in magnitude, scaled into the normal range), and so
+/// is `scale`; both forms then round the same real number `(1 - decay) * unit * e` once.
+#[derive(Clone, Copy, Debug)]
+struct Same<F> {
+    n: Neuron<F>,
+    scale: F,
+}
+
+impl<F: Real> Same<F> {
+    fn new<A: Accumulator<F>>(n: &Neuron<F>, unit: F) -> Option<Self> {
+        let (mantissa, _, sign) = unit.integer_decode();
+        let power_of_two = unit.is_normal() && sign > 0 && mantissa.is_power_of_two();
+        let largest_entry = F::of(2_147_483_648.0) * unit;
+        let scale = n.one_minus_decay * unit;
+        let exact = scale / unit == n.one_minus_decay && (scale.is_normal() || scale == F::zero());
+        let folds = A::FOLDS_UNIT && power_of_two && largest_entry.is_finite() && exact;
+        (unit == F::one() || folds).then_some(Same { n: *n, scale })
+    }
+}
+
+impl<F: Real> Constants<F> for Same<F> {
+    #[inline(always)]
+    fn neuron(self, _neurons: &[Neuron<F>], _j: usize) -> Neuron<F> {
+        self.n
+    }
+    #[inline(always)]
+    fn term<A: Accumulator<F>>(self, _n: &Neuron<F>, e: A, _unit: F) -> F {
+        self.scale * e.current(F::one())
+    }
+}
+
+/// Every neuron with its own constants.
+#[derive(Clone, Copy, Debug)]
+struct Each;
+
+impl<F: Real> Constants<F> for Each {
+    #[inline(always)]
+    fn neuron(self, neurons: &[Neuron<F>], j: usize) -> Neuron<F> {
+        neurons.get(j).copied().unwrap_or_default()
+    }
+    #[inline(always)]
+    fn term<A: Accumulator<F>>(self, n: &Neuron<F>, e: A, unit: F) -> F {
+        n.one_minus_decay * e.current(unit)
+    }
+}
+
+impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
+    /// The fast step (see the module). `LEAN`: `b` of LIF neurons is not kept (inference).
+    #[inline(never)]
+    pub(super) fn update_quiet<const LEAN: bool>(&self, view: StepView<'_, F, A>) {
+        let n = view.v.len();
+        let start = view.head * n;
+        let Some(i_now) = view.ring.get_mut(start..start + n) else {
+            return;
+        };
+        let n = n
+            .min(self.neurons.len())
+            .min(view.z.len())
+            .min(view.b.len())
+            .min(view.refractory_left.len());
+        let list = view.refractory;
+        let before = list.len();
+        // A neuron that spiked in the last step is refractory now: the sweep steps it as if it
+        // had not spiked, and `fix_spike` adds its spike afterwards, through the list of them
+        // (or, without a valid list, the sweep takes their chunks one by one).
+        // The new spikes are listed after them until then.
+        let by_list = self.config.n_refractory > 0 && !view.loose_spikes && view.spiked.valid;
+        let n_old = if by_list { view.spiked.len() } else { 0 };
+        if !by_list {
+            view.spiked.clear();
+        }
+        let old_active = *view.active_groups;
+        let old_spikes = *view.spike_groups;
+        let (v, b, e) = (&mut view.v[..n], &mut view.b[..n], &mut i_now[..n]);
+        let mut s = Sweep {
+            z: &mut view.z[..n],
+            left: &mut view.refractory_left[..n],
+            neurons: &self.neurons[..n],
+            list: &mut *list,
+            spiked: &mut *view.spiked,
+            marks: Marks {
+                old_spikes,
+                spikes: 0,
+                woke: 0,
+                shift: view.group_shift,
+            },
+            // A bit for each group that may be at rest, or where some `z` may be set that
+            // the sweep itself must handle.
+            special: !old_active | if by_list { 0 } else { old_spikes },
+            by_list,
+            q: Quiet {
+                k: self.consts,
+                unit: self.unit,
+                n_refractory: self.config.n_refractory as u16,
+            },
+        };
+        // The neurons before `done` are stepped: runs of identical neurons by chunks of four
+        // with their constants in registers, a chunk across runs with each neuron's own.
+        let mut done = 0;
+        for seg in self.segments.runs() {
+            let (lo, hi) = (seg.start.max(done).min(n), seg.end.min(n));
+            if lo >= hi {
+                continue;
+            }
+            let (v, b, e) = (&mut *v, &mut *b, &mut *e);
+            let Some(same) = seg.same else {
+                // Neurons with constants of their own: one by one.
+                s.partial(v.get_mut(lo..hi), b.get_mut(lo..hi), e.get_mut(lo..hi), lo);
+                done = hi;
+                continue;
+            };
+            let first = lo.next_multiple_of(4).min(hi);
+            if lo < first {
+                s.partial(
+                    v.get_mut(lo..first),
+                    b.get_mut(lo..first),
+                    e.get_mut(lo..first),
+                    lo,
+                );
+            }
+            let last = (hi / 4 * 4).max(first);
+            if let (Some(v4), Some(b4), Some(e4)) = (
+                v.get_mut(first..last),
+                b.get_mut(first..last),
+                e.get_mut(first..last),
+            ) {
+                let parts = (v4, b4, e4);
+                if LEAN && seg.lif {
+                    chunks::<_, _, _, false>(&mut s, parts, same, first);
+                } else {
+                    chunks::<_, _, _, true>(&mut s, parts, same, first);
+                }
+            }
+            done = hi;
+            if last < hi {
+                if last + 4 <= n {
+                    s.mixed((&mut *v, &mut *b, &mut *e), last);
+                    done = last + 4;
+                } else {
+                    s.partial(
+                        v.get_mut(last..hi),
+                        b.get_mut(last..hi),
+                        e.get_mut(last..hi),
+                        last,
+                    );
+                }
+            }
+        }
+        for i in 0..n_old {
+            let Some(&j) = s.spiked.ids().get(i) else {
+                break;
+            };
+            let j = usize::from(j);
+            s.fix_spike(v, b, j, LEAN && self.segments.lean_lif(j));
+        }
+        s.spiked.drop_first(n_old);
+        let marks = s.marks;
+        // The counters: set to R where a neuron spiked (listed as it spiked), counted down
+        // where one was refractory.
+        list.count_down(before, &mut view.refractory_left[..n], &view.z[..n]);
+        *view.spike_groups = marks.spikes;
+        *view.active_groups = old_active | marks.woke;
+    }
+}
+
+/// Bit `i` tells whether the group of chunk `first + i` (neurons `4 (first + i) ..`, groups of
+/// `1 << shift` neurons) is marked in `groups`.
+#[inline(always)]
+fn chunk_bits(groups: u64, shift: u32, first: usize) -> u32 {
+    if shift == 2 {
+        return (groups >> (first & 63)) as u32;
+    }
+    let mut bits = 0u32;
+    for i in 0..32 {
+        let g = (4 * (first + i)) >> shift;
+        if g < 64 && (groups >> g) & 1 != 0 {
+            bits |= 1 << i;
+        }
+    }
+    bits
+}
+
+/// The summary bits a step reads and writes outside its common path.
+#[derive(Clone, Copy)]
+struct Marks {
+    old_spikes: u64,
+    spikes: u64,
+    woke: u64,
+    shift: u32,
+}
+
+impl Marks {
+    #[inline(always)]
+    fn bit(&self, j: usize) -> u64 {
+        1 << ((j >> self.shift) & 63)
+    }
+}
+
+/// `v`, `b` and the ring entries of this step, equally long: what every neuron's step touches.
+type Parts<'p, F, A> = (&'p mut [F], &'p mut [F], &'p mut [A]);
+
+/// The rest of one fast step: what the neurons off the common path touch (equally long
+/// slices), the lists and summaries.
+struct Sweep<'p, F> {
+    z: &'p mut [F],
+    left: &'p mut [u16],
+    neurons: &'p [Neuron<F>],
+    list: &'p mut NeuronList,
+    spiked: &'p mut NeuronList,
+    marks: Marks,
+    special: u64,
+    q: Quiet<F>,
+    /// The neurons that spiked in the last step get their spike from [`Sweep::fix_spike`].
+    by_list: bool,
+}
+
+/// The chunks of four of a run of identical neurons (`v`, `b`, `e` from neuron `first` on, a
+/// multiple of 4), whose constants `c` gives. `ADAPT`: `b` is kept (else the neurons are LIF
+/// neurons whose `b` is not, see [`lif_step_with`]). Chunks whose group is not marked special
+/// are taken in runs, without a test each.
+#[inline(always)]
+fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
+    s: &mut Sweep<'_, F>,
+    (v4, b4, e4): Parts<'_, F, A>,
+    c: C,
+    first: usize,
+) {
+    let (vq, bq, eq) = (quads_mut(v4), quads_mut(b4), quads_mut(e4));
+    let n_q = vq.len().min(bq.len()).min(eq.len());
+    let (vq, bq, eq) = (&mut vq[..n_q], &mut bq[..n_q], &mut eq[..n_q]);
+    let base = first / 4;
+    // A copy in registers (the sweep's own may change in `fire`, as far as the compiler knows).
+    let quiet = s.q;
+    let mut i = 0;
+    while i < n_q {
+        // Bit `k`: chunk `base + i + k` is special. Runs of regular chunks go without a test.
+        let mut bits = chunk_bits(s.special, s.marks.shift, base + i);
+        let window_end = n_q.min(i + 32);
+        loop {
+            let regular = (bits.trailing_zeros() as usize).min(window_end - i);
+            let stop = i + regular;
+            let mut at = 4 * (base + i);
+            let (Some(vr), Some(br), Some(er)) = (
+                vq.get_mut(i..stop),
+                bq.get_mut(i..stop),
+                eq.get_mut(i..stop),
+            ) else {
+                return;
+            };
+            for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
+                let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
+                if above != 0 {
+                    s.fire(at, above);
+                }
+                at += 4;
+            }
+            i = stop;
+            if i >= window_end {
+                break;
+            }
+            bits >>= regular;
+            bits >>= 1;
+            let at = 4 * (base + i);
+            let (vc, bc, ec) = (&mut vq[i], &mut bq[i], &mut eq[i]);
+            i += 1;
+            if !s.by_list && s.marks.old_spikes & s.marks.bit(at) != 0 {
+                // Some `z` may be set: the general step, one by one.
+                s.partial(Some(vc), Some(bc), Some(ec), at);
+                continue;
+            }
+            if ec[0].clear_bits() | ec[1].clear_bits() | ec[2].clear_bits() | ec[3].clear_bits()
+                == 0
+            {
+                // At rest (the group is marked special and has no spike): stays so without
+                // input.
+                continue;
+            }
+            s.marks.woke |= s.marks.bit(at);
+            let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
+            if above != 0 {
+                s.fire(at, above);
+            }
+        }
+    }
+}
+
+/// The four neurons at `at`, as if every `z` were `+0` ([`NoSpikeFinite`]; see
+/// [`Sweep::fix_spike`] for the others): bit `j` of the result tells whether neuron `at + j`
+/// is above its threshold.
+#[inline(always)]
+fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
+    q: &Quiet<F>,
+    c: C,
+    (vc, bc, ec): (&mut [F; 4], &mut [F; 4], &mut [A; 4]),
+    neurons: &[Neuron<F>],
+    at: usize,
+) -> u32 {
+    let mut above = 0u32;
+    if ADAPT {
+        four!(j => {
+            let n = c.neuron(neurons, at + j);
+            if q.adapting(c, &n, &mut vc[j], &mut bc[j], &mut ec[j], NoSpikeFinite) {
+                above |= 1 << j;
+            }
+        });
+    } else {
+        four!(j => {
+            let n = c.neuron(neurons, at + j);
+            if q.lif(c, &n, &mut vc[j], &mut ec[j], NoSpikeFinite) {
+                above |= 1 << j;
+            }
+        });
+    }
+    above
+}
+
+impl<F: Real> Sweep<'_, F> {
+    /// The neurons `at + j` for the bits `j` of `above` were above their thresholds: those
+    /// that are not refractory spike.
+    #[inline(never)]
+    #[cold]
+    fn fire(&mut self, at: usize, above: u32) {
+        let (Some(z), Some(left)) = (self.z.get_mut(at..at + 4), self.left.get_mut(at..at + 4))
+        else {
+            return;
+        };
+        let q = &self.q;
+        let mut fired = false;
+        let mut above = above;
+        while above != 0 {
+            let j = above.trailing_zeros() as usize;
+            above &= above - 1;
+            if let (Some(z), Some(left)) = (z.get_mut(j), left.get_mut(j)) {
+                if *left == 0 {
+                    *z = q.k.spike;
+                    *left = q.n_refractory;
+                    self.spiked.push(at + j);
+                    if q.n_refractory > 0 {
+                        self.list.push(at + j);
+                    }
+                    fired = true;
+                }
+            }
+        }
+        if fired {
+            self.marks.spikes |= self.marks.bit(at);
+        }
+    }
+
+    /// After the sweep, for neuron `j` that spiked in the last step (and is refractory now):
+    /// the step with its spike `z` ([`add_previous_spike`]) from the one the sweep gave it
+    /// (with [`NoSpikeFinite`]), and `z` cleared. Its spike test, done with the other
+    /// threshold, does not matter: it is refractory. `lean_lif`: its `b` is not kept.
+    #[inline(never)]
+    fn fix_spike(&mut self, v: &mut [F], b: &mut [F], j: usize, lean_lif: bool) {
+        let (Some(v), Some(b), Some(z), Some(n)) = (
+            v.get_mut(j),
+            b.get_mut(j),
+            self.z.get_mut(j),
+            self.neurons.get(j),
+        ) else {
+            return;
+        };
+        if z.to_bits_u64() == 0 {
+            // Stepped one by one, with its spike (a chunk at the edge of a run).
+            return;
+        }
+        if lean_lif {
+            *v = add_previous_spike_lif(n, One, *v, *z);
+        } else {
+            (*v, *b) = add_previous_spike(n, &self.q.k, One, One, *v, *b, *z);
+        }
+        *z = F::zero();
+    }
+
+    /// The chunk of four at `at` that holds the end of one run and the start of another:
+    /// as a chunk of a run, each neuron with its own constants.
+    #[inline(never)]
+    fn mixed<A: Accumulator<F>>(&mut self, (v, b, e): Parts<'_, F, A>, at: usize) {
+        let (Some(Ok(vc)), Some(Ok(bc)), Some(Ok(ec))) = (
+            v.get_mut(at..at + 4).map(<&mut [F; 4]>::try_from),
+            b.get_mut(at..at + 4).map(<&mut [F; 4]>::try_from),
+            e.get_mut(at..at + 4).map(<&mut [A; 4]>::try_from),
+        ) else {
+            return;
+        };
+        let g = self.marks.bit(at);
+        if !self.by_list && self.marks.old_spikes & g != 0 {
+            // Some `z` may be set: the general step, one by one.
+            self.partial(Some(vc), Some(bc), Some(ec), at);
+            return;
+        }
+        self.marks.woke |= g;
+        // As `chunk` does, one neuron at a time (a loop: small).
+        let mut above = 0;
+        for (j, ((v, b), e)) in vc.iter_mut().zip(bc).zip(ec).enumerate() {
+            let n = Each.neuron(self.neurons, at + j);
+            if self.q.adapting(Each, &n, v, b, e, NoSpikeFinite) {
+                above |= 1 << j;
+            }
+        }
+        if above != 0 {
+            self.fire(at, above);
+        }
+    }
+
+    /// The neurons `first..` of `v`, `b`, `e` (a few at the edge of a run, a chunk where some
+    /// `z` may be set, or a run of neurons with constants of their own), one by one, by
+    /// [`Sweep::general`].
+    #[inline(never)]
+    fn partial<A: Accumulator<F>>(
+        &mut self,
+        v: Option<&mut [F]>,
+        b: Option<&mut [F]>,
+        e: Option<&mut [A]>,
+        first: usize,
+    ) {
+        let (Some(v), Some(b), Some(e)) = (v, b, e) else {
+            return;
+        };
+        let mut j = first;
+        while j < first + v.len() {
+            self.marks.woke |= self.marks.bit(j);
+            j = ((j >> self.marks.shift) + 1) << self.marks.shift;
+        }
+        self.general((v, b, e), first);
+    }
+
+    /// The neurons `first..` of `v`, `b`, `e` with any `z`: the general step, refractory as
+    /// the counters say (they are counted down afterwards, see [`NeuronList::count_down`]).
+    fn general<A: Accumulator<F>>(&mut self, (v, b, e): Parts<'_, F, A>, first: usize) {
+        let q = &self.q;
+        let end = first.saturating_add(v.len());
+        let (Some(z), Some(left), Some(nr)) = (
+            self.z.get_mut(first..end),
+            self.left.get_mut(first..end),
+            self.neurons.get(first..end),
+        ) else {
+            return;
+        };
+        for j in 0..v
+            .len()
+            .min(z.len())
+            .min(b.len())
+            .min(e.len())
+            .min(left.len())
+            .min(nr.len())
+        {
+            let input = take_term(Each, &nr[j], &mut e[j], q.unit);
+            let out = neuron_step_with::<F, F, One, One, true>(
+                &nr[j],
+                &q.k,
+                One,
+                One,
+                v[j],
+                z[j],
+                b[j],
+                input,
+                left[j] > 0,
+            );
+            v[j] = out.state.v;
+            b[j] = out.state.b;
+            z[j] = out.state.z;
+            if out.spiked {
+                left[j] = q.n_refractory;
+                self.spiked.push(first + j);
+                if q.n_refractory > 0 {
+                    self.list.push(first + j);
+                }
+                self.marks.spikes |= self.marks.bit(first + j);
+            }
+        }
+    }
+}
+
+/// What the fast step of one neuron needs. Its cells have `dt = V0 = 1`: the equations leave
+/// those factors out ([`One`]).
+#[derive(Clone, Copy)]
+struct Quiet<F> {
+    k: StepConsts<F>,
+    unit: F,
+    n_refractory: u16,
+}
+
+impl<F: Real> Quiet<F> {
+    /// A neuron with previous spike `z`: updates `v`, `b` and the ring entry, returns whether
+    /// `v` (the previous one) is above the threshold: the neuron spikes unless it is refractory
+    /// (the caller then sets `z` and the counter).
+    #[inline(always)]
+    fn adapting<A: Accumulator<F>, C: Constants<F>, Z: PrevSpike<F>>(
+        &self,
+        c: C,
+        n: &Neuron<F>,
+        v: &mut F,
+        b: &mut F,
+        e: &mut A,
+        z: Z,
+    ) -> bool {
+        let input = take_term(c, n, e, self.unit);
+        let out =
+            neuron_step_with::<F, Z, One, One, true>(n, &self.k, One, One, *v, z, *b, input, false);
+        *v = out.state.v;
+        *b = out.state.b;
+        out.spiked
+    }
+
+    /// [`Quiet::adapting`] for a LIF neuron whose `b` is not kept ([`lif_step_with`]).
+    #[inline(always)]
+    fn lif<A: Accumulator<F>, C: Constants<F>, Z: PrevSpike<F>>(
+        &self,
+        c: C,
+        n: &Neuron<F>,
+        v: &mut F,
+        e: &mut A,
+        z: Z,
+    ) -> bool {
+        let input = take_term(c, n, e, self.unit);
+        let out = lif_step_with::<F, Z, One, true>(n, &self.k, One, *v, z, input, false);
+        *v = out.v;
+        out.spiked
+    }
+}
+
+/// Whether [`take_term`] tests for a clear entry. On a microcontroller (32-bit ARM) the test
+/// saves the conversion, the product and the store for the many neurons that no current
+/// reaches in a step; a workstation core would mispredict the branch about as often as it
+/// saved anything, so there the term is always computed. The result is the same bits.
+const SKIP_CLEAR_ENTRIES: bool = cfg!(target_arch = "arm");
+
+/// The input term `(1 - decay) * i_t` of a ring entry, which is cleared.
+#[inline(always)]
+fn take_term<F: Real, A: Accumulator<F>, C: Constants<F>>(
+    c: C,
+    n: &Neuron<F>,
+    e: &mut A,
+    unit: F,
+) -> F {
+    take_term_with::<F, A, C, SKIP_CLEAR_ENTRIES>(c, n, e, unit)
+}
+
+/// [`take_term`], testing for a clear entry or not: when the entry is clear (`i_t = +0`,
+/// and the cell checked that `1 - decay` is finite with its sign bit clear) the term is `+0`,
+/// and clearing the entry changes nothing.
+#[inline(always)]
+fn take_term_with<F: Real, A: Accumulator<F>, C: Constants<F>, const SKIP: bool>(
+    c: C,
+    n: &Neuron<F>,
+    e: &mut A,
+    unit: F,
+) -> F {
+    let x = *e;
+    if SKIP && x.is_clear() {
+        return F::zero();
+    }
+    *e = A::default();
+    c.term(n, x, unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::neuron::allows_shortcuts;
+    extern crate std;
+    use std::vec::Vec;
+
+    /// Both forms of the input term give the same bits and leave the same entry, for neurons
+    /// that allow the shortcuts; and the one product of [`Same`] is the two of [`Each`].
+    #[test]
+    fn input_terms_are_exact() {
+        let neurons = [
+            Neuron::new(20.0f32, 0.01, 0.0, 1.0).unwrap(),
+            Neuron::new(1e-3f32, 0.01, 1.8, 1.0).unwrap(),
+            Neuron::new(1e30f32, 0.01, 1.8, 1.0).unwrap(),
+            Neuron::new(3.7f32, 0.01, 1.8, 1.0).unwrap(),
+            Neuron {
+                decay: 0.0,
+                one_minus_decay: 0.0,
+                thr: 1.0,
+                beta: 0.0,
+            },
+        ];
+        let entries = [0i32, 1, -1, 3, 12345, 1 << 24 | 1, i32::MAX, i32::MIN];
+        for n in &neurons {
+            assert!(allows_shortcuts(n));
+            for unit in [
+                1.0f32,
+                2f32.powi(-20),
+                2f32.powi(-126),
+                2f32.powi(90),
+                2f32.powi(-140),
+                0.3,
+            ] {
+                let same = Same::new::<i32>(n, unit);
+                for x in entries {
+                    let (mut a, mut b) = (x, x);
+                    let ta = take_term_with::<f32, i32, Each, true>(Each, n, &mut a, unit);
+                    let tb = take_term_with::<f32, i32, Each, false>(Each, n, &mut b, unit);
+                    assert_eq!((ta.to_bits(), a), (tb.to_bits(), b));
+                    if let Some(same) = same {
+                        let mut c = x;
+                        let tc =
+                            take_term_with::<f32, i32, Same<f32>, false>(same, n, &mut c, unit);
+                        assert_eq!((tc.to_bits(), c), (tb.to_bits(), b), "{n:?} {unit} {x}");
+                    }
+                }
+                // Units that are not normal powers of two keep both products.
+                if unit == 1.0 || unit == 2f32.powi(-20) {
+                    assert!(same.is_some());
+                }
+                if unit == 0.3 || unit == 2f32.powi(-140) {
+                    assert!(same.is_none());
+                }
+            }
+            for x in [0.0f32, -0.0, 1.0, -1e-40, f32::INFINITY, f32::NAN] {
+                let (mut a, mut b) = (x, x);
+                let ta = take_term_with::<f32, f32, Each, true>(Each, n, &mut a, 1.0);
+                let tb = take_term_with::<f32, f32, Each, false>(Each, n, &mut b, 1.0);
+                assert!(ta.to_bits() == tb.to_bits() || (ta.is_nan() && tb.is_nan()));
+                assert_eq!(a.to_bits(), b.to_bits());
+                let same = Same::new::<f32>(n, 1.0).unwrap();
+                let mut c = x;
+                let tc = take_term_with::<f32, f32, Same<f32>, false>(same, n, &mut c, 1.0);
+                assert!(tc.to_bits() == tb.to_bits() || (tc.is_nan() && tb.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn segments_are_the_runs_of_identical_neurons() {
+        let lif = Neuron::new(20.0f32, 0.03, 0.0, 1.0).unwrap();
+        let alif = Neuron::new(20.0f32, 0.03, 1.8, 1.0).unwrap();
+        let other = Neuron::new(21.0f32, 0.03, 1.8, 1.0).unwrap();
+        let runs = |ns: &[Neuron<f32>]| {
+            Segments::new::<i32>(ns, 1.0 / 1024.0)
+                .runs()
+                .iter()
+                .map(|s| (s.start, s.end, s.same.is_some(), s.lif))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            runs(&[lif, lif, lif, alif, alif]),
+            [(0, 3, true, true), (3, 5, true, false)]
+        );
+        assert_eq!(runs(&[lif, alif, other, alif, lif]), [(0, 5, false, false)]);
+        assert_eq!(
+            runs(&[lif, alif, other, lif]),
+            [
+                (0, 1, true, true),
+                (1, 2, true, false),
+                (2, 3, true, false),
+                (3, 4, true, true)
+            ]
+        );
+    }
+}
