@@ -17,12 +17,9 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::DataError;
+use super::error::DataError;
 
-/// Magic number of an IDX file of unsigned-byte images `[count, rows, cols]`.
-pub const IMAGES_MAGIC: u32 = 0x0000_0803;
-/// Magic number of an IDX file of unsigned-byte labels `[count]`.
-pub const LABELS_MAGIC: u32 = 0x0000_0801;
+pub use super::magic::{IMAGES_MAGIC, LABELS_MAGIC};
 /// The first two bytes of a gzip stream.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 

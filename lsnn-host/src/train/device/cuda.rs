@@ -12,7 +12,7 @@ use lsnn_gpu::{
 use ndarray::Array2;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Engine, Faults, Overlap, Staged, Stager, States, Stepped};
+use super::engine::{Engine, Faults, Overlap, Staged, Stager, States, Stepped};
 use crate::error::HostError;
 use crate::input::InputBatch;
 use crate::loss::{LossTerm, RateRegulariser, Target};
