@@ -55,6 +55,41 @@ pub fn encode_model_as(
         .map_err(|e| HostError::Network(format!("encoding the model: {e}")))
 }
 
+/// The weights a model file holds (quantised where it stores integers), back in the host's
+/// dense form: what [`run_model`] runs, for a host pass that computes what the core computes.
+/// `spec` is the network the model was exported from (V0 is divided out again).
+pub fn exported_params(model_bytes: &[u8], spec: &Spec<f32>) -> Result<Params<f32>, HostError> {
+    let model = Model::parse(model_bytes).map_err(core_err)?;
+    let (n_in, n, n_out) = (model.n_in(), model.n_rec(), model.n_out());
+    if (n_in, n) != (spec.n_in(), spec.n_rec()) {
+        return Err(HostError::Network(format!(
+            "spec: the model has {n_in} inputs and {n} neurons, the spec {} and {}",
+            spec.n_in(),
+            spec.n_rec()
+        )));
+    }
+    let v0 = model.config().v0;
+    let dense = |synapses: lsnn_core::model::ModelSynapses<'_>, rows: usize| {
+        let mut w = ndarray::Array2::zeros((rows, n));
+        for pre in 0..rows {
+            for k in synapses.row(pre).unwrap_or(0..0) {
+                if let Some((post, _, value)) = synapses.synapse(k) {
+                    w[[pre, post]] = value / v0;
+                }
+            }
+        }
+        w
+    };
+    let w_out: Vec<f32> = model.w_out().iter().collect();
+    Ok(Params {
+        w_in: dense(model.w_in(), n_in),
+        w_rec: dense(model.w_rec(), n),
+        w_out: ndarray::Array2::from_shape_vec((n, n_out), w_out)
+            .map_err(|e| HostError::Network(format!("model readout: {e}")))?,
+        b_out: model.b_out().map(|b| b.iter().collect()),
+    })
+}
+
 /// The compact sequence file of a batch of spike inputs.
 pub fn sequences_of(input: &InputBatch, n_windows: usize) -> Result<Vec<u8>, HostError> {
     let mut seqs = Vec::with_capacity(input.n_batch());

@@ -282,9 +282,10 @@ impl Target {
                     .find(|(_, t)| t.dim() != (n_steps, n_out))
                 {
                     return bad(format!(
-                        "squared-error targets of element {e} have shape {:?}, expected \
+                        "squared-error targets of element {e} have shape [{}, {}], expected \
                          [n_steps, n_out] = [{n_steps}, {n_out}]",
-                        t.dim()
+                        t.nrows(),
+                        t.ncols()
                     ));
                 }
             }

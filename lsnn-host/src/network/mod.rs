@@ -3,9 +3,11 @@
 //! them, and [`Weights`] with the DEEP R parameterisation of sparse matrices), the tutorials'
 //! initialisers ([`init`]).
 
+mod builder;
 mod init;
 mod weights;
 
+pub use builder::{Delays, Network, NetworkBuilder, Population, Sparse};
 pub use init::{glorot_uniform, neuron_signs, randn_scaled};
 pub use weights::{Matrix, RewiredMatrix, Weights};
 

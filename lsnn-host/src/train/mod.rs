@@ -6,9 +6,11 @@ pub mod device;
 pub mod lanes;
 pub mod simd;
 pub mod step;
+mod trainer;
 
 pub use batch::{run_pass, run_pass_in, zero_states, PassOptions, PassResult, Workspace};
 pub use bptt::{HostState, Trace};
+pub use trainer::{evaluate, Control, Schedule, Trainer, TrainerOptions};
 pub mod deepr;
 pub mod optim;
 pub mod update;

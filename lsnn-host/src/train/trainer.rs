@@ -1,0 +1,275 @@
+//! [`Trainer`]: one call per training iteration for any network and loss, on the device
+//! chosen at run time, and [`Trainer::fit`], a loop over a [`Task`]'s batches with a hook.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::device::{engine, Device, Engine, Faults, States};
+use super::optim::{Optimizer, OptimizerKind};
+use super::step::TrainStep;
+use super::update::Rewiring;
+use super::{run_pass_in, zero_states, PassOptions, PassResult, Workspace};
+use crate::error::HostError;
+use crate::input::InputBatch;
+use crate::loss::{RateRegulariser, Target};
+use crate::network::{Network, Params, Spec, Weights};
+use crate::tasks::Task;
+
+/// The learning rate of each iteration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant(f64),
+    /// `lr * factor^(iteration / every)`: the tutorials' decay every `every` iterations.
+    Decay {
+        /// The first rate.
+        lr: f64,
+        /// Iterations between decays.
+        every: usize,
+        /// The factor of each decay.
+        factor: f64,
+    },
+}
+
+impl Schedule {
+    /// The rate of `iteration` (0 for the first).
+    pub fn at(&self, iteration: usize) -> f64 {
+        match *self {
+            Schedule::Constant(lr) => lr,
+            Schedule::Decay { lr, every, factor } => {
+                lr * factor.powi((iteration / every.max(1)) as i32)
+            }
+        }
+    }
+}
+
+/// How a [`Trainer`] trains.
+#[derive(Clone, Debug)]
+pub struct TrainerOptions {
+    /// Where the iterations run.
+    pub device: Device,
+    /// Adam or plain gradient descent.
+    pub optimizer: OptimizerKind,
+    /// The learning rate per iteration.
+    pub schedule: Schedule,
+    /// DEEP R's L1 and temperature, for networks with sparse matrices (None: `l1` and
+    /// `temperature` 0, the connections still rewired where a magnitude turns negative).
+    pub rewiring: Option<Rewiring>,
+    /// The firing-rate regulariser added to every loss, if any.
+    pub regulariser: Option<RateRegulariser<f32>>,
+    /// Seed of DEEP R's random numbers.
+    pub seed: u64,
+}
+
+impl Default for TrainerOptions {
+    /// CPU, Adam, learning rate 1e-3, no regulariser, seed 0.
+    fn default() -> Self {
+        TrainerOptions {
+            device: Device::Cpu,
+            optimizer: OptimizerKind::Adam,
+            schedule: Schedule::Constant(1e-3),
+            rewiring: None,
+            regulariser: None,
+            seed: 0,
+        }
+    }
+}
+
+/// A network in training: weights, optimiser state and the device's engine. Each
+/// [`Trainer::step`] is one iteration (forward, loss, backward, NaN guard, optimiser, DEEP R);
+/// results do not depend on the number of threads.
+pub struct Trainer {
+    spec: Spec<f32>,
+    weights: Weights<f32>,
+    optimizer: Optimizer,
+    rng: ChaCha8Rng,
+    engine: Box<dyn Engine>,
+    options: TrainerOptions,
+    iteration: usize,
+    workspace: Workspace<f32>,
+}
+
+/// The outputs and loss of `spec` with `params` on `input` against `target` (forward only, every
+/// element from the zero state): [`Trainer::evaluate`] for any weights (exported ones, say).
+pub fn evaluate(
+    spec: &Spec<f32>,
+    params: &Params<f32>,
+    input: &InputBatch,
+    target: &Target,
+) -> Result<PassResult<f32>, HostError> {
+    evaluate_in(&mut Workspace::default(), spec, params, input, target, None)
+}
+
+fn evaluate_in(
+    workspace: &mut Workspace<f32>,
+    spec: &Spec<f32>,
+    params: &Params<f32>,
+    input: &InputBatch,
+    target: &Target,
+    reg: Option<&RateRegulariser<f32>>,
+) -> Result<PassResult<f32>, HostError> {
+    spec.check(params)?;
+    target.check(input.n_batch(), input.n_steps(), params.n_out())?;
+    let mut states = zero_states(spec, input.n_batch());
+    let windows = target.windows();
+    let opts = PassOptions {
+        objective: target.objective(),
+        ..PassOptions::default()
+    };
+    run_pass_in(
+        workspace,
+        spec,
+        params,
+        input,
+        &mut states,
+        &windows,
+        reg,
+        opts,
+    )
+}
+
+/// What a [`Trainer::fit`] hook tells the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on with the next iteration.
+    Continue,
+    /// Stop after this iteration.
+    Stop,
+}
+
+impl Trainer {
+    /// A trainer of `network`; an error if the network's arrays do not fit its spec or the
+    /// device is not available.
+    pub fn new(network: Network, options: TrainerOptions) -> Result<Trainer, HostError> {
+        network.spec.check(&network.weights.params)?;
+        if let Some(reg) = &options.regulariser {
+            if reg.coeff.len() != network.spec.n_rec() {
+                return Err(HostError::Network(format!(
+                    "regulariser: {} coefficients for {} neurons",
+                    reg.coeff.len(),
+                    network.spec.n_rec()
+                )));
+            }
+        }
+        let optimizer = match options.optimizer {
+            OptimizerKind::Adam => Optimizer::adam(),
+            OptimizerKind::Sgd => Optimizer::sgd(),
+        };
+        Ok(Trainer {
+            spec: network.spec,
+            weights: network.weights,
+            optimizer,
+            rng: ChaCha8Rng::seed_from_u64(options.seed),
+            engine: engine(options.device, Faults::default())?,
+            options,
+            iteration: 0,
+            workspace: Workspace::default(),
+        })
+    }
+
+    /// One training iteration on `input` against `target`, every element from the zero
+    /// state. An error (nothing applied) if the shapes do not fit, the loss or a gradient is
+    /// not finite, or a user loss answers wrongly.
+    pub fn step(
+        &mut self,
+        input: &InputBatch,
+        target: &Target,
+    ) -> Result<PassResult<f32>, HostError> {
+        let step = TrainStep {
+            spec: &self.spec,
+            input,
+            target,
+            reg: self.options.regulariser.as_ref(),
+            lr: self.options.schedule.at(self.iteration),
+            rewiring: self.options.rewiring,
+            iteration: self.iteration,
+            staged: None,
+        };
+        let stepped = self.engine.step(
+            &step,
+            &mut self.weights,
+            &mut self.optimizer,
+            &mut self.rng,
+            States::Zero,
+            &mut |_, _| Ok(()),
+        );
+        let result = stepped.result?;
+        self.iteration += 1;
+        Ok(result)
+    }
+
+    /// The network's outputs and loss on `input` against `target` (no update; the same
+    /// pass as a step's forward).
+    pub fn evaluate(
+        &mut self,
+        input: &InputBatch,
+        target: &Target,
+    ) -> Result<PassResult<f32>, HostError> {
+        self.sync()?;
+        target.check(
+            input.n_batch(),
+            input.n_steps(),
+            self.weights.params.n_out(),
+        )?;
+        let mut states = zero_states(&self.spec, input.n_batch());
+        run_pass_in(
+            &mut self.workspace,
+            &self.spec,
+            &self.weights.params,
+            input,
+            &mut states,
+            &target.windows(),
+            self.options.regulariser.as_ref(),
+            PassOptions {
+                objective: target.objective(),
+                ..PassOptions::default()
+            },
+        )
+    }
+
+    /// Trains on `task`'s batches (drawn from a generator seeded with `data_seed`) for at most
+    /// `n_iter` iterations, calling `hook` after each with the trainer, the iteration and its
+    /// result (validation, checkpoints, logging); the hook may stop the loop. Returns the
+    /// number of iterations run.
+    pub fn fit<T: Task + ?Sized>(
+        &mut self,
+        task: &mut T,
+        n_iter: usize,
+        data_seed: u64,
+        mut hook: impl FnMut(&mut Trainer, usize, &PassResult<f32>) -> Result<Control, HostError>,
+    ) -> Result<usize, HostError> {
+        let mut data = ChaCha8Rng::seed_from_u64(data_seed);
+        for k in 0..n_iter {
+            let (input, target) = task.batch(&mut data)?;
+            let result = self.step(&input, &target)?;
+            if hook(self, k, &result)? == Control::Stop {
+                return Ok(k + 1);
+            }
+        }
+        Ok(n_iter)
+    }
+
+    /// The network as trained so far (brought back from the device first).
+    pub fn network(&mut self) -> Result<Network, HostError> {
+        self.sync()?;
+        Ok(Network {
+            spec: self.spec.clone(),
+            weights: self.weights.clone(),
+        })
+    }
+
+    /// The fixed part of the network.
+    pub fn spec(&self) -> &Spec<f32> {
+        &self.spec
+    }
+
+    /// Iterations run so far.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+
+    fn sync(&mut self) -> Result<(), HostError> {
+        self.engine
+            .sync_to_host(&mut self.weights, &mut self.optimizer)
+    }
+}

@@ -1,0 +1,259 @@
+//! The library API with bad input: every mistake is an `Err` whose message names the argument,
+//! never a panic, and a failed step leaves the network as it was.
+
+use lsnn_host::input::{random_spikes, InputBatch};
+use lsnn_host::loss::{Outputs, Target, Window};
+use lsnn_host::network::{Delays, Matrix, Network, NetworkBuilder, Population, Sparse, Weights};
+use lsnn_host::train::{Trainer, TrainerOptions};
+use lsnn_host::HostError;
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+const STEPS: usize = 40;
+
+fn builder() -> NetworkBuilder {
+    NetworkBuilder::new(3, 2)
+        .population(Population::lif(6, 20.0, 0.03))
+        .population(Population::alif(6, 20.0, 0.03, 1.8))
+        .delays(Delays::Range(0, 2))
+        .sparse(Matrix::Rec, Sparse::Unsigned { connectivity: 0.5 })
+}
+
+fn network() -> Network {
+    builder().build(&mut ChaCha8Rng::seed_from_u64(1)).unwrap()
+}
+
+fn trainer() -> Trainer {
+    Trainer::new(network(), TrainerOptions::default()).unwrap()
+}
+
+fn input(n_batch: usize, n_in: usize) -> InputBatch {
+    random_spikes(&mut ChaCha8Rng::seed_from_u64(2), n_batch, STEPS, n_in, 0.1).unwrap()
+}
+
+fn message(result: Result<impl std::fmt::Debug, HostError>) -> String {
+    result.expect_err("bad input must be an error").to_string()
+}
+
+fn assert_names(message: &str, words: &[&str]) {
+    for word in words {
+        assert!(message.contains(word), "`{word}` not in: {message}");
+    }
+}
+
+#[test]
+fn the_builder_names_the_argument_that_is_wrong() {
+    let rng = &mut ChaCha8Rng::seed_from_u64(0);
+    let pop = Population::lif(4, 20.0, 0.03);
+    let cases = [
+        (NetworkBuilder::new(0, 2).population(pop), "n_in"),
+        (NetworkBuilder::new(3, 0).population(pop), "n_out"),
+        (NetworkBuilder::new(3, 2), "population"),
+        (
+            NetworkBuilder::new(3, 2).population(Population::lif(4, -1.0, 0.03)),
+            "population 0",
+        ),
+        (
+            NetworkBuilder::new(3, 2)
+                .population(pop)
+                .delays(Delays::Range(3, 1)),
+            "delays",
+        ),
+        (
+            NetworkBuilder::new(3, 2)
+                .population(pop)
+                .sparse(Matrix::In, Sparse::Unsigned { connectivity: 0.5 })
+                .sparse(Matrix::In, Sparse::Unsigned { connectivity: 0.2 }),
+            "w_in is made sparse twice",
+        ),
+        (
+            NetworkBuilder::new(3, 2)
+                .population(pop)
+                .sparse(Matrix::Out, Sparse::Unsigned { connectivity: 1.5 }),
+            "connectivity of w_out",
+        ),
+        (NetworkBuilder::new(3, 2).population(pop).dt(0.0), "dt"),
+    ];
+    for (builder, words) in cases {
+        assert_names(&message(builder.build(rng)), &[words]);
+    }
+}
+
+#[test]
+fn a_built_network_has_the_sizes_asked_for() {
+    let n = network();
+    assert_eq!(
+        (n.spec.n_in(), n.spec.n_rec(), n.weights.params.n_out()),
+        (3, 12, 2)
+    );
+    assert_eq!(n.spec.config.n_delay, 3);
+    assert_eq!(n.spec.beta[..6], [0.0; 6]);
+    assert_eq!(n.spec.beta[6..], [1.8; 6]);
+    let rec = n.weights.rewired(Matrix::Rec).expect("w_rec is sparse");
+    assert!(rec.n_connected() > 0 && rec.n_connected() < 144);
+    // Dale's law: one sign per presynaptic neuron.
+    let signed = NetworkBuilder::new(3, 2)
+        .population(Population::lif(10, 20.0, 0.03))
+        .sparse(
+            Matrix::Rec,
+            Sparse::Signed {
+                connectivity: 0.5,
+                excitatory: 0.8,
+            },
+        )
+        .build(&mut ChaCha8Rng::seed_from_u64(3))
+        .unwrap();
+    let sign = &signed.weights.rewired(Matrix::Rec).unwrap().sign;
+    for row in sign.rows() {
+        assert!(row.iter().all(|&s| s == row[0]), "{row}");
+    }
+}
+
+#[test]
+fn mismatched_shapes_are_errors_naming_what_does_not_fit() {
+    let mut t = trainer();
+    let before = t.network().unwrap();
+    let classes = Target::classes(
+        &[0, 1],
+        Window {
+            start: 0,
+            end: STEPS,
+        },
+    );
+    assert_names(
+        &message(t.step(&input(2, 5), &classes)),
+        &["input", "5 channels", "3"],
+    );
+    assert_names(
+        &message(t.step(&input(3, 3), &classes)),
+        &["target", "2 elements", "3"],
+    );
+    let window = Target::classes(
+        &[0, 1],
+        Window {
+            start: 10,
+            end: STEPS + 1,
+        },
+    );
+    let custom = Target::Custom {
+        windows: vec![
+            vec![Window {
+                start: 10,
+                end: STEPS + 1
+            }];
+            2
+        ],
+        loss: std::sync::Arc::new(|o: &Outputs<'_>| (0.0, vec![0.0; o.values().len()])),
+    };
+    assert_names(
+        &message(t.step(&input(2, 3), &custom)),
+        &["window 10..41", "40 steps"],
+    );
+    let squared = Target::SquaredError(vec![Array2::zeros((STEPS, 3)); 2]);
+    assert_names(
+        &message(t.step(&input(2, 3), &squared)),
+        &[
+            "squared-error targets",
+            "[40, 3]",
+            "[n_steps, n_out] = [40, 2]",
+        ],
+    );
+    assert_eq!(
+        t.network().unwrap(),
+        before,
+        "a failed step changed the network"
+    );
+    assert_eq!(t.iteration(), 0);
+}
+
+#[test]
+fn a_loss_gradient_of_the_wrong_length_is_an_error() {
+    let mut t = trainer();
+    let short = Target::per_step(2, STEPS, |o: &Outputs<'_>| {
+        (1.0, vec![0.0; o.values().len() - 1])
+    });
+    assert_names(
+        &message(t.step(&input(2, 3), &short)),
+        &[
+            "gradient of 159 values, expected 160",
+            "2 elements",
+            "2 outputs",
+        ],
+    );
+}
+
+#[test]
+fn a_nan_from_a_user_loss_is_an_error_and_nothing_is_applied() {
+    let mut t = trainer();
+    let before = t.network().unwrap();
+    let nan_loss = Target::per_step(2, STEPS, |o: &Outputs<'_>| {
+        (f32::NAN, vec![0.0; o.values().len()])
+    });
+    assert_names(
+        &message(t.step(&input(2, 3), &nan_loss)),
+        &["loss returned NaN"],
+    );
+    let nan_grad = Target::per_step(2, STEPS, |o: &Outputs<'_>| {
+        let mut g = vec![0.0; o.values().len()];
+        g[o.index(1, 7, 1)] = f32::NAN;
+        (0.5, g)
+    });
+    assert_names(
+        &message(t.step(&input(2, 3), &nan_grad)),
+        &["gradient is NaN", "element 1, window 7, output 1"],
+    );
+    assert_eq!(
+        t.network().unwrap(),
+        before,
+        "a failed step changed the network"
+    );
+}
+
+#[test]
+fn an_unknown_matrix_name_is_an_error_naming_the_known_ones() {
+    assert_names(
+        &message(Matrix::from_name("w_hid")),
+        &["w_hid", "w_in, w_rec and w_out"],
+    );
+    let mut weights: Weights<f32> = network().weights;
+    weights.rewired[0].name = "w_recurrent".into();
+    assert_names(&message(weights.sync_rewired()), &["w_recurrent"]);
+    // A rewired matrix whose shape is not its matrix's.
+    let mut weights: Weights<f32> = network().weights;
+    weights.rewired[0].theta = Array2::zeros((2, 2));
+    assert_names(
+        &message(weights.sync_rewired()),
+        &["rewired w_rec", "(12, 12)"],
+    );
+}
+
+#[test]
+fn a_user_loss_trains_and_an_evaluation_changes_nothing() {
+    let options = TrainerOptions {
+        schedule: lsnn_host::train::Schedule::Constant(0.01),
+        ..TrainerOptions::default()
+    };
+    let mut t = Trainer::new(network(), options).unwrap();
+    let target = Target::per_step(2, STEPS, |o: &Outputs<'_>| {
+        let n = o.values().len() as f32;
+        let loss = o
+            .values()
+            .iter()
+            .map(|y| (y - 0.5) * (y - 0.5))
+            .sum::<f32>()
+            / n;
+        (
+            loss,
+            o.values().iter().map(|y| 2.0 * (y - 0.5) / n).collect(),
+        )
+    });
+    let batch = input(2, 3);
+    let first = t.evaluate(&batch, &target).unwrap().loss;
+    assert_eq!(t.evaluate(&batch, &target).unwrap().loss, first);
+    for _ in 0..50 {
+        t.step(&batch, &target).unwrap();
+    }
+    let last = t.evaluate(&batch, &target).unwrap().loss;
+    assert!(last < first / 2.0, "loss {first} -> {last}");
+}
