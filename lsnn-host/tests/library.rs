@@ -92,22 +92,24 @@ fn a_built_network_has_the_sizes_asked_for() {
     assert_eq!(n.spec.beta[6..], [1.8; 6]);
     let rec = n.weights.rewired(Matrix::Rec).expect("w_rec is sparse");
     assert!(rec.n_connected() > 0 && rec.n_connected() < 144);
-    // Dale's law: one sign per presynaptic neuron.
     let signed = NetworkBuilder::new(3, 2)
         .population(Population::lif(10, 20.0, 0.03))
-        .sparse(
-            Matrix::Rec,
-            Sparse::Signed {
-                connectivity: 0.5,
-                excitatory: 0.8,
-            },
-        )
+        .excitatory(0.7)
+        .sparse(Matrix::Rec, Sparse::Signed { connectivity: 0.5 })
+        .sparse(Matrix::Out, Sparse::Signed { connectivity: 0.5 })
         .build(&mut ChaCha8Rng::seed_from_u64(3))
         .unwrap();
-    let sign = &signed.weights.rewired(Matrix::Rec).unwrap().sign;
-    for row in sign.rows() {
-        assert!(row.iter().all(|&s| s == row[0]), "{row}");
+    // Dale's law: one sign per presynaptic neuron, the same in w_rec and w_out.
+    let rec = &signed.weights.rewired(Matrix::Rec).unwrap().sign;
+    let out = &signed.weights.rewired(Matrix::Out).unwrap().sign;
+    for (j, (r, o)) in rec.rows().into_iter().zip(out.rows()).enumerate() {
+        assert!(
+            r.iter().chain(o.iter()).all(|&s| s == r[0]),
+            "neuron {j}: {r} {o}"
+        );
     }
+    let excitatory = rec.column(0).iter().filter(|&&s| s > 0.0).count();
+    assert_eq!(excitatory, 8, "int(0.7 * 10) + 1 excitatory neurons");
 }
 
 #[test]
@@ -128,13 +130,6 @@ fn mismatched_shapes_are_errors_naming_what_does_not_fit() {
     assert_names(
         &message(t.step(&input(3, 3), &classes)),
         &["target", "2 elements", "3"],
-    );
-    let window = Target::classes(
-        &[0, 1],
-        Window {
-            start: 10,
-            end: STEPS + 1,
-        },
     );
     let custom = Target::Custom {
         windows: vec![

@@ -59,13 +59,12 @@ pub enum Sparse {
         /// Target fraction of connected synapses.
         connectivity: f64,
     },
-    /// One sign per presynaptic neuron, `excitatory` of them positive (the sMNIST
-    /// tutorial's `random_sparse_signed_matrix`).
+    /// One sign per presynaptic neuron or input (Dale's law; the sMNIST tutorial's
+    /// `random_sparse_signed_matrix`): w_rec and w_out share the neurons' signs, w_in has the
+    /// inputs' ([`NetworkBuilder::excitatory`] of each positive).
     Signed {
         /// Target fraction of connected synapses.
         connectivity: f64,
-        /// Fraction of excitatory presynaptic neurons.
-        excitatory: f64,
     },
 }
 
@@ -78,9 +77,11 @@ pub struct Network {
     pub weights: Weights<f32>,
 }
 
-/// A network from its inputs, populations and readout: `w_in` and `w_rec` drawn as
-/// `randn / sqrt(fan_in)`, `w_out` Glorot-uniform, `b_out` zero, sparse matrices from DEEP R's
-/// initialisers.
+/// A network from its inputs, populations and readout, drawn as the tutorials draw theirs:
+/// the delays (inputs', then recurrent), then the dense matrices (`w_in` and `w_rec` as
+/// `randn / sqrt(fan_in)`, `w_out` Glorot-uniform; `b_out` zero), then the signs of inputs
+/// and neurons if a matrix is signed, then the sparse matrices from DEEP R's initialisers in
+/// the order [`NetworkBuilder::sparse`] was called.
 ///
 /// ```
 /// use lsnn_host::network::{Delays, Matrix, NetworkBuilder, Population, Sparse};
@@ -107,6 +108,8 @@ pub struct NetworkBuilder {
     tau_out: Option<f32>,
     bias: bool,
     sparse: Vec<(Matrix, Sparse)>,
+    excitatory: f64,
+    dense_first: bool,
 }
 
 impl NetworkBuilder {
@@ -122,6 +125,8 @@ impl NetworkBuilder {
             tau_out: None,
             bias: false,
             sparse: Vec::new(),
+            excitatory: 0.8,
+            dense_first: false,
         }
     }
 
@@ -185,39 +190,80 @@ impl NetworkBuilder {
         self
     }
 
-    /// The network, its weights drawn from `rng`; an error names the argument that is wrong.
+    /// The fraction of excitatory inputs and neurons of signed matrices (default 0.8).
+    pub fn excitatory(mut self, fraction: f64) -> Self {
+        self.excitatory = fraction;
+        self
+    }
+
+    /// Whether sparse matrices get a dense draw too before DEEP R's initialiser replaces it
+    /// (the store-recall tutorial's order of random numbers; default: no).
+    pub fn dense_first(mut self, dense_first: bool) -> Self {
+        self.dense_first = dense_first;
+        self
+    }
+
+    /// The network, its delays and weights drawn from `rng`; an error names the argument that
+    /// is wrong.
     pub fn build<R: Rng>(&self, rng: &mut R) -> Result<Network, HostError> {
         self.check()?;
-        let spec = self.spec(rng);
-        let (n_in, n, n_out) = (self.n_in, spec.n_rec(), self.n_out);
-        let mut weights = Weights::dense(Params {
-            w_in: randn_scaled(rng, n_in, n),
-            w_rec: randn_scaled(rng, n, n),
-            w_out: glorot_uniform(rng, n, n_out),
+        let spec = self.draw_spec(rng);
+        let weights = self.draw_weights(rng)?;
+        spec.check(&weights.params)?;
+        Ok(Network { spec, weights })
+    }
+
+    /// The weights of [`NetworkBuilder::build`] (what it draws after the spec), unchecked.
+    pub fn draw_weights<R: Rng>(&self, rng: &mut R) -> Result<Weights<f32>, HostError> {
+        let n: usize = self.populations.iter().map(|p| p.n).sum();
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        let sparse = |m: Matrix| self.sparse.iter().find(|(x, _)| *x == m).map(|(_, s)| *s);
+        let signed = |m: Matrix| matches!(sparse(m), Some(Sparse::Signed { .. }));
+        let mut params = Params {
+            w_in: Array2::zeros((n_in, n)),
+            w_rec: Array2::zeros((n, n)),
+            w_out: Array2::zeros((n, n_out)),
             b_out: self.bias.then(|| Array1::zeros(n_out)),
-        });
+        };
+        for matrix in Matrix::ALL {
+            if self.dense_first || sparse(matrix).is_none() {
+                *params.matrix_mut(matrix) = match matrix {
+                    Matrix::In => randn_scaled(rng, n_in, n),
+                    Matrix::Rec => randn_scaled(rng, n, n),
+                    Matrix::Out => glorot_uniform(rng, n, n_out),
+                };
+            }
+        }
+        // Inputs' signs are shuffled, neurons' not, as the sMNIST tutorial draws them.
+        let input_signs =
+            signed(Matrix::In).then(|| neuron_signs(rng, n_in, self.excitatory, true));
+        let neuron_signs = (signed(Matrix::Rec) || signed(Matrix::Out))
+            .then(|| neuron_signs(rng, n, self.excitatory, false));
+        let mut weights = Weights::dense(params);
         for &(matrix, sparse) in &self.sparse {
             let (rows, cols) = weights.params.matrix(matrix).dim();
             let rewired = match sparse {
                 Sparse::Unsigned { connectivity } => {
                     RewiredMatrix::init_unsigned(rng, matrix, rows, cols, connectivity)
                 }
-                Sparse::Signed {
-                    connectivity,
-                    excitatory,
-                } => {
-                    let signs = neuron_signs(rng, rows, excitatory, false);
-                    RewiredMatrix::init_signed(rng, matrix, &signs, cols, connectivity)?
+                Sparse::Signed { connectivity } => {
+                    let signs = match matrix {
+                        Matrix::In => &input_signs,
+                        Matrix::Rec | Matrix::Out => &neuron_signs,
+                    };
+                    let signs = signs.as_deref().unwrap_or_default();
+                    RewiredMatrix::init_signed(rng, matrix, signs, cols, connectivity)?
                 }
             };
             weights.rewired.push(rewired);
         }
         weights.sync_rewired()?;
-        spec.check(&weights.params)?;
-        Ok(Network { spec, weights })
+        Ok(weights)
     }
 
-    fn spec<R: Rng>(&self, rng: &mut R) -> Spec<f32> {
+    /// The fixed part of [`NetworkBuilder::build`]'s network (the delays drawn from `rng`),
+    /// unchecked.
+    pub fn draw_spec<R: Rng>(&self, rng: &mut R) -> Spec<f32> {
         let per_neuron = |f: fn(&Population) -> f32| {
             self.populations
                 .iter()
@@ -229,15 +275,17 @@ impl NetworkBuilder {
             Delays::Fixed(d) => (d, d),
             Delays::Range(lo, hi) => (lo, hi),
         };
-        let mut delays = |rows: usize| {
-            Array2::from_shape_simple_fn((rows, n), || {
-                if lo == hi {
-                    lo
-                } else {
-                    rng.gen_range(lo..=hi)
-                }
-            })
-        };
+        let draw = matches!(self.delays, Delays::Range(..));
+        let mut delays =
+            |rows: usize| {
+                Array2::from_shape_simple_fn((rows, n), || {
+                    if draw {
+                        rng.gen_range(lo..=hi)
+                    } else {
+                        lo
+                    }
+                })
+            };
         let delay_in = delays(self.n_in);
         let delay_rec = delays(n);
         Spec {
@@ -250,7 +298,9 @@ impl NetworkBuilder {
             beta: per_neuron(|p| p.beta),
             delay_in,
             delay_rec,
-            tau_out: self.tau_out.unwrap_or(self.populations[0].tau),
+            tau_out: self
+                .tau_out
+                .unwrap_or_else(|| self.populations.first().map_or(1.0, |p| p.tau)),
         }
     }
 
@@ -285,6 +335,12 @@ impl NetworkBuilder {
             if lo > hi {
                 return bad("delays", format!("the range {lo}..={hi} is empty"));
             }
+        }
+        if !(0.0..=1.0).contains(&self.excitatory) {
+            return bad(
+                "excitatory",
+                format!("must be in [0, 1], got {}", self.excitatory),
+            );
         }
         if let Some(tau_out) = self.tau_out.filter(|t| !(*t > 0.0)) {
             return bad("tau_out", format!("must be > 0, got {tau_out}"));

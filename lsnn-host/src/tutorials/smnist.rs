@@ -8,11 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lsnn_core::CellConfig;
-use ndarray::{Array1, Array2, Axis};
+use ndarray::Axis;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::flags as flag_checks;
@@ -21,8 +19,7 @@ use crate::error::HostError;
 use crate::export::export_model;
 use crate::files::write_json;
 use crate::loss::{LossTerm, RateRegulariser, Target};
-use crate::network::neuron_signs;
-use crate::network::{Matrix, Params, RewiredMatrix, Spec, Weights};
+use crate::network::{Delays, Matrix, NetworkBuilder, Population, Sparse, Spec, Weights};
 use crate::runs::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
@@ -253,86 +250,51 @@ impl SmnistFlags {
     }
 }
 
-/// The tutorial's network: `n_regular` LIF then `n_adaptive` ALIF neurons, tau = tau_v.
-pub fn build_spec<R: Rng>(flags: &SmnistFlags, rng: &mut R) -> Spec<f32> {
-    let n = flags.n_neurons();
-    let n_in = flags.encoding().n_channels();
+/// The tutorial's network: `n_regular` LIF then `n_adaptive` ALIF neurons (all LIF with
+/// `--model LIF`), delays drawn from `0..n_delay`, a readout with bias; with rewiring, DEEP R
+/// matrices for w_in, w_rec and w_out (signed by neuron when `--neuron-sign`), else
+/// `randn / sqrt(fan_in)` and Glorot-uniform w_out.
+pub fn network_builder(flags: &SmnistFlags) -> NetworkBuilder {
     let beta = if flags.model == "LIF" {
         0.0
     } else {
         flags.beta as f32
     };
-    let d = flags.n_delay as u8;
-    let mut delays = |rows: usize| Array2::from_shape_simple_fn((rows, n), || rng.gen_range(0..d));
-    let (delay_in, delay_rec) = (delays(n_in), delays(n));
-    Spec {
-        config: CellConfig {
-            dt: 1.0,
-            tau_adaptation: flags.tau_a as f32,
-            v0: flags.v0 as f32,
-            n_delay: flags.n_delay,
-            n_refractory: flags.n_ref,
-            dampening_factor: flags.dampening_factor as f32,
-            injected_noise_current: 0.0,
-        },
-        tau: vec![flags.tau_v as f32; n],
-        thr: vec![flags.thr as f32; n],
-        beta: (0..n)
-            .map(|j| if j < flags.n_regular { 0.0 } else { beta })
-            .collect(),
-        delay_in,
-        delay_rec,
-        tau_out: flags.tau_v as f32,
+    let (tau, thr) = (flags.tau_v as f32, flags.thr as f32);
+    let mut builder = NetworkBuilder::new(flags.encoding().n_channels(), N_CLASSES)
+        .population(Population::lif(flags.n_regular, tau, thr))
+        .population(Population::alif(flags.n_adaptive, tau, thr, beta))
+        .dt(1.0)
+        .tau_adaptation(flags.tau_a as f32)
+        .v0(flags.v0 as f32)
+        .refractory(flags.n_ref)
+        .dampening(flags.dampening_factor as f32)
+        .delays(Delays::Range(0, flags.n_delay.saturating_sub(1) as u8))
+        .tau_out(tau)
+        .readout_bias(true)
+        .excitatory(flags.proportion_excitatory);
+    if flags.rewired() {
+        let connectivity = flags.rewiring_connectivity;
+        let sparse = if flags.neuron_sign {
+            Sparse::Signed { connectivity }
+        } else {
+            Sparse::Unsigned { connectivity }
+        };
+        for matrix in Matrix::ALL {
+            builder = builder.sparse(matrix, sparse);
+        }
     }
+    builder
 }
 
-/// Initial weights as the tutorial: with rewiring, DEEP R matrices for w_in, w_rec and w_out
-/// (signed by neuron when `--neuron-sign`), else `randn / sqrt(fan_in)` and Glorot-uniform
-/// w_out; b_out = 0.
+/// The fixed part of the tutorial's network ([`network_builder`]), its delays from `rng`.
+pub fn build_spec<R: Rng>(flags: &SmnistFlags, rng: &mut R) -> Spec<f32> {
+    network_builder(flags).draw_spec(rng)
+}
+
+/// The tutorial's initial weights ([`network_builder`]), drawn after [`build_spec`].
 pub fn init_weights<R: Rng>(flags: &SmnistFlags, rng: &mut R) -> Result<Weights<f32>, HostError> {
-    let (n_in, n) = (flags.encoding().n_channels(), flags.n_neurons());
-    let mut weights = Weights {
-        params: Params {
-            w_in: Array2::zeros((n_in, n)),
-            w_rec: Array2::zeros((n, n)),
-            w_out: Array2::zeros((n, N_CLASSES)),
-            b_out: Some(Array1::zeros(N_CLASSES)),
-        },
-        rewired: Vec::new(),
-    };
-    if flags.rewired() {
-        let p = flags.rewiring_connectivity;
-        if flags.neuron_sign {
-            let pe = flags.proportion_excitatory;
-            let in_sign = neuron_signs(rng, n_in, pe, true);
-            let rec_sign = neuron_signs(rng, n, pe, false);
-            weights.rewired = vec![
-                RewiredMatrix::init_signed(rng, Matrix::In, &in_sign, n, p)?,
-                RewiredMatrix::init_signed(rng, Matrix::Rec, &rec_sign, n, p)?,
-                RewiredMatrix::init_signed(rng, Matrix::Out, &rec_sign, N_CLASSES, p)?,
-            ];
-        } else {
-            weights.rewired = vec![
-                RewiredMatrix::init_unsigned(rng, Matrix::In, n_in, n, p),
-                RewiredMatrix::init_unsigned(rng, Matrix::Rec, n, n, p),
-                RewiredMatrix::init_unsigned(rng, Matrix::Out, n, N_CLASSES, p),
-            ];
-        }
-        weights.sync_rewired()?;
-    } else {
-        let mut randn = |rows: usize, cols: usize| {
-            let scale = (rows as f64).sqrt();
-            Array2::from_shape_simple_fn((rows, cols), || {
-                (Distribution::<f64>::sample(&StandardNormal, rng) / scale) as f32
-            })
-        };
-        weights.params.w_in = randn(n_in, n);
-        weights.params.w_rec = randn(n, n);
-        let limit = (6.0 / (n + N_CLASSES) as f64).sqrt();
-        weights.params.w_out =
-            Array2::from_shape_simple_fn((n, N_CLASSES), || rng.gen_range(-limit..limit) as f32);
-    }
-    Ok(weights)
+    network_builder(flags).draw_weights(rng)
 }
 
 /// The loss of a batch: cross-entropy of the mean readout over the last window, batch mean.

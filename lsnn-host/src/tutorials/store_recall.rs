@@ -8,11 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use lsnn_core::CellConfig;
 use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use super::flags as flag_checks;
@@ -20,7 +18,7 @@ use crate::error::HostError;
 use crate::export::export_model;
 use crate::files::write_json;
 use crate::loss::{LossTerm, RateRegulariser, Target};
-use crate::network::{Matrix, Params, RewiredMatrix, Spec, Weights};
+use crate::network::{Delays, Matrix, NetworkBuilder, Params, Population, Sparse, Spec, Weights};
 use crate::runs::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
@@ -276,84 +274,51 @@ impl StoreRecallFlags {
     }
 }
 
-/// The network of the tutorial: `n_rec` LIF then `n_con` ALIF neurons, tau = tau_out.
-pub fn build_spec<R: Rng>(flags: &StoreRecallFlags, rng: &mut R) -> Spec<f32> {
-    let n = flags.n_neurons();
+/// The tutorial's network: `n_rec` LIF then `n_con` ALIF neurons (all LIF with `--model LIF`),
+/// delays drawn from `0..n_delay`, `randn / sqrt(fan_in)` for w_in and w_rec, Glorot-uniform
+/// w_out, no bias, DEEP R matrices (unsigned) where asked, drawn after the dense ones.
+pub fn network_builder(flags: &StoreRecallFlags) -> NetworkBuilder {
     let beta_alif = if flags.model == "LIF" {
         0.0
     } else {
         flags.beta
     };
-    let d = flags.n_delay as u8;
-    let delays =
-        |rng: &mut R, rows: usize| Array2::from_shape_simple_fn((rows, n), || rng.gen_range(0..d));
-    Spec {
-        config: CellConfig {
-            dt: flags.dt as f32,
-            tau_adaptation: flags.tau_a as f32,
-            v0: 1.0,
-            n_delay: flags.n_delay,
-            n_refractory: flags.n_ref,
-            dampening_factor: flags.dampening_factor as f32,
-            injected_noise_current: 0.0,
-        },
-        tau: vec![flags.tau_out as f32; n],
-        thr: vec![flags.thr as f32; n],
-        beta: (0..n)
-            .map(|j| {
-                if j < flags.n_rec {
-                    0.0
-                } else {
-                    beta_alif as f32
-                }
-            })
-            .collect(),
-        delay_in: delays(rng, flags.n_in),
-        delay_rec: delays(rng, n),
-        tau_out: flags.tau_out as f32,
+    let (tau, thr) = (flags.tau_out as f32, flags.thr as f32);
+    let mut builder = NetworkBuilder::new(flags.n_in, flags.n_charac)
+        .population(Population::lif(flags.n_rec, tau, thr))
+        .population(Population::alif(flags.n_con, tau, thr, beta_alif as f32))
+        .dt(flags.dt as f32)
+        .tau_adaptation(flags.tau_a as f32)
+        .v0(1.0)
+        .refractory(flags.n_ref)
+        .dampening(flags.dampening_factor as f32)
+        .delays(Delays::Range(0, flags.n_delay.saturating_sub(1) as u8))
+        .tau_out(tau)
+        .dense_first(true);
+    let unsigned = |connectivity| Sparse::Unsigned { connectivity };
+    if flags.rewiring_connectivity > 0.0 {
+        let p = flags.rewiring_connectivity;
+        builder = builder
+            .sparse(Matrix::In, unsigned(p))
+            .sparse(Matrix::Rec, unsigned(p));
     }
+    if flags.readout_rewiring_connectivity > 0.0 {
+        builder = builder.sparse(Matrix::Out, unsigned(flags.readout_rewiring_connectivity));
+    }
+    builder
 }
 
-/// Initial weights as the original: `randn / sqrt(fan_in)` for w_in and w_rec, TensorFlow's
-/// default Glorot-uniform for w_out, no bias; DEEP R matrices (unsigned) where asked.
+/// The fixed part of the tutorial's network ([`network_builder`]), its delays from `rng`.
+pub fn build_spec<R: Rng>(flags: &StoreRecallFlags, rng: &mut R) -> Spec<f32> {
+    network_builder(flags).draw_spec(rng)
+}
+
+/// The tutorial's initial weights ([`network_builder`]), drawn after [`build_spec`].
 pub fn init_weights<R: Rng>(
     flags: &StoreRecallFlags,
     rng: &mut R,
 ) -> Result<Weights<f32>, HostError> {
-    let (n_in, n, n_out) = (flags.n_in, flags.n_neurons(), flags.n_charac);
-    let randn = |rng: &mut R, rows: usize, cols: usize| {
-        let scale = (rows as f64).sqrt();
-        Array2::from_shape_simple_fn((rows, cols), || {
-            (Distribution::<f64>::sample(&StandardNormal, rng) / scale) as f32
-        })
-    };
-    let limit = (6.0 / (n + n_out) as f64).sqrt();
-    let mut weights = Weights {
-        params: Params {
-            w_in: randn(rng, n_in, n),
-            w_rec: randn(rng, n, n),
-            w_out: Array2::from_shape_simple_fn((n, n_out), || rng.gen_range(-limit..limit) as f32),
-            b_out: None,
-        },
-        rewired: Vec::new(),
-    };
-    if flags.rewiring_connectivity > 0.0 {
-        let p = flags.rewiring_connectivity;
-        weights
-            .rewired
-            .push(RewiredMatrix::init_unsigned(rng, Matrix::In, n_in, n, p));
-        weights
-            .rewired
-            .push(RewiredMatrix::init_unsigned(rng, Matrix::Rec, n, n, p));
-    }
-    if flags.readout_rewiring_connectivity > 0.0 {
-        let p = flags.readout_rewiring_connectivity;
-        weights
-            .rewired
-            .push(RewiredMatrix::init_unsigned(rng, Matrix::Out, n, n_out, p));
-    }
-    weights.sync_rewired()?;
-    Ok(weights)
+    network_builder(flags).draw_weights(rng)
 }
 
 /// One cross-entropy term per character: recall characters weighted by 1 / (number of recalls
