@@ -128,21 +128,26 @@ fn run() -> Result<bool, HostError> {
             end: STEPS,
         },
     );
-    let iterations = trainer.fit(&mut task, 600, 3, |trainer, k, step| {
-        if k % 50 == 49 {
-            let pass = trainer.evaluate(&test_input, &test_target)?;
-            let accuracy = hits(&pass.logits, &test_classes) as f64 / test_classes.len() as f64;
-            println!(
-                "iteration {:4}: loss {:.4}, test accuracy {accuracy:.3}",
-                k + 1,
-                step.loss
-            );
-            if accuracy >= 0.97 {
-                return Ok(Control::Stop);
+    let iterations = trainer.fit(
+        &mut task,
+        600,
+        &mut ChaCha8Rng::seed_from_u64(3),
+        |trainer, k, step| {
+            if k % 50 == 49 {
+                let pass = trainer.evaluate(&test_input, &test_target)?;
+                let accuracy = hits(&pass.logits, &test_classes) as f64 / test_classes.len() as f64;
+                println!(
+                    "iteration {:4}: loss {:.4}, test accuracy {accuracy:.3}",
+                    k + 1,
+                    step.loss
+                );
+                if accuracy >= 0.97 {
+                    return Ok(Control::Stop);
+                }
             }
-        }
-        Ok(Control::Continue)
-    })?;
+            Ok(Control::Continue)
+        },
+    )?;
     let seconds = t0.elapsed().as_secs_f64();
 
     // Exported as i8 and run through lsnn-core (windows of 30 steps, the last is the

@@ -82,13 +82,18 @@ fn run() -> Result<bool, HostError> {
     };
     let mut trainer = Trainer::new(network, options)?;
     let mut losses = Vec::new();
-    trainer.fit(&mut task, 500, 0, |_, k, step| {
-        losses.push(step.loss);
-        if k % 50 == 0 {
-            println!("iteration {k:4}: loss {:.5}", step.loss);
-        }
-        Ok(Control::Continue)
-    })?;
+    trainer.fit(
+        &mut task,
+        500,
+        &mut ChaCha8Rng::seed_from_u64(0),
+        |_, k, step| {
+            losses.push(step.loss);
+            if k % 50 == 0 {
+                println!("iteration {k:4}: loss {:.5}", step.loss);
+            }
+            Ok(Control::Continue)
+        },
+    )?;
     let (first, last) = (losses[0], losses[losses.len() - 1]);
     let ratio = first / last;
     println!(

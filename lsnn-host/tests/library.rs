@@ -4,7 +4,9 @@
 use lsnn_host::input::{random_spikes, InputBatch};
 use lsnn_host::loss::{Outputs, Target, Window};
 use lsnn_host::network::{Delays, Matrix, Network, NetworkBuilder, Population, Sparse, Weights};
-use lsnn_host::train::{Trainer, TrainerOptions};
+use lsnn_host::runs::{RunResults, RunSettings, TaskRun};
+use lsnn_host::tasks::Task;
+use lsnn_host::train::{Control, Schedule, Trainer, TrainerOptions};
 use lsnn_host::HostError;
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -226,7 +228,7 @@ fn an_unknown_matrix_name_is_an_error_naming_the_known_ones() {
 #[test]
 fn a_user_loss_trains_and_an_evaluation_changes_nothing() {
     let options = TrainerOptions {
-        schedule: lsnn_host::train::Schedule::Constant(0.01),
+        schedule: Schedule::Constant(0.01),
         ..TrainerOptions::default()
     };
     let mut t = Trainer::new(network(), options).unwrap();
@@ -251,4 +253,94 @@ fn a_user_loss_trains_and_an_evaluation_changes_nothing() {
     }
     let last = t.evaluate(&batch, &target).unwrap().loss;
     assert!(last < first / 2.0, "loss {first} -> {last}");
+}
+
+/// A small task for the run tests: random spikes, a class per element.
+struct Tiny;
+
+impl Task for Tiny {
+    fn network(&self) -> NetworkBuilder {
+        builder()
+    }
+
+    fn batch(&mut self, rng: &mut ChaCha8Rng) -> Result<(InputBatch, Target), HostError> {
+        let input = random_spikes(rng, 2, STEPS, 3, 0.1)?;
+        Ok((
+            input,
+            Target::classes(
+                &[0, 1],
+                Window {
+                    start: 20,
+                    end: STEPS,
+                },
+            ),
+        ))
+    }
+}
+
+fn run_options() -> TrainerOptions {
+    TrainerOptions {
+        schedule: Schedule::Decay {
+            lr: 0.01,
+            every: 2,
+            factor: 0.5,
+        },
+        seed: 11,
+        ..TrainerOptions::default()
+    }
+}
+
+fn settings(n_iter: usize, plots: bool) -> RunSettings {
+    RunSettings {
+        n_iter,
+        every: 2,
+        quiet: true,
+        plots,
+    }
+}
+
+#[test]
+fn a_task_run_resumes_exactly_and_writes_results_and_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let go_on = |_: &mut Trainer, _: usize| Ok(Control::Continue);
+    let (mut straight, mut t_straight) =
+        TaskRun::start(&Tiny, run_options(), tmp.path(), "tiny", 7).unwrap();
+    let whole = straight
+        .train(&mut t_straight, &mut Tiny, settings(6, true), go_on)
+        .unwrap();
+
+    let (mut first, mut t_first) =
+        TaskRun::start(&Tiny, run_options(), &tmp.path().join("b"), "tiny", 7).unwrap();
+    first
+        .train(&mut t_first, &mut Tiny, settings(4, false), go_on)
+        .unwrap();
+    let (mut resumed, mut t_resumed) = TaskRun::resume(&Tiny, run_options(), &first.dir).unwrap();
+    assert_eq!(t_resumed.iteration(), 4);
+    let rest = resumed
+        .train(&mut t_resumed, &mut Tiny, settings(6, false), go_on)
+        .unwrap();
+
+    assert_eq!(whole.iterations, 6);
+    assert_eq!(rest.losses, whole.losses, "the resumed run's losses differ");
+    assert_eq!(t_resumed.network().unwrap(), t_straight.network().unwrap());
+    assert_eq!(t_resumed.state().unwrap(), t_straight.state().unwrap());
+    let written: RunResults =
+        serde_json::from_str(&std::fs::read_to_string(straight.dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(written, whole);
+    for figure in ["learning_curve.png", "activity.png"] {
+        let len = std::fs::metadata(straight.dir.join("plots").join(figure))
+            .unwrap()
+            .len();
+        assert!(len > 1000, "{figure}: {len} bytes");
+    }
+}
+
+#[test]
+fn resuming_a_folder_without_a_checkpoint_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = TaskRun::resume(&Tiny, run_options(), tmp.path())
+        .err()
+        .expect("no checkpoint");
+    assert_names(&err.to_string(), &["checkpoint.safetensors"]);
 }

@@ -7,7 +7,10 @@ pub mod checkpoint;
 pub mod config;
 pub mod plot;
 pub mod printer;
+mod task_run;
 pub mod traces;
+
+pub use task_run::{RunResults, RunSettings, TaskRun};
 
 use std::path::{Path, PathBuf};
 

@@ -10,7 +10,7 @@ mod trainer;
 
 pub use batch::{run_pass, run_pass_in, zero_states, PassOptions, PassResult, Workspace};
 pub use bptt::{HostState, Trace};
-pub use trainer::{evaluate, Control, Schedule, Trainer, TrainerOptions};
+pub use trainer::{evaluate, Control, Schedule, Trainer, TrainerOptions, TrainerState};
 pub mod deepr;
 pub mod optim;
 pub mod update;

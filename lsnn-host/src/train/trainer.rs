@@ -3,6 +3,7 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use super::device::{engine, Device, Engine, Faults, States};
 use super::optim::{Optimizer, OptimizerKind};
@@ -128,6 +129,17 @@ fn evaluate_in(
     )
 }
 
+/// A trainer's state besides its network: what a checkpoint saves for an exact resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Iterations run.
+    pub iteration: usize,
+    /// The optimiser's moments and step count.
+    pub optimizer: Optimizer,
+    /// DEEP R's generator.
+    pub rng: ChaCha8Rng,
+}
+
 /// What a [`Trainer::fit`] hook tells the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
@@ -227,26 +239,96 @@ impl Trainer {
         )
     }
 
-    /// Trains on `task`'s batches (drawn from a generator seeded with `data_seed`) for at most
-    /// `n_iter` iterations, calling `hook` after each with the trainer, the iteration and its
-    /// result (validation, checkpoints, logging); the hook may stop the loop. Returns the
-    /// number of iterations run.
+    /// Trains on `task`'s batches, drawn from `data`, until [`Trainer::iteration`] reaches
+    /// `n_iter`, calling `hook` after each step with the trainer, the step's iteration and its
+    /// result (validation, checkpoints, logging, a learning-rate change through
+    /// [`Trainer::options_mut`]); the hook may stop the loop. Returns the iterations run.
     pub fn fit<T: Task + ?Sized>(
         &mut self,
         task: &mut T,
         n_iter: usize,
-        data_seed: u64,
+        data: &mut ChaCha8Rng,
         mut hook: impl FnMut(&mut Trainer, usize, &PassResult<f32>) -> Result<Control, HostError>,
     ) -> Result<usize, HostError> {
-        let mut data = ChaCha8Rng::seed_from_u64(data_seed);
-        for k in 0..n_iter {
-            let (input, target) = task.batch(&mut data)?;
+        let first = self.iteration;
+        while self.iteration < n_iter {
+            let (input, target) = task.batch(data)?;
             let result = self.step(&input, &target)?;
-            if hook(self, k, &result)? == Control::Stop {
-                return Ok(k + 1);
+            if hook(self, self.iteration - 1, &result)? == Control::Stop {
+                break;
             }
         }
-        Ok(n_iter)
+        Ok(self.iteration - first)
+    }
+
+    /// What [`Trainer::resume`] needs besides the network to go on exactly where this trainer
+    /// is (brought back from the device first).
+    pub fn state(&mut self) -> Result<TrainerState, HostError> {
+        self.sync()?;
+        Ok(TrainerState {
+            iteration: self.iteration,
+            optimizer: self.optimizer.clone(),
+            rng: self.rng.clone(),
+        })
+    }
+
+    /// A trainer that goes on from `state` with `network` (both saved from a trainer with the
+    /// same options): its steps are those the saved trainer would have made.
+    pub fn resume(
+        network: Network,
+        options: TrainerOptions,
+        state: TrainerState,
+    ) -> Result<Trainer, HostError> {
+        let mut trainer = Trainer::new(network, options)?;
+        if state.optimizer.kind != trainer.optimizer.kind {
+            return Err(HostError::Network(format!(
+                "state: saved with the {:?} optimiser, the options ask for {:?}",
+                state.optimizer.kind, trainer.optimizer.kind
+            )));
+        }
+        trainer.iteration = state.iteration;
+        trainer.optimizer = state.optimizer;
+        trainer.rng = state.rng;
+        Ok(trainer)
+    }
+
+    /// The options, to change the schedule or the regulariser between steps.
+    pub fn options_mut(&mut self) -> &mut TrainerOptions {
+        &mut self.options
+    }
+
+    /// [`Trainer::evaluate`] keeping every element's trace (spikes, voltages, thresholds'
+    /// adaptation), for figures.
+    pub fn trace(
+        &mut self,
+        input: &InputBatch,
+        target: &Target,
+    ) -> Result<PassResult<f32>, HostError> {
+        self.sync()?;
+        target.check(
+            input.n_batch(),
+            input.n_steps(),
+            self.weights.params.n_out(),
+        )?;
+        let mut states = zero_states(&self.spec, input.n_batch());
+        let opts = PassOptions {
+            objective: target.objective(),
+            keep_traces: true,
+            ..PassOptions::default()
+        };
+        let windows = target.windows();
+        let (spec, params) = (&self.spec, &self.weights.params);
+        let reg = self.options.regulariser.as_ref();
+        run_pass_in(
+            &mut self.workspace,
+            spec,
+            params,
+            input,
+            &mut states,
+            &windows,
+            reg,
+            opts,
+        )
     }
 
     /// The network as trained so far (brought back from the device first).
