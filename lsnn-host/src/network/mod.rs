@@ -1,7 +1,9 @@
 //! A network: its fixed part ([`Spec`]: cell constants, neurons, delays, readout filter) and
 //! its trained arrays ([`Params`] in dense form, as the original's TensorFlow variables hold
 //! them, and [`Weights`] with the DEEP R parameterisation of sparse matrices), the tutorials'
-//! initialisers ([`init`]).
+//! initialisers ([`randn_scaled`], [`glorot_uniform`], [`neuron_signs`], DEEP R's
+//! [`RewiredMatrix::init_unsigned`] and [`RewiredMatrix::init_signed`]) and a builder for
+//! networks of one's own ([`NetworkBuilder`]).
 
 mod builder;
 mod init;

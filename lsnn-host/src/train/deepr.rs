@@ -12,7 +12,7 @@ use ndarray::Array2;
 pub const RECONNECT_THETA: f64 = 1e-12;
 
 /// Where a rewired matrix sits in the flat parameter vector `w_in | w_rec | w_out | b_out` (the
-/// arrays present, in [`crate::train::Params::named`]'s order): DEEP R's Philox counters are
+/// arrays present, in [`crate::network::Params::named`]'s order): DEEP R's Philox counters are
 /// keyed by these, so the host and lsnn-gpu draw the same numbers for the same entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlatPlace {

@@ -1,5 +1,5 @@
 //! The two tutorials of the original, end to end on the library: their flags, training loops,
-//! validation and results ([`store_recall`], [`smnist`]), their benchmarks ([`bench`]) and their
+//! validation and results ([`store_recall`], [`smnist`]), their benchmarks ([`bench`](mod@bench)) and their
 //! saved networks ([`saved`]).
 
 pub mod bench;

@@ -52,10 +52,10 @@ pub struct Stepped {
     pub seconds: f64,
 }
 
-/// A device running the training steps of one loop: the CPU ([`CpuEngine`]) or, with the
+/// A device running the training steps of one loop: the CPU ([`CpuEngine`](super::CpuEngine)) or, with the
 /// `cuda` feature, a GPU that keeps the network between steps.
 pub trait Engine: Send {
-    /// One training iteration as [`train_step`] (the host's `optimizer.step` counts it), then
+    /// One training iteration as [`train_step`](crate::train::step::train_step) (the host's `optimizer.step` counts it), then
     /// `overlap`: on the GPU it runs after DEEP R's key was drawn from `rng`, while the device
     /// computes; on the CPU after the step. Either way the run's generator sees the same draws
     /// in the same order. On the GPU the host's weights and optimiser moments are left as they
