@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::device::{engine, Device, Engine, Faults, States};
+use super::device::{engine, Device, Engine, Faults, Staged, Stager, States};
 use super::optim::{Optimizer, OptimizerKind};
 use super::step::TrainStep;
 use super::update::Rewiring;
@@ -187,6 +187,19 @@ impl Trainer {
         input: &InputBatch,
         target: &Target,
     ) -> Result<PassResult<f32>, HostError> {
+        self.step_overlapping(input, target, None, |_| Ok(()))
+            .map(|(result, _)| result)
+    }
+
+    /// [`Trainer::step`] on a batch `staged` for the device ahead, running `overlap` (the
+    /// next batch) while the device computes; its value comes back with the step's result.
+    fn step_overlapping<X>(
+        &mut self,
+        input: &InputBatch,
+        target: &Target,
+        staged: Option<&Staged>,
+        overlap: impl FnOnce(&mut dyn Stager) -> Result<X, HostError>,
+    ) -> Result<(PassResult<f32>, X), HostError> {
         let step = TrainStep {
             spec: &self.spec,
             input,
@@ -195,19 +208,22 @@ impl Trainer {
             lr: self.options.schedule.at(self.iteration),
             rewiring: self.options.rewiring,
             iteration: self.iteration,
-            staged: None,
+            staged,
         };
-        let stepped = self.engine.step(
+        let (stepped, value) = self.engine.step_with(
             &step,
             &mut self.weights,
             &mut self.optimizer,
             &mut self.rng,
             States::Zero,
-            &mut |_, _| Ok(()),
+            |_, stager| overlap(stager),
         );
         let result = stepped.result?;
+        let value = value.ok_or_else(|| {
+            HostError::Network("the device did not run the step's overlap work".into())
+        })??;
         self.iteration += 1;
-        Ok(result)
+        Ok((result, value))
     }
 
     /// The network's outputs and loss on `input` against `target` (no update; the same
@@ -242,7 +258,10 @@ impl Trainer {
     /// Trains on `task`'s batches, drawn from `data`, until [`Trainer::iteration`] reaches
     /// `n_iter`, calling `hook` after each step with the trainer, the step's iteration and its
     /// result (validation, checkpoints, logging, a learning-rate change through
-    /// [`Trainer::options_mut`]); the hook may stop the loop. Returns the iterations run.
+    /// [`Trainer::options_mut`]); the hook may stop the loop. Each next batch is drawn and
+    /// staged for the device while the step before it runs (on a GPU, while it computes), so
+    /// `data` has given one batch more than was trained on when the hook stops the loop.
+    /// Returns the iterations run.
     pub fn fit<T: Task + ?Sized>(
         &mut self,
         task: &mut T,
@@ -251,9 +270,23 @@ impl Trainer {
         mut hook: impl FnMut(&mut Trainer, usize, &PassResult<f32>) -> Result<Control, HostError>,
     ) -> Result<usize, HostError> {
         let first = self.iteration;
-        while self.iteration < n_iter {
-            let (input, target) = task.batch(data)?;
-            let result = self.step(&input, &target)?;
+        let mut next = match self.iteration < n_iter {
+            true => Some((task.batch(data)?, None)),
+            false => None,
+        };
+        while let Some(((input, target), staged)) = next.take() {
+            let more = self.iteration + 1 < n_iter;
+            let prefetch = |stager: &mut dyn Stager| {
+                if !more {
+                    return Ok(None);
+                }
+                let (input, target) = task.batch(data)?;
+                let staged = stager.stage(&input, &target)?;
+                Ok(Some(((input, target), Some(staged))))
+            };
+            let (result, prefetched) =
+                self.step_overlapping(&input, &target, staged.as_ref(), prefetch)?;
+            next = prefetched;
             if hook(self, self.iteration - 1, &result)? == Control::Stop {
                 break;
             }
