@@ -198,20 +198,29 @@ pub fn random_spikes<R: Rng>(
 ) -> Result<InputBatch, HostError> {
     let mut input = InputBatch::new(steps, n_in);
     for _ in 0..batch {
-        let mut events: Vec<Event> = (0..steps as u32)
-            .flat_map(|t| (0..n_in as u16).map(move |c| (t, c)))
-            .filter(|_| rng.gen::<f64>() < density)
-            .map(|(t, channel)| Event {
-                t,
-                channel,
+        input.push_poisson(rng, |_, _| density);
+    }
+    Ok(input)
+}
+
+impl InputBatch {
+    /// Appends an element of Poisson spikes: channel `c` spikes at step `t` with probability
+    /// `probability(t, c)` (rate times dt), one draw of `rng` per step and channel, steps then
+    /// channels in order.
+    pub fn push_poisson<R: Rng>(&mut self, rng: &mut R, probability: impl Fn(usize, usize) -> f64) {
+        let (n_steps, n_in) = (self.n_steps, self.n_in);
+        let mut events: Vec<Event> = (0..n_steps)
+            .flat_map(|t| (0..n_in).map(move |c| (t, c)))
+            .filter(|&(t, c)| rng.gen::<f64>() < probability(t, c))
+            .map(|(t, c)| Event {
+                t: t as u32,
+                channel: c as u16,
                 value: 1.0,
             })
             .collect();
-        input
-            .push_element(&mut events)
-            .map_err(|e| HostError::Network(format!("bad synthetic event {e:?}")))?;
+        let element = ElementEvents::new(n_steps, n_in, &mut events);
+        self.append(&element.expect("every event is inside the batch"));
     }
-    Ok(input)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! [`Trainer::step`](train::Trainer::step) call, or loops with [`Trainer::fit`](train::Trainer::fit):
 //!
 //! ```
-//! use lsnn_host::input::{Event, InputBatch};
+//! use lsnn_host::input::InputBatch;
 //! use lsnn_host::loss::{Target, Window};
 //! use lsnn_host::network::{Delays, Matrix, NetworkBuilder, Population, Sparse};
 //! use lsnn_host::tasks::Task;
@@ -36,16 +36,7 @@
 //!         let classes: Vec<usize> = (0..16).map(|_| rng.gen_range(0..2)).collect();
 //!         let mut input = InputBatch::new(40, 2);
 //!         for &class in &classes {
-//!             let mut events = Vec::new();
-//!             for t in 0..40 {
-//!                 for channel in 0..2u16 {
-//!                     let rate = if usize::from(channel) == class { 0.3 } else { 0.05 };
-//!                     if rng.gen::<f64>() < rate {
-//!                         events.push(Event { t, channel, value: 1.0 });
-//!                     }
-//!                 }
-//!             }
-//!             input.push_element(&mut events).expect("events inside the input");
+//!             input.push_poisson(rng, |_, channel| if channel == class { 0.3 } else { 0.05 });
 //!         }
 //!         Ok((input, Target::classes(&classes, Window { start: 20, end: 40 })))
 //!     }

@@ -344,3 +344,23 @@ fn resuming_a_folder_without_a_checkpoint_is_an_error_naming_it() {
         .expect("no checkpoint");
     assert_names(&err.to_string(), &["checkpoint.safetensors"]);
 }
+
+#[test]
+fn training_through_the_api_does_not_depend_on_the_thread_count() {
+    let train = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut t = Trainer::new(network(), run_options()).unwrap();
+            let mut data = ChaCha8Rng::seed_from_u64(5);
+            t.fit(&mut Tiny, 5, &mut data, |_, _, _| Ok(Control::Continue))
+                .unwrap();
+            (t.network().unwrap(), t.state().unwrap())
+        })
+    };
+    let one = train(1);
+    assert_eq!(train(3), one);
+    assert_ne!(one.0, network(), "training changed nothing");
+}
