@@ -364,3 +364,59 @@ fn training_through_the_api_does_not_depend_on_the_thread_count() {
     assert_eq!(train(3), one);
     assert_ne!(one.0, network(), "training changed nothing");
 }
+
+/// The Trainer on the GPU (skipped without a CUDA device).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+    use lsnn_host::train::device::Device;
+
+    fn device() -> bool {
+        match lsnn_gpu::probe() {
+            Some(name) => {
+                eprintln!("device: {name}");
+                true
+            }
+            None => {
+                println!("skipped: no CUDA device");
+                false
+            }
+        }
+    }
+
+    fn trained(device: Device) -> (Network, lsnn_host::train::TrainerState) {
+        let options = TrainerOptions {
+            device,
+            ..run_options()
+        };
+        let mut t = Trainer::new(network(), options).unwrap();
+        let mut data = ChaCha8Rng::seed_from_u64(5);
+        t.fit(&mut Tiny, 5, &mut data, |_, _, _| Ok(Control::Continue))
+            .unwrap();
+        (t.network().unwrap(), t.state().unwrap())
+    }
+
+    #[test]
+    fn a_trainer_on_the_gpu_trains_as_on_the_cpu_bit_for_bit() {
+        if !device() {
+            return;
+        }
+        assert_eq!(trained(Device::Cuda), trained(Device::Cpu));
+    }
+
+    #[test]
+    fn a_user_loss_on_the_gpu_is_an_error_naming_the_cpu_device() {
+        if !device() {
+            return;
+        }
+        let options = TrainerOptions {
+            device: Device::Cuda,
+            ..run_options()
+        };
+        let mut t = Trainer::new(network(), options).unwrap();
+        let target = Target::per_step(2, STEPS, |o: &Outputs<'_>| {
+            (0.0, vec![0.0; o.values().len()])
+        });
+        assert_names(&message(t.step(&input(2, 3), &target)), &["cpu device"]);
+    }
+}

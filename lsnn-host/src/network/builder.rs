@@ -342,7 +342,7 @@ impl NetworkBuilder {
                 format!("must be in [0, 1], got {}", self.excitatory),
             );
         }
-        if let Some(tau_out) = self.tau_out.filter(|t| !(*t > 0.0)) {
+        if let Some(tau_out) = self.tau_out.filter(|t| t.is_nan() || *t <= 0.0) {
             return bad("tau_out", format!("must be > 0, got {tau_out}"));
         }
         for (k, &(matrix, sparse)) in self.sparse.iter().enumerate() {

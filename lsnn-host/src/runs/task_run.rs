@@ -140,7 +140,7 @@ impl TaskRun {
             printer.bar.set_position(k as u64 + 1);
             let control = hook(trainer, k)?;
             let last = control == Control::Stop || trainer.iteration() == settings.n_iter;
-            if (k + 1) % every == 0 || last {
+            if (k + 1).is_multiple_of(every) || last {
                 self.state.elapsed_s = clock.elapsed();
                 self.checkpoint(trainer)?;
                 if settings.plots {
