@@ -61,15 +61,12 @@ impl Task for Sines {
 }
 // ---- end of the user's task.
 
-fn main() {
-    match run() {
-        Ok(true) => {}
-        Ok(false) => std::process::exit(1),
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    }
+fn main() -> Result<std::process::ExitCode, HostError> {
+    Ok(if run()? {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 fn run() -> Result<bool, HostError> {

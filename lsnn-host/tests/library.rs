@@ -371,17 +371,12 @@ mod cuda {
     use super::*;
     use lsnn_host::train::device::Device;
 
+    /// Whether a CUDA device is here (else the test says it is skipped).
     fn device() -> bool {
-        match lsnn_gpu::probe() {
-            Some(name) => {
-                eprintln!("device: {name}");
-                true
-            }
-            None => {
-                println!("skipped: no CUDA device");
-                false
-            }
-        }
+        let name = lsnn_gpu::probe();
+        let line = name.as_ref().map(|n| format!("device: {n}"));
+        println!("{}", line.as_deref().unwrap_or("skipped: no CUDA device"));
+        name.is_some()
     }
 
     fn trained(device: Device) -> (Network, lsnn_host::train::TrainerState) {

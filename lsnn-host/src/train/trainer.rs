@@ -98,23 +98,42 @@ pub fn evaluate(
     input: &InputBatch,
     target: &Target,
 ) -> Result<PassResult<f32>, HostError> {
-    evaluate_in(&mut Workspace::default(), spec, params, input, target, None)
+    let pass = Pass {
+        input,
+        target,
+        reg: None,
+        keep_traces: false,
+    };
+    evaluate_in(&mut Workspace::default(), spec, params, pass)
+}
+
+/// What a forward pass without update reads besides the network.
+struct Pass<'a> {
+    input: &'a InputBatch,
+    target: &'a Target,
+    reg: Option<&'a RateRegulariser<f32>>,
+    keep_traces: bool,
 }
 
 fn evaluate_in(
     workspace: &mut Workspace<f32>,
     spec: &Spec<f32>,
     params: &Params<f32>,
-    input: &InputBatch,
-    target: &Target,
-    reg: Option<&RateRegulariser<f32>>,
+    pass: Pass<'_>,
 ) -> Result<PassResult<f32>, HostError> {
+    let Pass {
+        input,
+        target,
+        reg,
+        keep_traces,
+    } = pass;
     spec.check(params)?;
     target.check(input.n_batch(), input.n_steps(), params.n_out())?;
     let mut states = zero_states(spec, input.n_batch());
     let windows = target.windows();
     let opts = PassOptions {
         objective: target.objective(),
+        keep_traces,
         ..PassOptions::default()
     };
     run_pass_in(
@@ -233,26 +252,25 @@ impl Trainer {
         input: &InputBatch,
         target: &Target,
     ) -> Result<PassResult<f32>, HostError> {
+        self.pass(input, target, false)
+    }
+
+    fn pass(
+        &mut self,
+        input: &InputBatch,
+        target: &Target,
+        keep_traces: bool,
+    ) -> Result<PassResult<f32>, HostError> {
         self.sync()?;
-        target.check(
-            input.n_batch(),
-            input.n_steps(),
-            self.weights.params.n_out(),
-        )?;
-        let mut states = zero_states(&self.spec, input.n_batch());
-        run_pass_in(
-            &mut self.workspace,
-            &self.spec,
-            &self.weights.params,
+        let reg = self.options.regulariser.as_ref();
+        let (spec, params) = (&self.spec, &self.weights.params);
+        let pass = Pass {
             input,
-            &mut states,
-            &target.windows(),
-            self.options.regulariser.as_ref(),
-            PassOptions {
-                objective: target.objective(),
-                ..PassOptions::default()
-            },
-        )
+            target,
+            reg,
+            keep_traces,
+        };
+        evaluate_in(&mut self.workspace, spec, params, pass)
     }
 
     /// Trains on `task`'s batches, drawn from `data`, until [`Trainer::iteration`] reaches
@@ -337,31 +355,7 @@ impl Trainer {
         input: &InputBatch,
         target: &Target,
     ) -> Result<PassResult<f32>, HostError> {
-        self.sync()?;
-        target.check(
-            input.n_batch(),
-            input.n_steps(),
-            self.weights.params.n_out(),
-        )?;
-        let mut states = zero_states(&self.spec, input.n_batch());
-        let opts = PassOptions {
-            objective: target.objective(),
-            keep_traces: true,
-            ..PassOptions::default()
-        };
-        let windows = target.windows();
-        let (spec, params) = (&self.spec, &self.weights.params);
-        let reg = self.options.regulariser.as_ref();
-        run_pass_in(
-            &mut self.workspace,
-            spec,
-            params,
-            input,
-            &mut states,
-            &windows,
-            reg,
-            opts,
-        )
+        self.pass(input, target, true)
     }
 
     /// The network as trained so far (brought back from the device first).
