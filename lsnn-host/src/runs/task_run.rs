@@ -217,7 +217,11 @@ impl TaskRun {
             z_alif: columns(&traces.z, &alif),
             thr_alif: columns(&traces.thr, &alif),
             out_softmax: traces.out_softmax,
-            target: 0,
+            // The class of the element's last cross-entropy term (0 for other losses).
+            target: target
+                .class_terms()
+                .and_then(|terms| terms.first()?.last())
+                .map_or(0, |term| term.target.min(255) as u8),
             n_inhibitory_lif: 0,
             max_raster: 300,
         };
