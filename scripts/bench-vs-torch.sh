@@ -10,10 +10,13 @@
 #   with `pip install torch numpy` when missing).
 # ITERS: timed iterations of lsnn-rs per configuration (default 5; the peer runs 3, 2 and 1).
 # Each timing is the median of its iterations after one warm-up, as `lsnn-host bench` prints.
+# PAUSE: seconds between runs (default 5). On a shared machine run it as
+#   `chrt -f 50 scripts/bench-vs-torch.sh` (real-time priority keeps other jobs off the cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEER=${1:-../shared/bench/torch_lsnn.py}
 ITERS=${ITERS:-5}
+PAUSE=${PAUSE:-5}
 [ -f "$PEER" ] || { echo "error: PyTorch peer not found at $PEER (pass its path)" >&2; exit 2; }
 if [ -z "${PYTHON:-}" ]; then
   VENV=~/.cache/lsnn-rs/torchenv
@@ -47,9 +50,17 @@ ms() { python3 -c "print(f'{float($1):.0f} ms')"; }
 
 row() { # name, torch args, lsnn args
   local torch_ms ours_ms base_ms
-  torch_ms=$("$PYTHON" "$PEER" --device cpu $2 2>/dev/null | field ms_median)
-  [ -n "$BASE_BIN" ] && base_ms=$($BASE_BIN bench --device cpu $3 --iters 3 | field ms_median)
+  # Ours first: a run right after one that allocated and freed a lot of memory (the peer, the
+  # baseline's per-pass trace buffers) is measurably slower on some VMs while the kernel
+  # reclaims; a pause between runs for the same reason.
   ours_ms=$($BIN bench --device cpu $3 --iters "$ITERS" | field ms_median)
+  sleep "$PAUSE"
+  if [ -n "$BASE_BIN" ]; then
+    base_ms=$($BASE_BIN bench --device cpu $3 --iters 3 | field ms_median)
+    sleep "$PAUSE"
+  fi
+  torch_ms=$("$PYTHON" "$PEER" --device cpu $2 2>/dev/null | field ms_median)
+  sleep "$PAUSE"
   if [ -n "$BASE_BIN" ]; then
     echo "| $1 | $(ms "$ours_ms") | $(ms "$base_ms") | $(ms "$torch_ms") | $(ratio "$base_ms" "$ours_ms") | $(ratio "$torch_ms" "$ours_ms") |"
   else

@@ -274,13 +274,11 @@ pub fn run_pass_in<F: SimdReal>(
         slots.resize_with(wave.min(groups.len()), BackwardSlot::default);
         let mut total = ElementGrads::zeros(n_in, n, n_out);
         let waves = groups.chunks(wave).zip(term_grads.chunks(wave * LANES));
-        for (w, (groups, term_grads)) in waves.enumerate() {
+        for (groups, term_grads) in waves {
             slots
                 .par_iter_mut()
                 .zip(groups.par_iter().zip(term_grads.par_chunks(LANES)))
-                .enumerate()
-                .for_each(|(g, (slot, (work, term_grads)))| {
-                    let first = (w * wave + g) * LANES;
+                .for_each(|(slot, (work, term_grads))| {
                     slot.grads
                         .resize_with(term_grads.len(), || ElementGrads::zeros(n_in, n, n_out));
                     for g in &mut slot.grads {
@@ -297,7 +295,6 @@ pub fn run_pass_in<F: SimdReal>(
                     backward_group(
                         &backward,
                         &work.trace,
-                        GroupInput::new(input, first, term_grads.len()),
                         &work.readout.psp_sums,
                         &seeds,
                         &mut slot.window,

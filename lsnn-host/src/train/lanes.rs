@@ -82,6 +82,19 @@ pub struct GroupTrace<F> {
     spike_lanes: Vec<Bits>,
     /// `refractory[i * n + j]`: the lanes where neuron j was refractory during step i.
     refractory: Vec<Bits>,
+    /// The input events of step i: `inputs[input_offsets[i]..input_offsets[i + 1]]`, lanes
+    /// ascending, each lane's channels ascending. Gathered from the batch once, so that the
+    /// forward and the backward walk one short list a step.
+    input_offsets: Vec<u32>,
+    inputs: Vec<InputEvent<F>>,
+}
+
+/// An input event of one lane.
+#[derive(Clone, Copy, Debug)]
+struct InputEvent<F> {
+    lane: u16,
+    channel: u16,
+    value: F,
 }
 
 impl<F: Real> GroupTrace<F> {
@@ -109,6 +122,30 @@ impl<F: Real> GroupTrace<F> {
         self.spike_neurons.clear();
         self.spike_lanes.clear();
         self.refractory.resize(steps * n, 0);
+    }
+
+    /// Gathers the group's input events step by step (see `inputs`).
+    fn record_inputs(&mut self, input: GroupInput<'_>) {
+        self.input_offsets.clear();
+        self.input_offsets.push(0);
+        self.inputs.clear();
+        for t in 0..self.steps {
+            for l in 0..input.count {
+                self.inputs
+                    .extend(input.lane(l, t).map(|(c, value)| InputEvent {
+                        lane: l as u16,
+                        channel: c as u16,
+                        value: F::of(f64::from(value)),
+                    }));
+            }
+            self.input_offsets.push(self.inputs.len() as u32);
+        }
+    }
+
+    /// The input events of step t.
+    #[inline(always)]
+    fn inputs(&self, t: usize) -> &[InputEvent<F>] {
+        &self.inputs[self.input_offsets[t] as usize..self.input_offsets[t + 1] as usize]
     }
 
     /// Where the values before step i start in `v` and `b`.
@@ -351,12 +388,12 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
         }
     }
     record_initial_spikes(trace, &s.z);
+    trace.record_inputs(input);
     let mut readout = FilteredSpikes::new(n, terms, steps);
     dispatch(
         ctx.isa,
         Forward {
             ctx,
-            input,
             steps,
             s: &mut s,
             noise,
@@ -371,7 +408,6 @@ pub fn forward_group<F: SimdReal, N: CurrentNoise<F>>(
 /// The step loop of [`forward_group`].
 struct Forward<'a, 'c, 'n, 't, F, N> {
     ctx: &'a ForwardContext<'c, F>,
-    input: GroupInput<'a>,
     steps: usize,
     s: &'a mut LaneState<F>,
     noise: &'a mut LaneNoise<'n, N>,
@@ -386,7 +422,6 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
     fn run<X: Reg<Scalar = F>>(self, x: X) {
         let Forward {
             ctx,
-            input,
             steps,
             s,
             noise,
@@ -406,7 +441,7 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
                 at: s.head * n,
                 size: d_slots * n,
             };
-            deliver_inputs(ctx, input, t, ring, &mut s.ring);
+            deliver_inputs(ctx, trace.inputs(t), ring, &mut s.ring);
             deliver_spikes(x, ctx, trace, t, &s.z, ring, &mut s.ring);
             let now = s.head * n;
             for j in 0..n {
@@ -480,16 +515,13 @@ fn record_initial_spikes<F: Real>(trace: &mut GroupTrace<F>, z: &[V<F>]) {
 #[inline(always)]
 fn deliver_inputs<F: Real>(
     ctx: &ForwardContext<'_, F>,
-    input: GroupInput<'_>,
-    t: usize,
+    events: &[InputEvent<F>],
     ring: Ring,
     slots: &mut [V<F>],
 ) {
-    for l in 0..input.count {
-        for (c, value) in input.lane(l, t) {
-            let synapses = row_of(ctx.w_in, ctx.arrive_in, c);
-            deliver_lane(synapses, l, F::of(f64::from(value)), ring, slots);
-        }
+    for e in events {
+        let synapses = row_of(ctx.w_in, ctx.arrive_in, usize::from(e.channel));
+        deliver_lane(synapses, usize::from(e.lane), e.value, ring, slots);
     }
 }
 
@@ -813,8 +845,6 @@ pub struct AdjointWindow<F> {
     lanes: Vec<F>,
     /// Where the windows start in `lanes`: on a 64-byte boundary.
     base: usize,
-    /// Per lane, the events of the block being flushed.
-    events: Vec<Vec<(u32, u32, F)>>,
     /// First step of the current block.
     t0: usize,
 }
@@ -840,7 +870,6 @@ impl<F: Real> AdjointWindow<F> {
         // One register more, to start the windows on a register's (cache line's) boundary.
         self.lanes.resize(LANES * stride + LANES, F::zero());
         self.base = self.lanes.as_ptr().align_offset(64).min(LANES);
-        self.events.resize_with(LANES, Vec::new);
         self.t0 = steps.saturating_sub(1) / BLOCK * BLOCK;
     }
 
@@ -923,43 +952,38 @@ impl<F: Real> AdjointWindow<F> {
         x: X,
         ctx: &BackwardContext<'_, F>,
         trace: &GroupTrace<F>,
-        input: GroupInput<'_>,
         spike: F,
         grads: &mut [ElementGrads<F>],
     ) {
         let (n, row_len, stride, t0) = (self.n, self.row, self.stride, self.t0);
         let end = trace.steps.min(t0 + BLOCK);
-        // Each lane's events of the block, latest first: (row of its matrix, step offset in
-        // the window, value), inputs marked by `INPUT`.
-        for events in &mut self.events {
-            events.clear();
-        }
+        let mut rows: Vec<(&mut [F], &mut [F])> = grads
+            .iter_mut()
+            .map(|g| {
+                let w_in = g.w_in.as_slice_mut().expect("standard layout");
+                let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
+                (w_in, w_rec)
+            })
+            .collect();
+        // Latest step first, and in a step inputs before spikes: each lane's rows get their
+        // terms in the order of the one-element backward.
         for t in (t0..end).rev() {
-            let at = (t - t0) as u32;
-            for (l, events) in self.events.iter_mut().enumerate().take(input.count) {
-                for (i, value) in input.lane(l, t) {
-                    events.push((i as u32 | INPUT, at, F::of(f64::from(value))));
-                }
+            let from = (t - t0) * row_len;
+            let window = |l: usize| {
+                let at = self.base + l * stride + from;
+                &self.lanes[at..at + self.reach]
+            };
+            for e in trace.inputs(t) {
+                let (l, row) = (usize::from(e.lane), usize::from(e.channel));
+                let w = &mut rows[l].0[row * n..(row + 1) * n];
+                ctx.delays_in.add_row(x, w, row, window(l), e.value);
             }
             for (k, bits) in trace.spikes(t) {
                 let z = trace.spike_value(t, k, spike);
-                for_lanes(bits, |l| self.events[l].push((k as u32, at, z.0[l])));
-            }
-        }
-        for (l, g) in grads.iter_mut().enumerate() {
-            let lane = &self.lanes[self.base + l * stride..self.base + (l + 1) * stride];
-            let w_in = g.w_in.as_slice_mut().expect("standard layout");
-            let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
-            for &(row, at, value) in &self.events[l] {
-                let (w, delays) = if row & INPUT != 0 {
-                    (&mut *w_in, &ctx.delays_in)
-                } else {
-                    (&mut *w_rec, &ctx.delays_rec)
-                };
-                let row = (row & !INPUT) as usize;
-                let from = at as usize * row_len;
-                let window = &lane[from..from + self.reach];
-                delays.add_row(x, &mut w[row * n..(row + 1) * n], row, window, value);
+                for_lanes(bits, |l| {
+                    let w = &mut rows[l].1[k * n..(k + 1) * n];
+                    ctx.delays_rec.add_row(x, w, k, window(l), z.0[l]);
+                });
             }
         }
         if t0 > 0 {
@@ -973,9 +997,6 @@ impl<F: Real> AdjointWindow<F> {
         }
     }
 }
-
-/// Marks an input event in [`AdjointWindow::flush`]'s lists (row numbers stay below 2^31).
-const INPUT: u32 = 1 << 31;
 
 /// Calls `f(l)` for each lane `l` of `bits`.
 #[inline(always)]
@@ -1099,7 +1120,6 @@ impl DelayMasks {
 pub fn backward_group<F: SimdReal>(
     ctx: &BackwardContext<'_, F>,
     trace: &GroupTrace<F>,
-    input: GroupInput<'_>,
     psp_sums: &[Vec<Vec<F>>],
     seeds: &[LossSeeds<'_, F>],
     window: &mut AdjointWindow<F>,
@@ -1116,7 +1136,6 @@ pub fn backward_group<F: SimdReal>(
         Backward {
             ctx,
             trace,
-            input,
             term_psp_grads: &term_psp_grads,
             z_every_step: seeds.first().and_then(|s| s.z_every_step),
             linear: seeds
@@ -1132,7 +1151,6 @@ pub fn backward_group<F: SimdReal>(
 struct Backward<'a, 'c, 's, F> {
     ctx: &'a BackwardContext<'c, F>,
     trace: &'a GroupTrace<F>,
-    input: GroupInput<'a>,
     /// Per lane, per loss term: its window and dL/dpsp.
     term_psp_grads: &'a [Vec<(LossTerm<F>, Vec<F>)>],
     z_every_step: Option<&'s [F]>,
@@ -1149,7 +1167,6 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let Backward {
             ctx,
             trace,
-            input,
             term_psp_grads,
             z_every_step,
             linear,
@@ -1287,7 +1304,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                 }
             }
             if t == g_i.t0 {
-                g_i.flush(x, ctx, trace, input, spike, grads);
+                g_i.flush(x, ctx, trace, spike, grads);
             }
             for (j, _) in trace.spikes(t) {
                 z_prev[j] = V::default();
