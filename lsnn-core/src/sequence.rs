@@ -315,6 +315,31 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowMeans<S> {
         self.sums.as_mut().fill(0.0);
         self.filled = 0;
     }
+
+    /// Steps per window.
+    pub fn window_len(&self) -> usize {
+        self.len
+    }
+
+    /// Windows of `len >= 1` steps from now on, starting with a new one.
+    pub fn set_len(&mut self, len: usize) -> Result<(), CoreError> {
+        if len == 0 {
+            return Err(CoreError::Size {
+                what: "window length",
+                value: 0,
+                allowed: ">= 1",
+            });
+        }
+        self.len = len;
+        self.reset();
+        Ok(())
+    }
+
+    /// The means of the window that the last push completed (`None` if it did not complete
+    /// one).
+    pub fn completed(&self) -> Option<&[f32]> {
+        (self.filled == self.len).then_some(self.sums.as_ref())
+    }
 }
 
 /// The predicted class of a window: the first largest mean.

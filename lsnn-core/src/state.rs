@@ -169,6 +169,29 @@ impl<F: Real, R: AsRef<[i32]> + AsMut<[i32]>> RingStore<F> for I32Ring<R> {
     }
 }
 
+/// A separate ring of floats: `D N` entries in storage `R`, apart from the `3 N` floats of
+/// `v`, `z`, `b` (float weights, as [`Inline`], for storage that comes in two parts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloatRing<R>(pub R);
+
+impl<F: Real, R: AsRef<[F]> + AsMut<[F]>> RingStore<F> for FloatRing<R> {
+    type Acc = F;
+    fn inline_len(_n_rec: usize, _n_delay: usize) -> usize {
+        0
+    }
+    fn separate_len(&self) -> Option<usize> {
+        Some(self.0.as_ref().len())
+    }
+    #[inline(always)]
+    fn slots<'s>(&'s mut self, _tail: &'s mut [F]) -> &'s mut [F] {
+        self.0.as_mut()
+    }
+    #[inline(always)]
+    fn slots_ref<'s>(&'s self, _tail: &'s [F]) -> &'s [F] {
+        self.0.as_ref()
+    }
+}
+
 /// The state of an LSNN cell between steps: `v`, `z`, `b` per neuron, the delayed-current
 /// ring buffer `i_future` (D slots of N currents) and, per neuron, how many refractory steps
 /// are left (the original keeps the last R spikes; "any of them > 0" is exactly "a spike in the

@@ -33,11 +33,14 @@ impl<F: Real> CurrentNoise<F> for NoNoise {
 /// ([`Cell::new`]), `i32` for integer weights ([`Cell::new_integer`]). The neuron equations are
 /// the same [`neuron_step`] either way; only the delivery arithmetic and the conversion of a
 /// ring entry into the current `i_t` differ.
+///
+/// `Ns` holds the neurons' constants: borrowed by default, or owned (a `Vec`, a fixed array;
+/// see [`crate::runner`]).
 #[derive(Clone, Debug)]
-pub struct Cell<'a, F, In, Rec, A = F> {
+pub struct Cell<'a, F, In, Rec, A = F, Ns = &'a [Neuron<F>]> {
     config: CellConfig<F>,
     consts: StepConsts<F>,
-    neurons: &'a [Neuron<F>],
+    neurons: Ns,
     w_in: In,
     w_rec: Rec,
     /// Current of one ring unit (1 for float rings).
@@ -47,19 +50,14 @@ pub struct Cell<'a, F, In, Rec, A = F> {
     shortcuts: bool,
     /// How the shortcuts sweep the neurons.
     segments: Segments<F>,
-    _acc: PhantomData<A>,
+    _acc: PhantomData<(A, &'a ())>,
 }
 
-impl<'a, F: Real, In, Rec, A: Accumulator<F>> Cell<'a, F, In, Rec, A> {
+impl<F: Real, In, Rec, A: Accumulator<F>, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In, Rec, A, Ns> {
     /// The one place a cell is put together (after its checks).
-    fn assemble(
-        config: CellConfig<F>,
-        neurons: &'a [Neuron<F>],
-        w_in: In,
-        w_rec: Rec,
-        unit: F,
-    ) -> Self {
+    fn assemble(config: CellConfig<F>, neurons_in: Ns, w_in: In, w_rec: Rec, unit: F) -> Self {
         let consts = config.step_consts();
+        let neurons = neurons_in.as_ref();
         Cell {
             // Also `beta <= 2^32`: with the bounds the state keeps on `b` (see
             // `CellState`), every threshold is then finite (see `NoSpikeFinite`).
@@ -77,7 +75,7 @@ impl<'a, F: Real, In, Rec, A: Accumulator<F>> Cell<'a, F, In, Rec, A> {
             segments: Segments::new::<A>(neurons, unit),
             consts,
             config,
-            neurons,
+            neurons: neurons_in,
             w_in,
             w_rec,
             unit,
@@ -137,18 +135,20 @@ impl<'a, F: Real, In: Synapses<i32>, Rec: Synapses<i32>> Cell<'a, F, In, Rec, i3
     }
 }
 
-impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a, F, In, Rec, A> {
+impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[Neuron<F>]>>
+    Cell<'_, F, In, Rec, A, Ns>
+{
     /// A cell whose synapses were validated elsewhere (a parsed model's, whose parser checked
     /// targets, delays, autapses, finiteness and, for integer weights, the i32 bound): only the
     /// shapes are checked here, which keeps a second validation pass out of device builds.
     pub(crate) fn from_validated(
         config: CellConfig<F>,
-        neurons: &'a [Neuron<F>],
+        neurons: Ns,
         w_in: In,
         w_rec: Rec,
         unit: F,
     ) -> Result<Self, CoreError> {
-        check_shapes(&config, neurons, &w_in, &w_rec)?;
+        check_shapes(&config, neurons.as_ref(), &w_in, &w_rec)?;
         Ok(Cell::assemble(config, neurons, w_in, w_rec, unit))
     }
 }
@@ -173,7 +173,9 @@ fn check_shapes<F: Real, W, In: Synapses<W>, Rec: Synapses<W>>(
     check_len("w_rec columns (n_rec)", n, w_rec.n_post())
 }
 
-impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a, F, In, Rec, A> {
+impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[Neuron<F>]>>
+    Cell<'_, F, In, Rec, A, Ns>
+{
     /// The cell's parameters.
     pub fn config(&self) -> &CellConfig<F> {
         &self.config
@@ -186,7 +188,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
 
     /// The neurons.
     pub fn neurons(&self) -> &[Neuron<F>] {
-        self.neurons
+        self.neurons.as_ref()
     }
 
     /// Number of inputs.
@@ -196,7 +198,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
 
     /// Number of recurrent neurons.
     pub fn n_rec(&self) -> usize {
-        self.neurons.len()
+        self.neurons().len()
     }
 
     /// The input synapses.
@@ -216,7 +218,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
 
     /// The threshold neuron `j` used in the last step, from its adaptation `b` (state after step).
     pub fn threshold(&self, j: usize, b: F) -> F {
-        self.neurons[j].threshold(b, self.consts.v0)
+        self.neurons()[j].threshold(b, self.consts.v0)
     }
 
     /// A zeroed state sized for this cell in caller-provided storage (float ring; see
@@ -398,7 +400,8 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         let consts = &self.consts;
         // One index over equally long slices: the bounds checks fold away and the loop keeps
         // one counter (a six-way zip costs a dozen instructions per neuron on a Cortex-M4).
-        let neurons = &self.neurons[..n.min(self.neurons.len())];
+        let neurons = self.neurons();
+        let neurons = &neurons[..n.min(neurons.len())];
         let n = neurons.len();
         let (v, z, b) = (&mut view.v[..n], &mut view.z[..n], &mut view.b[..n]);
         let (i_now, refractory_left) = (&mut i_now[..n], &mut view.refractory_left[..n]);

@@ -183,7 +183,7 @@ impl<F: Real> Constants<F> for Each {
     }
 }
 
-impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
+impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In, Rec, A, Ns> {
     /// The fast step (see the module). `LEAN`: `b` of LIF neurons is not kept (inference).
     #[inline(never)]
     pub(super) fn update_quiet<const LEAN: bool>(&self, view: StepView<'_, F, A>) {
@@ -193,7 +193,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
             return;
         };
         let n = n
-            .min(self.neurons.len())
+            .min(self.neurons.as_ref().len())
             .min(view.z.len())
             .min(view.b.len())
             .min(view.refractory_left.len());
@@ -214,7 +214,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
         let mut s = Sweep {
             z: &mut view.z[..n],
             left: &mut view.refractory_left[..n],
-            neurons: &self.neurons[..n],
+            neurons: &self.neurons.as_ref()[..n],
             list: &mut *list,
             spiked: &mut *view.spiked,
             marks: Marks {
