@@ -299,7 +299,7 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
     }
 
     /// One step; `LEAN`: see [`Cell::step_inference`].
-    #[inline(always)]
+    #[inline(never)]
     fn advance<const LEAN: bool, S, C, R, Noise, E>(
         &self,
         state: &mut CellState<F, S, C, R>,

@@ -388,7 +388,7 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
             };
             for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
                 let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
-                if above != 0 {
+                if above != 0 && s.some_free(at, above) {
                     s.fire(at, above);
                 }
                 at += 4;
@@ -416,7 +416,7 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
             }
             s.marks.woke |= s.marks.bit(at);
             let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
-            if above != 0 {
+            if above != 0 && s.some_free(at, above) {
                 s.fire(at, above);
             }
         }
@@ -454,6 +454,25 @@ fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
 }
 
 impl<F: Real> Sweep<'_, F> {
+    /// Whether some neuron `at + j` for the bits `j` of `above` is not refractory (so that
+    /// [`Sweep::fire`] has something to do; most neurons above their thresholds spiked in the
+    /// last steps and are refractory, and this test is cheaper than the call).
+    #[inline(always)]
+    fn some_free(&self, at: usize, above: u32) -> bool {
+        let Some(left) = self.left.get(at..at + 4) else {
+            return true;
+        };
+        let mut bits = above;
+        while bits != 0 {
+            let j = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if left.get(j).is_none_or(|&l| l == 0) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The neurons `at + j` for the bits `j` of `above` were above their thresholds: those
     /// that are not refractory spike.
     #[inline(never)]
