@@ -315,6 +315,12 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
     {
         check_len("state n_rec", self.n_rec(), state.n_rec())?;
         check_len("state n_delay", self.config.n_delay, state.n_delay())?;
+        let quiet = self.shortcuts && !state.is_odd() && !self.noisy();
+        // A lean step keeps the refractory counters as stamps (nothing counted down).
+        let stamps = LEAN && quiet && state.use_stamps(self.config.n_refractory);
+        if !stamps {
+            state.use_counts();
+        }
         let view = state.step_view();
         let n = view.v.len();
         let (z, spiked) = (&*view.z, &*view.spiked);
@@ -337,12 +343,17 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
                 self.deliver_all(&mut Ring::new(slots, rows), events, spikes)?
             }
         }
-        if self.shortcuts && !view.odd && !self.noisy() {
-            self.update_quiet::<LEAN>(view);
+        if stamps {
+            self.update_quiet::<true>(view);
+        } else if quiet && !LEAN {
+            self.update_quiet::<false>(view);
         } else {
             self.update_neurons(view, noise);
         }
         state.advance();
+        if stamps {
+            state.tick();
+        }
         Ok(())
     }
 

@@ -184,7 +184,8 @@ impl<F: Real> Constants<F> for Each {
 }
 
 impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In, Rec, A, Ns> {
-    /// The fast step (see the module). `LEAN`: `b` of LIF neurons is not kept (inference).
+    /// The fast step (see the module). `LEAN`: `b` of LIF neurons is not kept, and the
+    /// refractory counters are stamps (inference; see [`crate::state::Stamps`]).
     #[inline(never)]
     pub(super) fn update_quiet<const LEAN: bool>(&self, view: StepView<'_, F, A>) {
         let n = view.v.len();
@@ -211,7 +212,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
         let old_active = *view.active_groups;
         let old_spikes = *view.spike_groups;
         let (v, b, e) = (&mut view.v[..n], &mut view.b[..n], &mut i_now[..n]);
-        let mut s = Sweep {
+        let mut s = Sweep::<F, LEAN> {
             z: &mut view.z[..n],
             left: &mut view.refractory_left[..n],
             neurons: &self.neurons.as_ref()[..n],
@@ -231,6 +232,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
                 k: self.consts,
                 unit: self.unit,
                 n_refractory: self.config.n_refractory as u16,
+                clock: view.clock,
             },
         };
         // The neurons before `done` are stepped: runs of identical neurons by chunks of four
@@ -265,9 +267,9 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
             ) {
                 let parts = (v4, b4, e4);
                 if LEAN && seg.lif {
-                    chunks::<_, _, _, false>(&mut s, parts, same, first);
+                    chunks::<_, _, _, false, LEAN>(&mut s, parts, same, first);
                 } else {
-                    chunks::<_, _, _, true>(&mut s, parts, same, first);
+                    chunks::<_, _, _, true, LEAN>(&mut s, parts, same, first);
                 }
             }
             done = hi;
@@ -295,8 +297,10 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
         s.spiked.drop_first(n_old);
         let marks = s.marks;
         // The counters: set to R where a neuron spiked (listed as it spiked), counted down
-        // where one was refractory.
-        list.count_down(before, &mut view.refractory_left[..n], &view.z[..n]);
+        // where one was refractory. (Stamps are not counted down.)
+        if !LEAN {
+            list.count_down(before, &mut view.refractory_left[..n], &view.z[..n]);
+        }
         *view.spike_groups = marks.spikes;
         *view.active_groups = old_active | marks.woke;
     }
@@ -340,7 +344,8 @@ type Parts<'p, F, A> = (&'p mut [F], &'p mut [F], &'p mut [A]);
 
 /// The rest of one fast step: what the neurons off the common path touch (equally long
 /// slices), the lists and summaries.
-struct Sweep<'p, F> {
+/// `STAMPS`: the refractory counters are stamps (see [`crate::state::Stamps`]).
+struct Sweep<'p, F, const STAMPS: bool> {
     z: &'p mut [F],
     left: &'p mut [u16],
     neurons: &'p [Neuron<F>],
@@ -358,8 +363,8 @@ struct Sweep<'p, F> {
 /// neurons whose `b` is not, see [`lif_step_with`]). Chunks whose group is not marked special
 /// are taken in runs, without a test each.
 #[inline(always)]
-fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
-    s: &mut Sweep<'_, F>,
+fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const STAMPS: bool>(
+    s: &mut Sweep<'_, F, STAMPS>,
     (v4, b4, e4): Parts<'_, F, A>,
     c: C,
     first: usize,
@@ -453,7 +458,7 @@ fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
     above
 }
 
-impl<F: Real> Sweep<'_, F> {
+impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
     /// Whether some neuron `at + j` for the bits `j` of `above` is not refractory (so that
     /// [`Sweep::fire`] has something to do; most neurons above their thresholds spiked in the
     /// last steps and are refractory, and this test is cheaper than the call).
@@ -466,7 +471,7 @@ impl<F: Real> Sweep<'_, F> {
         while bits != 0 {
             let j = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if left.get(j).is_none_or(|&l| l == 0) {
+            if left.get(j).is_none_or(|&l| self.q.free::<STAMPS>(l)) {
                 return true;
             }
         }
@@ -489,11 +494,11 @@ impl<F: Real> Sweep<'_, F> {
             let j = above.trailing_zeros() as usize;
             above &= above - 1;
             if let (Some(z), Some(left)) = (z.get_mut(j), left.get_mut(j)) {
-                if *left == 0 {
+                if q.free::<STAMPS>(*left) {
                     *z = q.k.spike;
-                    *left = q.n_refractory;
+                    *left = q.mark::<STAMPS>();
                     self.spiked.push(at + j);
-                    if q.n_refractory > 0 {
+                    if !STAMPS && q.n_refractory > 0 {
                         self.list.push(at + j);
                     }
                     fired = true;
@@ -614,15 +619,15 @@ impl<F: Real> Sweep<'_, F> {
                 z[j],
                 b[j],
                 input,
-                left[j] > 0,
+                !q.free::<STAMPS>(left[j]),
             );
             v[j] = out.state.v;
             b[j] = out.state.b;
             z[j] = out.state.z;
             if out.spiked {
-                left[j] = q.n_refractory;
+                left[j] = q.mark::<STAMPS>();
                 self.spiked.push(first + j);
-                if q.n_refractory > 0 {
+                if !STAMPS && q.n_refractory > 0 {
                     self.list.push(first + j);
                 }
                 self.marks.spikes |= self.marks.bit(first + j);
@@ -638,9 +643,32 @@ struct Quiet<F> {
     k: StepConsts<F>,
     unit: F,
     n_refractory: u16,
+    /// The step's clock, for stamps.
+    clock: u16,
 }
 
 impl<F: Real> Quiet<F> {
+    /// Whether a neuron whose counter (`STAMPS`: stamp) is `left` is not refractory in this
+    /// step.
+    #[inline(always)]
+    fn free<const STAMPS: bool>(&self, left: u16) -> bool {
+        if STAMPS {
+            self.clock.wrapping_sub(left) > self.n_refractory
+        } else {
+            left == 0
+        }
+    }
+
+    /// The counter (`STAMPS`: stamp) of a neuron that spikes in this step.
+    #[inline(always)]
+    fn mark<const STAMPS: bool>(&self) -> u16 {
+        if STAMPS {
+            self.clock
+        } else {
+            self.n_refractory
+        }
+    }
+
     /// A neuron with previous spike `z`: updates `v`, `b` and the ring entry, returns whether
     /// `v` (the previous one) is above the threshold: the neuron spikes unless it is refractory
     /// (the caller then sets `z` and the counter).
