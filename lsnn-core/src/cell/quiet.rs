@@ -108,14 +108,6 @@ impl<F: Real> Segments<F> {
     fn runs(&self) -> &[Segment<F>] {
         self.runs.get(..self.len).unwrap_or_default()
     }
-
-    /// Whether neuron `j` is in a run of LIF neurons with constants in registers, whose `b` a
-    /// lean step does not keep.
-    fn lean_lif(&self, j: usize) -> bool {
-        self.runs()
-            .iter()
-            .any(|r| r.start <= j && j < r.end && r.lif && r.same.is_some())
-    }
 }
 
 fn same_bits<F: Real>(a: &Neuron<F>, b: &Neuron<F>) -> bool {
@@ -287,13 +279,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
                 }
             }
         }
-        for i in 0..n_old {
-            let Some(&j) = s.spiked.ids().get(i) else {
-                break;
-            };
-            let j = usize::from(j);
-            s.fix_spike(v, b, j, LEAN && self.segments.lean_lif(j));
-        }
+        s.fix_spikes::<LEAN>(v, b, n_old);
         s.spiked.drop_first(n_old);
         let marks = s.marks;
         // The counters: set to R where a neuron spiked (listed as it spiked), counted down
@@ -510,30 +496,36 @@ impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
         }
     }
 
-    /// After the sweep, for neuron `j` that spiked in the last step (and is refractory now):
-    /// the step with its spike `z` ([`add_previous_spike`]) from the one the sweep gave it
-    /// (with [`NoSpikeFinite`]), and `z` cleared. Its spike test, done with the other
-    /// threshold, does not matter: it is refractory. `lean_lif`: its `b` is not kept.
+    /// After the sweep, for the first `n_old` neurons listed in `spiked` (those that spiked
+    /// in the last step, refractory now): the step with its spike `z`
+    /// ([`add_previous_spike`]) from the one the sweep gave it (with [`NoSpikeFinite`]), and
+    /// `z` cleared. Its spike test, done with the other threshold, does not matter: it is
+    /// refractory. In a `LEAN` step the `b` of LIF neurons is not kept
+    /// ([`add_previous_spike_lif`]: `thr + b 0 = thr` for a finite `b`).
     #[inline(never)]
-    fn fix_spike(&mut self, v: &mut [F], b: &mut [F], j: usize, lean_lif: bool) {
-        let (Some(v), Some(b), Some(z), Some(n)) = (
-            v.get_mut(j),
-            b.get_mut(j),
-            self.z.get_mut(j),
-            self.neurons.get(j),
-        ) else {
-            return;
-        };
-        if z.to_bits_u64() == 0 {
-            // Stepped one by one, with its spike (a chunk at the edge of a run).
-            return;
+    fn fix_spikes<const LEAN: bool>(&mut self, v: &mut [F], b: &mut [F], n_old: usize) {
+        let k = &self.q.k;
+        for &j in self.spiked.ids().get(..n_old).unwrap_or_default() {
+            let j = usize::from(j);
+            let (Some(v), Some(b), Some(z), Some(n)) = (
+                v.get_mut(j),
+                b.get_mut(j),
+                self.z.get_mut(j),
+                self.neurons.get(j),
+            ) else {
+                return;
+            };
+            if z.to_bits_u64() == 0 {
+                // Stepped one by one, with its spike (a chunk at the edge of a run).
+                continue;
+            }
+            if LEAN && n.beta == F::zero() {
+                *v = add_previous_spike_lif(n, One, *v, *z);
+            } else {
+                (*v, *b) = add_previous_spike(n, k, One, One, *v, *b, *z);
+            }
+            *z = F::zero();
         }
-        if lean_lif {
-            *v = add_previous_spike_lif(n, One, *v, *z);
-        } else {
-            (*v, *b) = add_previous_spike(n, &self.q.k, One, One, *v, *b, *z);
-        }
-        *z = F::zero();
     }
 
     /// The chunk of four at `at` that holds the end of one run and the start of another:
