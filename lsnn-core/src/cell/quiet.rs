@@ -347,7 +347,7 @@ struct Sweep<'p, F, const STAMPS: bool> {
 /// The chunks of four of a run of identical neurons (`v`, `b`, `e` from neuron `first` on, a
 /// multiple of 4), whose constants `c` gives. `ADAPT`: `b` is kept (else the neurons are LIF
 /// neurons whose `b` is not, see [`lif_step_with`]). Chunks whose group is not marked special
-/// are taken in runs, without a test each.
+/// are told apart by one bit each (a shift and a test).
 #[inline(always)]
 fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const STAMPS: bool>(
     s: &mut Sweep<'_, F, STAMPS>,
@@ -363,52 +363,39 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
     let quiet = s.q;
     let mut i = 0;
     while i < n_q {
-        // Bit `k`: chunk `base + i + k` is special. Runs of regular chunks go without a test.
+        // Bit `k`: chunk `base + i + k` is special (one shift and test a chunk).
         let mut bits = chunk_bits(s.special, s.marks.shift, base + i);
-        let window_end = n_q.min(i + 32);
-        loop {
-            let regular = (bits.trailing_zeros() as usize).min(window_end - i);
-            let stop = i + regular;
-            let mut at = 4 * (base + i);
-            let (Some(vr), Some(br), Some(er)) = (
-                vq.get_mut(i..stop),
-                bq.get_mut(i..stop),
-                eq.get_mut(i..stop),
-            ) else {
-                return;
-            };
-            for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
-                let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
-                if above != 0 && s.some_free(at, above) {
-                    s.fire(at, above);
-                }
-                at += 4;
-            }
-            i = stop;
-            if i >= window_end {
-                break;
-            }
-            bits >>= regular;
+        let end = n_q.min(i + 32);
+        let mut at = 4 * (base + i);
+        let (Some(vr), Some(br), Some(er)) =
+            (vq.get_mut(i..end), bq.get_mut(i..end), eq.get_mut(i..end))
+        else {
+            return;
+        };
+        i = end;
+        for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
+            let special = bits & 1 != 0;
             bits >>= 1;
-            let at = 4 * (base + i);
-            let (vc, bc, ec) = (&mut vq[i], &mut bq[i], &mut eq[i]);
-            i += 1;
-            if !s.by_list && s.marks.old_spikes & s.marks.bit(at) != 0 {
-                // Some `z` may be set: the general step, one by one.
-                s.partial(Some(vc), Some(bc), Some(ec), at);
-                continue;
+            let this = at;
+            at += 4;
+            if special {
+                if !s.by_list && s.marks.old_spikes & s.marks.bit(this) != 0 {
+                    // Some `z` may be set: the general step, one by one.
+                    s.partial(Some(vc), Some(bc), Some(ec), this);
+                    continue;
+                }
+                if ec[0].clear_bits() | ec[1].clear_bits() | ec[2].clear_bits() | ec[3].clear_bits()
+                    == 0
+                {
+                    // At rest (the group is marked special and has no spike): stays so
+                    // without input.
+                    continue;
+                }
+                s.marks.woke |= s.marks.bit(this);
             }
-            if ec[0].clear_bits() | ec[1].clear_bits() | ec[2].clear_bits() | ec[3].clear_bits()
-                == 0
-            {
-                // At rest (the group is marked special and has no spike): stays so without
-                // input.
-                continue;
-            }
-            s.marks.woke |= s.marks.bit(at);
-            let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
-            if above != 0 && s.some_free(at, above) {
-                s.fire(at, above);
+            let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, this);
+            if above != 0 && s.some_free(this, above) {
+                s.fire(this, above);
             }
         }
     }
