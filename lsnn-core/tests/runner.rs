@@ -57,10 +57,16 @@ fn sparse(rng: &mut Rng, n_pre: usize, n_post: usize, p: f32, d: usize, scale: f
 /// The sMNIST tutorial's network shape (80 in, 120 LIF + 100 ALIF, 10 out, 12 %, D 10, R 5)
 /// with random weights, as the firmware check runs it; smaller under Miri.
 fn smnist_sized(kind: WeightKind, seed: u64) -> (Vec<u8>, Vec<u8>) {
-    let (n_in, n_lif, n_alif, n_out, steps) = if cfg!(miri) {
-        (12, 8, 8, 3, 24)
+    network(kind, seed, cfg!(miri))
+}
+
+/// The network of [`smnist_sized`], or a `small` one (12 in, 8 LIF + 8 ALIF, 3 out, D 10)
+/// driven harder.
+fn network(kind: WeightKind, seed: u64, small: bool) -> (Vec<u8>, Vec<u8>) {
+    let (n_in, n_lif, n_alif, n_out, steps, p_in, rate) = if small {
+        (12, 8, 8, 3, 24, 0.5, 0.3)
     } else {
-        (80, 120, 100, 10, 120)
+        (80, 120, 100, 10, 120, 0.12, 0.06)
     };
     let n = n_lif + n_alif;
     let mut rng = Rng(seed);
@@ -70,7 +76,7 @@ fn smnist_sized(kind: WeightKind, seed: u64) -> (Vec<u8>, Vec<u8>) {
         tau_adaptation: 700.0,
         ..CellConfig::new()
     };
-    let w_in = sparse(&mut rng, n_in, n, 0.12, 10, 0.08);
+    let w_in = sparse(&mut rng, n_in, n, p_in, 10, 0.08);
     let w_rec = sparse(&mut rng, n, n, 0.12, 10, 0.02);
     let beta: Vec<f32> = (0..n).map(|j| if j < n_lif { 0.0 } else { 1.8 }).collect();
     let w_out: Vec<f32> = (0..n * n_out).map(|_| rng.unit() - 0.5).collect();
@@ -93,7 +99,7 @@ fn smnist_sized(kind: WeightKind, seed: u64) -> (Vec<u8>, Vec<u8>) {
             (0..steps)
                 .map(|_| {
                     (0..n_in as u8)
-                        .filter(|_| rng.unit() < 0.06)
+                        .filter(|_| rng.unit() < rate)
                         .collect::<Vec<u8>>()
                 })
                 .collect()
@@ -139,33 +145,30 @@ fn by_driver(model: &Model<'_>, seqs: &Sequences<'_>, s: usize, window: usize) -
         _ => {}
     };
     let steps = seqs.steps(s).map(spike_events);
+    // (The float and the integer cell are different types.)
+    macro_rules! drive {
+        ($cell:expr, $state:expr) => {
+            run_sequence(
+                &$cell,
+                &readout,
+                &mut $state,
+                &mut filtered,
+                &mut out,
+                &mut windows,
+                steps,
+                &mut observe,
+            )
+        };
+    }
     let spikes = if model.is_integer() {
         let cell = model.integer_cell(&neurons).unwrap();
         let mut state =
             CellState::with_i32_ring(vec![0.0; 3 * n], vec![0; n], vec![0; d * n], n, d).unwrap();
-        run_sequence(
-            &cell,
-            &readout,
-            &mut state,
-            &mut filtered,
-            &mut out,
-            &mut windows,
-            steps,
-            &mut observe,
-        )
+        drive!(cell, state)
     } else {
         let cell = model.cell(&neurons).unwrap();
         let mut state = cell.state_in(vec![0.0; (3 + d) * n], vec![0; n]).unwrap();
-        run_sequence(
-            &cell,
-            &readout,
-            &mut state,
-            &mut filtered,
-            &mut out,
-            &mut windows,
-            steps,
-            &mut observe,
-        )
+        drive!(cell, state)
     }
     .unwrap();
     t.spikes = spikes;
@@ -231,24 +234,29 @@ fn runners_compute_what_the_driver_computes() {
 
 #[test]
 fn fixed_capacities_are_checked() {
-    let (model_bytes, _) = smnist_sized(WeightKind::I8, 3);
+    // 16 neurons, 10 delay slots, 3 outputs.
+    let (model_bytes, _) = network(WeightKind::I8, 3, true);
     let model = Model::parse(&model_bytes).unwrap();
-    let n = model.n_rec();
+    assert!(FixedRunner::<16, 10, 3>::new(&model, 1).is_ok());
     let too_few_neurons = FixedRunner::<8, 10, 16>::new(&model, 1).unwrap_err();
     assert_eq!(
         too_few_neurons,
         CoreError::Capacity {
             what: "runner neurons (N)",
             capacity: 8,
-            required: n,
+            required: 16,
         }
     );
-    let too_few_slots = FixedRunner::<256, 2, 16>::new(&model, 1).unwrap_err();
-    assert!(
-        matches!(too_few_slots, CoreError::Capacity { what, .. } if what.contains("(D N)")),
-        "{too_few_slots}"
+    let too_few_slots = FixedRunner::<16, 2, 16>::new(&model, 1).unwrap_err();
+    assert_eq!(
+        too_few_slots,
+        CoreError::Capacity {
+            what: "runner delay ring (D N)",
+            capacity: 32,
+            required: 160,
+        }
     );
-    let too_few_outputs = FixedRunner::<256, 10, 2>::new(&model, 1).unwrap_err();
+    let too_few_outputs = FixedRunner::<16, 10, 2>::new(&model, 1).unwrap_err();
     assert!(matches!(too_few_outputs, CoreError::Capacity { what, .. } if what.contains("(O)")));
     assert!(Runner::new(&model, 0).is_err());
 }
