@@ -47,7 +47,7 @@
 //! # Ok::<(), lsnn_core::CoreError>(())
 //! ```
 //!
-//! [`runner::Runner`] (feature `alloc`) sizes its buffers from the model;
+//! `runner::Runner` (feature `alloc`) sizes its buffers from the model;
 //! [`runner::FixedRunner`] keeps them in arrays with capacities given as const generics, for
 //! targets without an allocator. For the parts themselves: [`Model`] (the format, read in
 //! place), [`Cell`] and [`CellState`] (the network and its state, in storage the caller owns),

@@ -1,6 +1,6 @@
 //! Running a parsed [`Model`] step by step, with every buffer sized from the model.
 //!
-//! [`Runner`] (feature `alloc`) allocates its buffers; [`FixedRunner`] keeps them in arrays
+//! `Runner` (feature `alloc`) allocates its buffers; [`FixedRunner`] keeps them in arrays
 //! whose capacities are const generics (`N` neurons, `D` delay slots, `O` outputs), for targets
 //! without an allocator, and fails with [`CoreError::Capacity`] when a model needs more. Both
 //! run any model (f32, i16 or i8 weights; integer models on the `i32` ring of
@@ -133,8 +133,8 @@ pub struct StepOutput<'r> {
 
 /// A model running step by step, in buffers of types `Ns` (neuron constants), `S` (`v`, `z`,
 /// `b`), `C` (refractory counters), `RF` / `RI` (the delay ring of float / integer models)
-/// and `O` (readout). Use it as [`Runner`] (allocated) or [`FixedRunner`] (fixed capacity);
-/// see the [module](self).
+/// and `O` (readout). Use it as `Runner` (allocated, feature `alloc`) or [`FixedRunner`]
+/// (fixed capacity); see the [module](self).
 #[derive(Clone, Debug)]
 pub struct RunnerWith<'m, Ns, S, C, RF, RI, O> {
     engine: Engine<'m, Ns, S, C, RF, RI>,

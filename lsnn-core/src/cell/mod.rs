@@ -275,13 +275,16 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
         self.advance::<false, _, _, _, _, _>(state, events, noise)
     }
 
-    /// [`Cell::step_events`] for inference: the same spikes, voltages, ring and counters, but
-    /// the adaptation `b` of LIF neurons (`beta = 0`) is not kept, because nothing reads it:
-    /// their threshold is `thr` whatever (finite) `b` is. Afterwards `state.b()` holds, for
-    /// LIF neurons, a value that steps since [`CellState::reset`] or
-    /// [`CellState::set_neuron`] may not have updated; every other value is the one
-    /// [`Cell::step_events`] gives. A later [`Cell::step_events`] behaves the same either way
-    /// (but its `b` of LIF neurons starts from what is there).
+    /// [`Cell::step_events`] for inference: the same spikes, voltages, ring and refractory
+    /// periods, but the adaptation `b` of LIF neurons (`beta = 0`) is not kept, because
+    /// nothing reads it: their threshold is `thr` whatever (finite) `b` is. Afterwards
+    /// `state.b()` holds, for LIF neurons, a value that steps since [`CellState::reset`] or
+    /// [`CellState::set_neuron`] may not have updated; and the refractory counters are kept
+    /// as the steps at which the neurons spiked, not counted down:
+    /// [`CellState::refractory_left_of`] gives the counts, [`CellState::refractory_left`] does
+    /// after [`CellState::settle`]. Every other value is the one [`Cell::step_events`] gives. A
+    /// later [`Cell::step_events`] behaves the same either way (but its `b` of LIF neurons
+    /// starts from what is there).
     pub fn step_inference<S, C, R, Noise, E>(
         &self,
         state: &mut CellState<F, S, C, R>,
