@@ -89,6 +89,12 @@ pub mod synapse;
 mod unchecked;
 
 pub use cell::{Cell, CurrentNoise, NoNoise};
+
+/// Marks the branch it is called in as rare, so that the compiler lays it out of the common
+/// path (a step's loops on a microcontroller: every instruction counts there).
+#[cold]
+#[inline(always)]
+pub(crate) fn rare() {}
 pub use error::CoreError;
 pub use lanes::{LaneMask, Lanes, Mask, Value};
 pub use model::{

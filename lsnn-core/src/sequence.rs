@@ -292,6 +292,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowMeans<S> {
     /// (the next push starts a new window).
     pub fn push(&mut self, y: &[f32]) -> Result<Option<&[f32]>, CoreError> {
         if y.len() != self.sums.as_ref().len() {
+            crate::rare();
             return Err(CoreError::Length {
                 what: "readout output (n_out)",
                 expected: self.sums.as_ref().len(),
@@ -299,6 +300,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowMeans<S> {
             });
         }
         if self.filled == self.len {
+            crate::rare();
             self.sums.as_mut().fill(0.0);
             self.filled = 0;
         }

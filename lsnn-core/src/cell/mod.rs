@@ -372,6 +372,7 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
     ) -> Result<(), CoreError> {
         for (i, xi) in events {
             if i >= self.n_in() {
+                crate::rare();
                 return Err(CoreError::Size {
                     what: "input event index",
                     value: i,
@@ -379,6 +380,7 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
                 });
             }
             if !A::takes_input(xi) {
+                crate::rare();
                 return Err(CoreError::Parameter {
                     what: "input event value",
                     why: "cells with integer weights take spike events (value 1) only",

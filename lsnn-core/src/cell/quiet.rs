@@ -19,7 +19,7 @@ use crate::neuron::{
 };
 use crate::state::{Accumulator, NeuronList, StepView};
 use crate::unchecked::quads_mut;
-use crate::{Neuron, Real, StepConsts};
+use crate::{rare, Neuron, Real, StepConsts};
 
 /// The body for `j` = 0, 1, 2, 3, written out: the firmware's size-optimised link-time pipeline
 /// would keep a loop of four (or a closure called four times) instead.
@@ -379,6 +379,7 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
             let this = at;
             at += 4;
             if special {
+                rare();
                 if !s.by_list && s.marks.old_spikes & s.marks.bit(this) != 0 {
                     // Some `z` may be set: the general step, one by one.
                     s.partial(Some(vc), Some(bc), Some(ec), this);
@@ -394,8 +395,11 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
                 s.marks.woke |= s.marks.bit(this);
             }
             let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, this);
-            if above != 0 && s.some_free(this, above) {
-                s.fire(this, above);
+            if above != 0 {
+                rare();
+                if s.some_free(this, above) {
+                    s.fire(this, above);
+                }
             }
         }
     }
