@@ -461,6 +461,7 @@ where
             y: out,
         });
         if let Some(means) = windows.push(out)? {
+            crate::rare();
             observe(Observation::Window {
                 index: window,
                 means,

@@ -748,7 +748,10 @@ impl NeuronList {
                 *slot = j as u16;
                 self.len += 1;
             }
-            None => self.valid = false,
+            None => {
+                crate::rare();
+                self.valid = false;
+            }
         }
     }
 
@@ -893,6 +896,8 @@ impl<F: Real> Iterator for Spikes<'_, F> {
             if self.groups == 0 {
                 return None;
             }
+            // (Only without a valid list of the spikes.)
+            crate::rare();
             let g = self.groups.trailing_zeros() as usize;
             self.groups &= self.groups - 1;
             self.at = (g << self.shift).min(self.z.len());
