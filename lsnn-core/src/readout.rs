@@ -275,6 +275,7 @@ impl<F: Real, W: WeightSource<F>> Readout<'_, F, W> {
         let mut count = 0;
         for (j, zj) in spikes {
             if j >= self.n_rec {
+                crate::rare();
                 return Err(CoreError::Size {
                     what: "readout spike index",
                     value: j,

@@ -292,6 +292,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowMeans<S> {
     /// (the next push starts a new window).
     pub fn push(&mut self, y: &[f32]) -> Result<Option<&[f32]>, CoreError> {
         if y.len() != self.sums.as_ref().len() {
+            crate::rare();
             return Err(CoreError::Length {
                 what: "readout output (n_out)",
                 expected: self.sums.as_ref().len(),
@@ -299,6 +300,7 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowMeans<S> {
             });
         }
         if self.filled == self.len {
+            crate::rare();
             self.sums.as_mut().fill(0.0);
             self.filled = 0;
         }
@@ -314,6 +316,31 @@ impl<S: AsRef<[f32]> + AsMut<[f32]>> WindowMeans<S> {
     pub fn reset(&mut self) {
         self.sums.as_mut().fill(0.0);
         self.filled = 0;
+    }
+
+    /// Steps per window.
+    pub fn window_len(&self) -> usize {
+        self.len
+    }
+
+    /// Windows of `len >= 1` steps from now on, starting with a new one.
+    pub fn set_len(&mut self, len: usize) -> Result<(), CoreError> {
+        if len == 0 {
+            return Err(CoreError::Size {
+                what: "window length",
+                value: 0,
+                allowed: ">= 1",
+            });
+        }
+        self.len = len;
+        self.reset();
+        Ok(())
+    }
+
+    /// The means of the window that the last push completed (`None` if it did not complete
+    /// one).
+    pub fn completed(&self) -> Option<&[f32]> {
+        (self.filled == self.len).then_some(self.sums.as_ref())
     }
 }
 
@@ -434,6 +461,7 @@ where
             y: out,
         });
         if let Some(means) = windows.push(out)? {
+            crate::rare();
             observe(Observation::Window {
                 index: window,
                 means,

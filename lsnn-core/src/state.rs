@@ -169,6 +169,29 @@ impl<F: Real, R: AsRef<[i32]> + AsMut<[i32]>> RingStore<F> for I32Ring<R> {
     }
 }
 
+/// A separate ring of floats: `D N` entries in storage `R`, apart from the `3 N` floats of
+/// `v`, `z`, `b` (float weights, as [`Inline`], for storage that comes in two parts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FloatRing<R>(pub R);
+
+impl<F: Real, R: AsRef<[F]> + AsMut<[F]>> RingStore<F> for FloatRing<R> {
+    type Acc = F;
+    fn inline_len(_n_rec: usize, _n_delay: usize) -> usize {
+        0
+    }
+    fn separate_len(&self) -> Option<usize> {
+        Some(self.0.as_ref().len())
+    }
+    #[inline(always)]
+    fn slots<'s>(&'s mut self, _tail: &'s mut [F]) -> &'s mut [F] {
+        self.0.as_mut()
+    }
+    #[inline(always)]
+    fn slots_ref<'s>(&'s self, _tail: &'s [F]) -> &'s [F] {
+        self.0.as_ref()
+    }
+}
+
 /// The state of an LSNN cell between steps: `v`, `z`, `b` per neuron, the delayed-current
 /// ring buffer `i_future` (D slots of N currents) and, per neuron, how many refractory steps
 /// are left (the original keeps the last R spikes; "any of them > 0" is exactly "a spike in the
@@ -210,6 +233,8 @@ pub struct CellState<F, S, C, R = Inline> {
     refractory: NeuronList,
     /// Where each slot starts, for `D <= 16` (see [`RowTable`]).
     rows: Option<RowTable>,
+    /// How `refractory_left` is kept (see [`Stamps`]).
+    stamps: Stamps,
     odd: bool,
     loose_spikes: bool,
     group_shift: u32,
@@ -345,6 +370,7 @@ where
             spiked: NeuronList::new(),
             refractory: NeuronList::new(),
             rows: RowTable::new(n_rec, n_delay),
+            stamps: Stamps::new(),
             odd: false,
             loose_spikes: false,
             group_shift: group_shift(n_rec),
@@ -366,8 +392,15 @@ where
         self.active_groups = 0;
         self.spiked = NeuronList::new();
         self.refractory = NeuronList::new();
+        // Every counter is 0: free as a count and as a stamp.
+        self.stamps = Stamps::new();
         self.odd = false;
         self.loose_spikes = false;
+    }
+
+    /// Whether some `b` or `z` might be out of the range steps keep them in.
+    pub(crate) fn is_odd(&self) -> bool {
+        self.odd
     }
 
     /// Number of neurons N.
@@ -398,9 +431,28 @@ where
         &self.floats.as_ref()[2 * self.n_rec..3 * self.n_rec]
     }
 
-    /// Refractory steps left per neuron.
+    /// Refractory steps left per neuron, as of the last [`CellState::settle`] or step other
+    /// than [`crate::Cell::step_inference`] (which keeps, instead of counters, the steps at
+    /// which the neurons spiked: see [`CellState::refractory_left_of`] for the count either
+    /// way).
     pub fn refractory_left(&self) -> &[u16] {
         self.refractory_left.as_ref()
+    }
+
+    /// Refractory steps left of neuron `j` (0 past the last neuron), also after lean steps.
+    pub fn refractory_left_of(&self, j: usize) -> u16 {
+        let l = self.refractory_left.as_ref().get(j).copied().unwrap_or(0);
+        if self.stamps.on {
+            self.stamps.left(l)
+        } else {
+            l
+        }
+    }
+
+    /// Brings what lean steps ([`crate::Cell::step_inference`]) keep in their own form back
+    /// to the form of the accessors: [`CellState::refractory_left`] counts again.
+    pub fn settle(&mut self) {
+        self.use_counts();
     }
 
     /// The state of neuron `j`.
@@ -472,6 +524,7 @@ where
     /// Sets the refractory history of neuron `j` from the original's `z_buffer` row (oldest
     /// first, newest last; any length, only its last R entries matter for R = `n_refractory`).
     pub fn set_refractory_history(&mut self, j: usize, history: &[F], n_refractory: usize) {
+        self.use_counts();
         let recent = &history[history.len().saturating_sub(n_refractory)..];
         let left = recent
             .iter()
@@ -483,6 +536,7 @@ where
 
     /// Sets how many refractory steps neuron `j` has left.
     pub fn set_refractory_left(&mut self, j: usize, left: u16) {
+        self.use_counts();
         self.refractory_left.as_mut()[j] = left;
         self.note_refractory(j);
     }
@@ -512,10 +566,68 @@ where
             active_groups: &mut self.active_groups,
             spiked: &mut self.spiked,
             refractory: &mut self.refractory,
-            odd: self.odd,
             loose_spikes: self.loose_spikes,
             group_shift: self.group_shift,
             rows: self.rows.as_ref(),
+            clock: self.stamps.clock,
+        }
+    }
+
+    /// Before a lean step of a cell with refractory period `r`: the counters become stamps
+    /// (see [`Stamps`]), unless some counter set by hand exceeds `r` or `r` is too long for
+    /// stamps (`false`: the step counts them down, as other steps do).
+    pub(crate) fn use_stamps(&mut self, r: usize) -> bool {
+        let Ok(r) = u16::try_from(r) else {
+            return false;
+        };
+        if r > MAX_STAMPED_REFRACTORY {
+            return false;
+        }
+        let st = &mut self.stamps;
+        if (st.on && st.r == r) || st.zeroed {
+            // (Counters all 0 since the reset: stamps already.)
+            st.on = true;
+            st.zeroed = false;
+            st.r = r;
+            return true;
+        }
+        self.use_counts();
+        let left = self.refractory_left.as_mut();
+        if left.iter().any(|&l| l > r) {
+            return false;
+        }
+        let st = &mut self.stamps;
+        for l in left.iter_mut().filter(|l| **l > 0) {
+            // Spiked `r + 1 - l` steps ago (as of this coming step).
+            *l = st.clock - (r + 1 - *l);
+        }
+        st.on = true;
+        st.r = r;
+        true
+    }
+
+    /// The counters as counts again (before any step other than a lean one, and before they
+    /// are read or set by hand).
+    pub(crate) fn use_counts(&mut self) {
+        let st = &mut self.stamps;
+        st.zeroed = false;
+        if !st.on {
+            return;
+        }
+        for l in self.refractory_left.as_mut().iter_mut() {
+            *l = st.left(*l);
+        }
+        st.on = false;
+        // Rebuilt from the counters by the next count-down.
+        self.refractory.valid = false;
+    }
+
+    /// After a lean step (stamps on): the clock moves on.
+    pub(crate) fn tick(&mut self) {
+        let st = &mut self.stamps;
+        st.clock += 1;
+        if st.clock >= CLOCK_CEIL {
+            st.rebase(self.refractory_left.as_mut());
         }
     }
 
@@ -527,6 +639,68 @@ where
         if self.head >= self.n_delay {
             self.head = 0;
         }
+    }
+}
+
+/// Where the clock of [`Stamps`] starts and above which it stays: a free neuron's 0 then looks
+/// at least this many steps old.
+const CLOCK_FLOOR: u16 = 0x4000;
+/// The clock is set back by `CLOCK_CEIL - CLOCK_FLOOR` when it reaches this.
+const CLOCK_CEIL: u16 = 0xC000;
+/// The longest refractory period kept as stamps.
+const MAX_STAMPED_REFRACTORY: u16 = CLOCK_FLOOR - 2;
+
+/// The refractory counters as lean steps keep them: instead of the steps left (counted down
+/// every step), the clock reading of the step at which the neuron spiked (0: never, or long
+/// ago). A neuron is refractory in the step at clock `c` while `0 < c - stamp <= R`: for a
+/// free neuron `c - 0 >= CLOCK_FLOOR > R`. Nothing is counted down; the clock moves on once
+/// per step and is set back, with the stamps still in use, every 32 768 steps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamps {
+    /// The counters hold stamps.
+    on: bool,
+    /// Every counter is 0 (since a reset): counts and stamps at once.
+    zeroed: bool,
+    /// This coming step's reading.
+    clock: u16,
+    /// The refractory period `R` the stamps were made for.
+    r: u16,
+}
+
+impl Stamps {
+    const fn new() -> Self {
+        Stamps {
+            on: false,
+            zeroed: true,
+            clock: CLOCK_FLOOR,
+            r: 0,
+        }
+    }
+
+    /// The steps left of stamp `s` (as [`NeuronList::count_down`] would have left them):
+    /// `R + 1 - (clock - s)` for the `clock - s` in `1..=R` of a refractory neuron, else 0.
+    fn left(&self, s: u16) -> u16 {
+        let age = self.clock.wrapping_sub(s);
+        if (1..=self.r).contains(&age) {
+            self.r + 1 - age
+        } else {
+            0
+        }
+    }
+
+    /// Sets the clock back, keeping the stamps of refractory neurons (the others become 0).
+    #[cold]
+    #[inline(never)]
+    fn rebase(&mut self, stamps: &mut [u16]) {
+        let shift = CLOCK_CEIL - CLOCK_FLOOR;
+        for s in stamps.iter_mut() {
+            *s = if self.clock.wrapping_sub(*s) <= self.r {
+                *s - shift
+            } else {
+                0
+            };
+        }
+        self.clock -= shift;
     }
 }
 
@@ -574,7 +748,10 @@ impl NeuronList {
                 *slot = j as u16;
                 self.len += 1;
             }
-            None => self.valid = false,
+            None => {
+                crate::rare();
+                self.valid = false;
+            }
         }
     }
 
@@ -655,14 +832,14 @@ pub(crate) struct StepView<'a, F, A> {
     pub active_groups: &'a mut u64,
     pub spiked: &'a mut NeuronList,
     pub refractory: &'a mut NeuronList,
-    /// Whether some `b` or `z` might be out of the plain range (see [`CellState`]).
-    pub odd: bool,
     /// Whether some `z` or counter was set by hand since the last step (so a neuron with `z`
     /// set might not be refractory).
     pub loose_spikes: bool,
     pub group_shift: u32,
     /// Where each slot starts (rings of at most 16 slots).
     pub rows: Option<&'a RowTable>,
+    /// The clock of the stamps (lean steps, see [`Stamps`]).
+    pub clock: u16,
 }
 
 /// The non-zero entries of `z`, ascending: the listed ones, or (when the list is not valid)
@@ -719,6 +896,8 @@ impl<F: Real> Iterator for Spikes<'_, F> {
             if self.groups == 0 {
                 return None;
             }
+            // (Only without a valid list of the spikes.)
+            crate::rare();
             let g = self.groups.trailing_zeros() as usize;
             self.groups &= self.groups - 1;
             self.at = (g << self.shift).min(self.z.len());

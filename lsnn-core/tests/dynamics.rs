@@ -405,3 +405,58 @@ fn spike_test_equals_the_division_at_the_edges() {
         }
     }
 }
+
+/// Lean steps keep refractoriness as stamps of a clock that is set back every 32 768 steps:
+/// over 70 000 steps (two set-backs) they give the spikes and counters of `step_events`, and
+/// a hand-set counter longer than R is counted down as it is there.
+#[test]
+#[cfg_attr(miri, ignore)] // 140 000 steps
+fn lean_refractoriness_over_clock_resets() {
+    let n = 8;
+    let cfg = CellConfig {
+        n_delay: 2,
+        n_refractory: 3,
+        ..CellConfig::new()
+    };
+    let neurons: Vec<Neuron<f32>> = (0..n)
+        .map(|j| Neuron::new(20.0, 0.01, if j < 4 { 0.0 } else { 1.8 }, 1.0).unwrap())
+        .collect();
+    // Input i drives neuron i; neuron j excites neuron j + 1.
+    let offsets: Vec<u32> = (0..=n as u32).collect();
+    let targets: Vec<u16> = (0..n as u16).collect();
+    let w_in = CsrRef::new(n, &offsets, &targets, &[0; 8], &[0.5; 8]).unwrap();
+    let rec_targets: Vec<u16> = (1..n as u16).collect();
+    let mut rec_offsets: Vec<u32> = (0..n as u32).collect();
+    rec_offsets.push(n as u32 - 1);
+    let w_rec = CsrRef::new(n, &rec_offsets, &rec_targets, &[1; 7], &[0.004; 7]).unwrap();
+    let cell = Cell::new(cfg, &neurons, w_in, w_rec).unwrap();
+    let mut eager = cell.state_in(vec![0.0f32; 5 * n], vec![0; n]).unwrap();
+    let mut lean = eager.clone();
+    for state in [&mut eager, &mut lean] {
+        state.set_refractory_left(5, 9);
+    }
+    let mut spikes = 0;
+    for t in 0..70_000usize {
+        let events: Vec<(usize, f32)> = (0..n)
+            .filter(|i| (t * 7 + i * 3) % (5 + i) < 3)
+            .map(|i| (i, 1.0))
+            .collect();
+        cell.step_events(&mut eager, events.iter().copied(), &mut NoNoise)
+            .unwrap();
+        cell.step_inference(&mut lean, events, &mut NoNoise)
+            .unwrap();
+        assert_eq!(eager.z(), lean.z(), "step {t}");
+        assert_eq!(eager.v(), lean.v(), "step {t}");
+        for j in 0..n {
+            assert_eq!(
+                eager.refractory_left()[j],
+                lean.refractory_left_of(j),
+                "step {t} neuron {j}"
+            );
+        }
+        spikes += eager.z().iter().filter(|&&z| z > 0.0).count();
+    }
+    assert!(spikes > 20_000, "{spikes}");
+    lean.settle();
+    assert_eq!(eager.refractory_left(), lean.refractory_left());
+}

@@ -284,6 +284,9 @@ where
             neurons[j].beta != F::zero()
         })?;
     }
+    // Settled, the counters are counts again.
+    lean.settle();
+    prop_assert_eq!(lean.refractory_left(), &reference.left[..]);
     Ok(())
 }
 
@@ -328,7 +331,7 @@ where
                 );
             }
             prop_assert_eq!(
-                state.refractory_left()[j],
+                state.refractory_left_of(j),
                 reference.left[j],
                 "left t {} j {}",
                 t,

@@ -274,6 +274,8 @@ where
     A: Accumulator<f32>,
     R: RingStore<f32, Acc = A>,
 {
-    cell.step_events(state, events, &mut NoNoise)?;
+    // Inference: the C API exposes no adaptation `b`, so LIF neurons need none (see
+    // `Cell::step_inference`); spikes, voltages and outputs are those of `step_events`.
+    cell.step_inference(state, events, &mut NoNoise)?;
     readout.step_spikes(state.spikes(), filtered, out)
 }

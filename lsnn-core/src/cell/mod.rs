@@ -33,11 +33,14 @@ impl<F: Real> CurrentNoise<F> for NoNoise {
 /// ([`Cell::new`]), `i32` for integer weights ([`Cell::new_integer`]). The neuron equations are
 /// the same [`neuron_step`] either way; only the delivery arithmetic and the conversion of a
 /// ring entry into the current `i_t` differ.
+///
+/// `Ns` holds the neurons' constants: borrowed by default, or owned (a `Vec`, a fixed array;
+/// see [`crate::runner`]).
 #[derive(Clone, Debug)]
-pub struct Cell<'a, F, In, Rec, A = F> {
+pub struct Cell<'a, F, In, Rec, A = F, Ns = &'a [Neuron<F>]> {
     config: CellConfig<F>,
     consts: StepConsts<F>,
-    neurons: &'a [Neuron<F>],
+    neurons: Ns,
     w_in: In,
     w_rec: Rec,
     /// Current of one ring unit (1 for float rings).
@@ -47,19 +50,14 @@ pub struct Cell<'a, F, In, Rec, A = F> {
     shortcuts: bool,
     /// How the shortcuts sweep the neurons.
     segments: Segments<F>,
-    _acc: PhantomData<A>,
+    _acc: PhantomData<(A, &'a ())>,
 }
 
-impl<'a, F: Real, In, Rec, A: Accumulator<F>> Cell<'a, F, In, Rec, A> {
+impl<F: Real, In, Rec, A: Accumulator<F>, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In, Rec, A, Ns> {
     /// The one place a cell is put together (after its checks).
-    fn assemble(
-        config: CellConfig<F>,
-        neurons: &'a [Neuron<F>],
-        w_in: In,
-        w_rec: Rec,
-        unit: F,
-    ) -> Self {
+    fn assemble(config: CellConfig<F>, neurons_in: Ns, w_in: In, w_rec: Rec, unit: F) -> Self {
         let consts = config.step_consts();
+        let neurons = neurons_in.as_ref();
         Cell {
             // Also `beta <= 2^32`: with the bounds the state keeps on `b` (see
             // `CellState`), every threshold is then finite (see `NoSpikeFinite`).
@@ -77,7 +75,7 @@ impl<'a, F: Real, In, Rec, A: Accumulator<F>> Cell<'a, F, In, Rec, A> {
             segments: Segments::new::<A>(neurons, unit),
             consts,
             config,
-            neurons,
+            neurons: neurons_in,
             w_in,
             w_rec,
             unit,
@@ -137,18 +135,20 @@ impl<'a, F: Real, In: Synapses<i32>, Rec: Synapses<i32>> Cell<'a, F, In, Rec, i3
     }
 }
 
-impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a, F, In, Rec, A> {
+impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[Neuron<F>]>>
+    Cell<'_, F, In, Rec, A, Ns>
+{
     /// A cell whose synapses were validated elsewhere (a parsed model's, whose parser checked
     /// targets, delays, autapses, finiteness and, for integer weights, the i32 bound): only the
     /// shapes are checked here, which keeps a second validation pass out of device builds.
     pub(crate) fn from_validated(
         config: CellConfig<F>,
-        neurons: &'a [Neuron<F>],
+        neurons: Ns,
         w_in: In,
         w_rec: Rec,
         unit: F,
     ) -> Result<Self, CoreError> {
-        check_shapes(&config, neurons, &w_in, &w_rec)?;
+        check_shapes(&config, neurons.as_ref(), &w_in, &w_rec)?;
         Ok(Cell::assemble(config, neurons, w_in, w_rec, unit))
     }
 }
@@ -173,7 +173,9 @@ fn check_shapes<F: Real, W, In: Synapses<W>, Rec: Synapses<W>>(
     check_len("w_rec columns (n_rec)", n, w_rec.n_post())
 }
 
-impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a, F, In, Rec, A> {
+impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[Neuron<F>]>>
+    Cell<'_, F, In, Rec, A, Ns>
+{
     /// The cell's parameters.
     pub fn config(&self) -> &CellConfig<F> {
         &self.config
@@ -186,7 +188,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
 
     /// The neurons.
     pub fn neurons(&self) -> &[Neuron<F>] {
-        self.neurons
+        self.neurons.as_ref()
     }
 
     /// Number of inputs.
@@ -196,7 +198,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
 
     /// Number of recurrent neurons.
     pub fn n_rec(&self) -> usize {
-        self.neurons.len()
+        self.neurons().len()
     }
 
     /// The input synapses.
@@ -216,7 +218,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
 
     /// The threshold neuron `j` used in the last step, from its adaptation `b` (state after step).
     pub fn threshold(&self, j: usize, b: F) -> F {
-        self.neurons[j].threshold(b, self.consts.v0)
+        self.neurons()[j].threshold(b, self.consts.v0)
     }
 
     /// A zeroed state sized for this cell in caller-provided storage (float ring; see
@@ -273,13 +275,16 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         self.advance::<false, _, _, _, _, _>(state, events, noise)
     }
 
-    /// [`Cell::step_events`] for inference: the same spikes, voltages, ring and counters, but
-    /// the adaptation `b` of LIF neurons (`beta = 0`) is not kept, because nothing reads it:
-    /// their threshold is `thr` whatever (finite) `b` is. Afterwards `state.b()` holds, for
-    /// LIF neurons, a value that steps since [`CellState::reset`] or
-    /// [`CellState::set_neuron`] may not have updated; every other value is the one
-    /// [`Cell::step_events`] gives. A later [`Cell::step_events`] behaves the same either way
-    /// (but its `b` of LIF neurons starts from what is there).
+    /// [`Cell::step_events`] for inference: the same spikes, voltages, ring and refractory
+    /// periods, but the adaptation `b` of LIF neurons (`beta = 0`) is not kept, because
+    /// nothing reads it: their threshold is `thr` whatever (finite) `b` is. Afterwards
+    /// `state.b()` holds, for LIF neurons, a value that steps since [`CellState::reset`] or
+    /// [`CellState::set_neuron`] may not have updated; and the refractory counters are kept
+    /// as the steps at which the neurons spiked, not counted down:
+    /// [`CellState::refractory_left_of`] gives the counts, [`CellState::refractory_left`] does
+    /// after [`CellState::settle`]. Every other value is the one [`Cell::step_events`] gives. A
+    /// later [`Cell::step_events`] behaves the same either way (but its `b` of LIF neurons
+    /// starts from what is there).
     pub fn step_inference<S, C, R, Noise, E>(
         &self,
         state: &mut CellState<F, S, C, R>,
@@ -297,7 +302,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
     }
 
     /// One step; `LEAN`: see [`Cell::step_inference`].
-    #[inline(always)]
+    #[inline(never)]
     fn advance<const LEAN: bool, S, C, R, Noise, E>(
         &self,
         state: &mut CellState<F, S, C, R>,
@@ -313,6 +318,12 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
     {
         check_len("state n_rec", self.n_rec(), state.n_rec())?;
         check_len("state n_delay", self.config.n_delay, state.n_delay())?;
+        let quiet = self.shortcuts && !state.is_odd() && !self.noisy();
+        // A lean step keeps the refractory counters as stamps (nothing counted down).
+        let stamps = LEAN && quiet && state.use_stamps(self.config.n_refractory);
+        if !stamps {
+            state.use_counts();
+        }
         let view = state.step_view();
         let n = view.v.len();
         let (z, spiked) = (&*view.z, &*view.spiked);
@@ -335,12 +346,17 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
                 self.deliver_all(&mut Ring::new(slots, rows), events, spikes)?
             }
         }
-        if self.shortcuts && !view.odd && !self.noisy() {
-            self.update_quiet::<LEAN>(view);
+        if stamps {
+            self.update_quiet::<true>(view);
+        } else if quiet && !LEAN {
+            self.update_quiet::<false>(view);
         } else {
             self.update_neurons(view, noise);
         }
         state.advance();
+        if stamps {
+            state.tick();
+        }
         Ok(())
     }
 
@@ -356,6 +372,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
     ) -> Result<(), CoreError> {
         for (i, xi) in events {
             if i >= self.n_in() {
+                crate::rare();
                 return Err(CoreError::Size {
                     what: "input event index",
                     value: i,
@@ -363,6 +380,7 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
                 });
             }
             if !A::takes_input(xi) {
+                crate::rare();
                 return Err(CoreError::Parameter {
                     what: "input event value",
                     why: "cells with integer weights take spike events (value 1) only",
@@ -398,7 +416,8 @@ impl<'a, F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>> Cell<'a,
         let consts = &self.consts;
         // One index over equally long slices: the bounds checks fold away and the loop keeps
         // one counter (a six-way zip costs a dozen instructions per neuron on a Cortex-M4).
-        let neurons = &self.neurons[..n.min(self.neurons.len())];
+        let neurons = self.neurons();
+        let neurons = &neurons[..n.min(neurons.len())];
         let n = neurons.len();
         let (v, z, b) = (&mut view.v[..n], &mut view.z[..n], &mut view.b[..n]);
         let (i_now, refractory_left) = (&mut i_now[..n], &mut view.refractory_left[..n]);

@@ -19,7 +19,7 @@ use crate::neuron::{
 };
 use crate::state::{Accumulator, NeuronList, StepView};
 use crate::unchecked::quads_mut;
-use crate::{Neuron, Real, StepConsts};
+use crate::{rare, Neuron, Real, StepConsts};
 
 /// The body for `j` = 0, 1, 2, 3, written out: the firmware's size-optimised link-time pipeline
 /// would keep a loop of four (or a closure called four times) instead.
@@ -108,14 +108,6 @@ impl<F: Real> Segments<F> {
     fn runs(&self) -> &[Segment<F>] {
         self.runs.get(..self.len).unwrap_or_default()
     }
-
-    /// Whether neuron `j` is in a run of LIF neurons with constants in registers, whose `b` a
-    /// lean step does not keep.
-    fn lean_lif(&self, j: usize) -> bool {
-        self.runs()
-            .iter()
-            .any(|r| r.start <= j && j < r.end && r.lif && r.same.is_some())
-    }
 }
 
 fn same_bits<F: Real>(a: &Neuron<F>, b: &Neuron<F>) -> bool {
@@ -183,8 +175,9 @@ impl<F: Real> Constants<F> for Each {
     }
 }
 
-impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
-    /// The fast step (see the module). `LEAN`: `b` of LIF neurons is not kept (inference).
+impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In, Rec, A, Ns> {
+    /// The fast step (see the module). `LEAN`: `b` of LIF neurons is not kept, and the
+    /// refractory counters are stamps (inference; see [`crate::state::Stamps`]).
     #[inline(never)]
     pub(super) fn update_quiet<const LEAN: bool>(&self, view: StepView<'_, F, A>) {
         let n = view.v.len();
@@ -193,7 +186,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
             return;
         };
         let n = n
-            .min(self.neurons.len())
+            .min(self.neurons.as_ref().len())
             .min(view.z.len())
             .min(view.b.len())
             .min(view.refractory_left.len());
@@ -211,10 +204,10 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
         let old_active = *view.active_groups;
         let old_spikes = *view.spike_groups;
         let (v, b, e) = (&mut view.v[..n], &mut view.b[..n], &mut i_now[..n]);
-        let mut s = Sweep {
+        let mut s = Sweep::<F, LEAN> {
             z: &mut view.z[..n],
             left: &mut view.refractory_left[..n],
-            neurons: &self.neurons[..n],
+            neurons: &self.neurons.as_ref()[..n],
             list: &mut *list,
             spiked: &mut *view.spiked,
             marks: Marks {
@@ -231,6 +224,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
                 k: self.consts,
                 unit: self.unit,
                 n_refractory: self.config.n_refractory as u16,
+                clock: view.clock,
             },
         };
         // The neurons before `done` are stepped: runs of identical neurons by chunks of four
@@ -265,9 +259,9 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
             ) {
                 let parts = (v4, b4, e4);
                 if LEAN && seg.lif {
-                    chunks::<_, _, _, false>(&mut s, parts, same, first);
+                    chunks::<_, _, _, false, LEAN>(&mut s, parts, same, first);
                 } else {
-                    chunks::<_, _, _, true>(&mut s, parts, same, first);
+                    chunks::<_, _, _, true, LEAN>(&mut s, parts, same, first);
                 }
             }
             done = hi;
@@ -285,18 +279,14 @@ impl<F: Real, A: Accumulator<F>, In, Rec> Cell<'_, F, In, Rec, A> {
                 }
             }
         }
-        for i in 0..n_old {
-            let Some(&j) = s.spiked.ids().get(i) else {
-                break;
-            };
-            let j = usize::from(j);
-            s.fix_spike(v, b, j, LEAN && self.segments.lean_lif(j));
-        }
+        s.fix_spikes::<LEAN>(v, b, n_old);
         s.spiked.drop_first(n_old);
         let marks = s.marks;
         // The counters: set to R where a neuron spiked (listed as it spiked), counted down
-        // where one was refractory.
-        list.count_down(before, &mut view.refractory_left[..n], &view.z[..n]);
+        // where one was refractory. (Stamps are not counted down.)
+        if !LEAN {
+            list.count_down(before, &mut view.refractory_left[..n], &view.z[..n]);
+        }
         *view.spike_groups = marks.spikes;
         *view.active_groups = old_active | marks.woke;
     }
@@ -340,7 +330,8 @@ type Parts<'p, F, A> = (&'p mut [F], &'p mut [F], &'p mut [A]);
 
 /// The rest of one fast step: what the neurons off the common path touch (equally long
 /// slices), the lists and summaries.
-struct Sweep<'p, F> {
+/// `STAMPS`: the refractory counters are stamps (see [`crate::state::Stamps`]).
+struct Sweep<'p, F, const STAMPS: bool> {
     z: &'p mut [F],
     left: &'p mut [u16],
     neurons: &'p [Neuron<F>],
@@ -356,10 +347,10 @@ struct Sweep<'p, F> {
 /// The chunks of four of a run of identical neurons (`v`, `b`, `e` from neuron `first` on, a
 /// multiple of 4), whose constants `c` gives. `ADAPT`: `b` is kept (else the neurons are LIF
 /// neurons whose `b` is not, see [`lif_step_with`]). Chunks whose group is not marked special
-/// are taken in runs, without a test each.
+/// are told apart by one bit each (a shift and a test).
 #[inline(always)]
-fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
-    s: &mut Sweep<'_, F>,
+fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const STAMPS: bool>(
+    s: &mut Sweep<'_, F, STAMPS>,
     (v4, b4, e4): Parts<'_, F, A>,
     c: C,
     first: usize,
@@ -372,52 +363,43 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
     let quiet = s.q;
     let mut i = 0;
     while i < n_q {
-        // Bit `k`: chunk `base + i + k` is special. Runs of regular chunks go without a test.
+        // Bit `k`: chunk `base + i + k` is special (one shift and test a chunk).
         let mut bits = chunk_bits(s.special, s.marks.shift, base + i);
-        let window_end = n_q.min(i + 32);
-        loop {
-            let regular = (bits.trailing_zeros() as usize).min(window_end - i);
-            let stop = i + regular;
-            let mut at = 4 * (base + i);
-            let (Some(vr), Some(br), Some(er)) = (
-                vq.get_mut(i..stop),
-                bq.get_mut(i..stop),
-                eq.get_mut(i..stop),
-            ) else {
-                return;
-            };
-            for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
-                let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
-                if above != 0 {
-                    s.fire(at, above);
-                }
-                at += 4;
-            }
-            i = stop;
-            if i >= window_end {
-                break;
-            }
-            bits >>= regular;
+        let end = n_q.min(i + 32);
+        let mut at = 4 * (base + i);
+        let (Some(vr), Some(br), Some(er)) =
+            (vq.get_mut(i..end), bq.get_mut(i..end), eq.get_mut(i..end))
+        else {
+            return;
+        };
+        i = end;
+        for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
+            let special = bits & 1 != 0;
             bits >>= 1;
-            let at = 4 * (base + i);
-            let (vc, bc, ec) = (&mut vq[i], &mut bq[i], &mut eq[i]);
-            i += 1;
-            if !s.by_list && s.marks.old_spikes & s.marks.bit(at) != 0 {
-                // Some `z` may be set: the general step, one by one.
-                s.partial(Some(vc), Some(bc), Some(ec), at);
-                continue;
+            let this = at;
+            at += 4;
+            if special {
+                rare();
+                if !s.by_list && s.marks.old_spikes & s.marks.bit(this) != 0 {
+                    // Some `z` may be set: the general step, one by one.
+                    s.partial(Some(vc), Some(bc), Some(ec), this);
+                    continue;
+                }
+                if ec[0].clear_bits() | ec[1].clear_bits() | ec[2].clear_bits() | ec[3].clear_bits()
+                    == 0
+                {
+                    // At rest (the group is marked special and has no spike): stays so
+                    // without input.
+                    continue;
+                }
+                s.marks.woke |= s.marks.bit(this);
             }
-            if ec[0].clear_bits() | ec[1].clear_bits() | ec[2].clear_bits() | ec[3].clear_bits()
-                == 0
-            {
-                // At rest (the group is marked special and has no spike): stays so without
-                // input.
-                continue;
-            }
-            s.marks.woke |= s.marks.bit(at);
-            let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, at);
+            let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, this);
             if above != 0 {
-                s.fire(at, above);
+                rare();
+                if s.some_free(this, above) {
+                    s.fire(this, above);
+                }
             }
         }
     }
@@ -453,7 +435,26 @@ fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
     above
 }
 
-impl<F: Real> Sweep<'_, F> {
+impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
+    /// Whether some neuron `at + j` for the bits `j` of `above` is not refractory (so that
+    /// [`Sweep::fire`] has something to do; most neurons above their thresholds spiked in the
+    /// last steps and are refractory, and this test is cheaper than the call).
+    #[inline(always)]
+    fn some_free(&self, at: usize, above: u32) -> bool {
+        let Some(left) = self.left.get(at..at + 4) else {
+            return true;
+        };
+        let mut bits = above;
+        while bits != 0 {
+            let j = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if left.get(j).is_none_or(|&l| self.q.free::<STAMPS>(l)) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// The neurons `at + j` for the bits `j` of `above` were above their thresholds: those
     /// that are not refractory spike.
     #[inline(never)]
@@ -470,11 +471,11 @@ impl<F: Real> Sweep<'_, F> {
             let j = above.trailing_zeros() as usize;
             above &= above - 1;
             if let (Some(z), Some(left)) = (z.get_mut(j), left.get_mut(j)) {
-                if *left == 0 {
+                if q.free::<STAMPS>(*left) {
                     *z = q.k.spike;
-                    *left = q.n_refractory;
+                    *left = q.mark::<STAMPS>();
                     self.spiked.push(at + j);
-                    if q.n_refractory > 0 {
+                    if !STAMPS && q.n_refractory > 0 {
                         self.list.push(at + j);
                     }
                     fired = true;
@@ -486,30 +487,36 @@ impl<F: Real> Sweep<'_, F> {
         }
     }
 
-    /// After the sweep, for neuron `j` that spiked in the last step (and is refractory now):
-    /// the step with its spike `z` ([`add_previous_spike`]) from the one the sweep gave it
-    /// (with [`NoSpikeFinite`]), and `z` cleared. Its spike test, done with the other
-    /// threshold, does not matter: it is refractory. `lean_lif`: its `b` is not kept.
+    /// After the sweep, for the first `n_old` neurons listed in `spiked` (those that spiked
+    /// in the last step, refractory now): the step with its spike `z`
+    /// ([`add_previous_spike`]) from the one the sweep gave it (with [`NoSpikeFinite`]), and
+    /// `z` cleared. Its spike test, done with the other threshold, does not matter: it is
+    /// refractory. In a `LEAN` step the `b` of LIF neurons is not kept
+    /// ([`add_previous_spike_lif`]: `thr + b 0 = thr` for a finite `b`).
     #[inline(never)]
-    fn fix_spike(&mut self, v: &mut [F], b: &mut [F], j: usize, lean_lif: bool) {
-        let (Some(v), Some(b), Some(z), Some(n)) = (
-            v.get_mut(j),
-            b.get_mut(j),
-            self.z.get_mut(j),
-            self.neurons.get(j),
-        ) else {
-            return;
-        };
-        if z.to_bits_u64() == 0 {
-            // Stepped one by one, with its spike (a chunk at the edge of a run).
-            return;
+    fn fix_spikes<const LEAN: bool>(&mut self, v: &mut [F], b: &mut [F], n_old: usize) {
+        let k = &self.q.k;
+        for &j in self.spiked.ids().get(..n_old).unwrap_or_default() {
+            let j = usize::from(j);
+            let (Some(v), Some(b), Some(z), Some(n)) = (
+                v.get_mut(j),
+                b.get_mut(j),
+                self.z.get_mut(j),
+                self.neurons.get(j),
+            ) else {
+                return;
+            };
+            if z.to_bits_u64() == 0 {
+                // Stepped one by one, with its spike (a chunk at the edge of a run).
+                continue;
+            }
+            if LEAN && n.beta == F::zero() {
+                *v = add_previous_spike_lif(n, One, *v, *z);
+            } else {
+                (*v, *b) = add_previous_spike(n, k, One, One, *v, *b, *z);
+            }
+            *z = F::zero();
         }
-        if lean_lif {
-            *v = add_previous_spike_lif(n, One, *v, *z);
-        } else {
-            (*v, *b) = add_previous_spike(n, &self.q.k, One, One, *v, *b, *z);
-        }
-        *z = F::zero();
     }
 
     /// The chunk of four at `at` that holds the end of one run and the start of another:
@@ -595,15 +602,15 @@ impl<F: Real> Sweep<'_, F> {
                 z[j],
                 b[j],
                 input,
-                left[j] > 0,
+                !q.free::<STAMPS>(left[j]),
             );
             v[j] = out.state.v;
             b[j] = out.state.b;
             z[j] = out.state.z;
             if out.spiked {
-                left[j] = q.n_refractory;
+                left[j] = q.mark::<STAMPS>();
                 self.spiked.push(first + j);
-                if q.n_refractory > 0 {
+                if !STAMPS && q.n_refractory > 0 {
                     self.list.push(first + j);
                 }
                 self.marks.spikes |= self.marks.bit(first + j);
@@ -619,9 +626,32 @@ struct Quiet<F> {
     k: StepConsts<F>,
     unit: F,
     n_refractory: u16,
+    /// The step's clock, for stamps.
+    clock: u16,
 }
 
 impl<F: Real> Quiet<F> {
+    /// Whether a neuron whose counter (`STAMPS`: stamp) is `left` is not refractory in this
+    /// step.
+    #[inline(always)]
+    fn free<const STAMPS: bool>(&self, left: u16) -> bool {
+        if STAMPS {
+            self.clock.wrapping_sub(left) > self.n_refractory
+        } else {
+            left == 0
+        }
+    }
+
+    /// The counter (`STAMPS`: stamp) of a neuron that spikes in this step.
+    #[inline(always)]
+    fn mark<const STAMPS: bool>(&self) -> u16 {
+        if STAMPS {
+            self.clock
+        } else {
+            self.n_refractory
+        }
+    }
+
     /// A neuron with previous spike `z`: updates `v`, `b` and the ring entry, returns whether
     /// `v` (the previous one) is above the threshold: the neuron spikes unless it is refractory
     /// (the caller then sets `z` and the counter).

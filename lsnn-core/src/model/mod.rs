@@ -514,6 +514,14 @@ impl<'a> Model<'a> {
         &self,
         neurons: &'n [Neuron<f32>],
     ) -> Result<Cell<'n, f32, ModelSynapses<'a>, ModelSynapses<'a>>, CoreError> {
+        self.cell_with(neurons)
+    }
+
+    /// [`Model::cell`] with the neurons in any storage (owned by the cell, e.g.).
+    pub(crate) fn cell_with<'n, Ns: AsRef<[Neuron<f32>]>>(
+        &self,
+        neurons: Ns,
+    ) -> Result<Cell<'n, f32, ModelSynapses<'a>, ModelSynapses<'a>, f32, Ns>, CoreError> {
         // `parse` validated every synapse.
         Cell::from_validated(self.config, neurons, self.w_in, self.w_rec, 1.0)
     }
@@ -532,6 +540,15 @@ impl<'a> Model<'a> {
         &self,
         neurons: &'n [Neuron<f32>],
     ) -> Result<Cell<'n, f32, IntegerSynapses<'a>, IntegerSynapses<'a>, i32>, CoreError> {
+        self.integer_cell_with(neurons)
+    }
+
+    /// [`Model::integer_cell`] with the neurons in any storage.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn integer_cell_with<'n, Ns: AsRef<[Neuron<f32>]>>(
+        &self,
+        neurons: Ns,
+    ) -> Result<Cell<'n, f32, IntegerSynapses<'a>, IntegerSynapses<'a>, i32, Ns>, CoreError> {
         // `parse` validated every synapse, `integer_scales` the i32 bound.
         let s = self.integer_scales()?;
         Cell::from_validated(
