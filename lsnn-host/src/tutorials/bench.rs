@@ -18,7 +18,7 @@ use crate::runs::use_threads;
 use crate::tasks::store_recall::generate;
 use crate::train::optim::Optimizer;
 use crate::train::update::Rewiring;
-use crate::train::{run_pass_in, zero_states, PassOptions, Workspace};
+use crate::train::{run_pass_in, zero_states, HostState, PassOptions, PassResult, Workspace};
 
 /// Which configuration to time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -62,6 +62,30 @@ pub(crate) struct Setup {
     pub(crate) terms: Vec<Vec<LossTerm<f32>>>,
     pub(crate) reg: RateRegulariser<f32>,
     pub(crate) rewiring: Option<Rewiring>,
+}
+
+impl Setup {
+    /// One pass with gradients over the setup's batch, from `states` (left at the final ones).
+    pub(crate) fn pass(
+        &self,
+        workspace: &mut Workspace<f32>,
+        states: &mut [HostState<f32>],
+    ) -> Result<PassResult<f32>, HostError> {
+        let options = PassOptions {
+            gradients: true,
+            ..PassOptions::default()
+        };
+        run_pass_in(
+            workspace,
+            &self.spec,
+            &self.weights.params,
+            &self.input,
+            states,
+            &self.terms,
+            Some(&self.reg),
+            options,
+        )
+    }
 }
 
 pub(crate) fn store_recall_setup(batch: usize, rng: &mut ChaCha8Rng) -> Result<Setup, HostError> {
@@ -174,19 +198,7 @@ pub fn bench(
     let mut workspace = Workspace::default();
     for i in 0..=iters {
         let t0 = Instant::now();
-        let pass = run_pass_in(
-            &mut workspace,
-            &s.spec,
-            &s.weights.params,
-            &s.input,
-            &mut states,
-            &s.terms,
-            Some(&s.reg),
-            PassOptions {
-                gradients: true,
-                ..PassOptions::default()
-            },
-        )?;
+        let pass = s.pass(&mut workspace, &mut states)?;
         let grads = pass.grads.as_ref().expect("asked for gradients");
         s.weights
             .apply(grads, &mut opt, 1e-3, s.rewiring, &mut rng)?;
@@ -304,7 +316,6 @@ pub fn bench_cuda(
 #[cfg(test)]
 mod bit_for_bit {
     use super::*;
-    use crate::train::HostState;
 
     struct Fnv(u64);
 
@@ -358,20 +369,7 @@ mod bit_for_bit {
             Workspace::default()
         };
         for _ in 0..3 {
-            let pass = run_pass_in(
-                &mut workspace,
-                &s.spec,
-                &s.weights.params,
-                &s.input,
-                &mut states,
-                &s.terms,
-                Some(&s.reg),
-                PassOptions {
-                    gradients: true,
-                    ..PassOptions::default()
-                },
-            )
-            .expect("pass");
+            let pass = s.pass(&mut workspace, &mut states).expect("pass");
             h.f32s([&pass.loss, &pass.loss_ce, &pass.loss_reg]);
             h.f32s(&pass.rates);
             h.f32s(pass.logits.iter().flatten().flatten());
