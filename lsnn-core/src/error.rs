@@ -98,3 +98,16 @@ pub enum CoreError {
         why: &'static str,
     },
 }
+
+/// `Ok` if a buffer has the length `what` needs, else [`CoreError::Length`].
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CoreError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(CoreError::Length {
+            what,
+            expected,
+            got,
+        })
+    }
+}

@@ -1,5 +1,6 @@
 //! The tutorials' readout: exponentially filtered spikes, a linear layer, windowed means.
 
+use crate::error::check_len;
 use crate::{CoreError, Real};
 use core::marker::PhantomData;
 
@@ -308,16 +309,4 @@ pub fn argmax<F: Real>(x: &[F]) -> Option<usize> {
         }
     }
     best.map(|(i, _)| i)
-}
-
-fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CoreError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(CoreError::Length {
-            what,
-            expected,
-            got,
-        })
-    }
 }

@@ -4,6 +4,7 @@ mod quiet;
 
 use core::marker::PhantomData;
 
+use crate::error::check_len;
 use crate::neuron::allows_shortcuts;
 use crate::state::{Accumulator, RingStore, StepView};
 use crate::synapse::{self, DelayRing, Synapses};
@@ -535,17 +536,5 @@ impl<'s, F, A: Accumulator<F>, W: Rows> Ring<'s, F, A, W> {
         if let Some(e) = self.slots.get_mut(self.rows.row(delay) + target) {
             *e = e.add(x);
         }
-    }
-}
-
-fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CoreError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(CoreError::Length {
-            what,
-            expected,
-            got,
-        })
     }
 }

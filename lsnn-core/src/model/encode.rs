@@ -4,6 +4,7 @@ use super::{
     align4, checksum, section, IntegerScales, MatrixLayout, Model, WeightKind, CHECKSUM_LEN,
     HEADER_LEN, MAGIC, MATRIX_PREFIX_LEN, SECTION_ENTRY_LEN, VERSION,
 };
+use crate::error::check_len;
 use crate::synapse::{CsrRef, Synapses};
 use crate::{CellConfig, CoreError};
 
@@ -416,17 +417,5 @@ impl Writer<'_> {
             WeightKind::I16 => self.bytes(&(quantise(x, scale, kind) as i16).to_le_bytes()),
             WeightKind::I8 => self.bytes(&(quantise(x, scale, kind) as i8).to_le_bytes()),
         }
-    }
-}
-
-fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), CoreError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(CoreError::Length {
-            what,
-            expected,
-            got,
-        })
     }
 }
