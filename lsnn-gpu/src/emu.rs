@@ -952,7 +952,6 @@ fn update_case(l1: f64) {
             step,
             rewiring: Some((l1, 1e-4)),
             key,
-            poison: None,
         };
         emu.update(&cfg);
         weights
@@ -1092,7 +1091,6 @@ impl Emu {
             step: count,
             rewiring: rewired.then_some((r.l1, r.temperature)),
             key,
-            poison: None,
         });
     }
 
@@ -1214,7 +1212,6 @@ fn emulated_non_finite_gradient_skips_the_update() {
         step: 1,
         rewiring: None,
         key: 0,
-        poison: Some(poison),
     });
     assert_eq!(emu.flags[0], 1);
     assert_eq!(

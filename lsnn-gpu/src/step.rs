@@ -39,6 +39,4 @@ pub struct StepConfig {
     pub rewiring: Option<(f64, f64)>,
     /// Key of the DEEP R random numbers of this step (Philox).
     pub key: u64,
-    /// Test hook: make this flat gradient entry NaN (the host's `nan_gradient_at`).
-    pub poison: Option<usize>,
 }

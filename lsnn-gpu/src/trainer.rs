@@ -1191,18 +1191,35 @@ impl GpuTrainer {
     /// Queues one training iteration (forward, loss, backward, reduction, optimiser, DEEP R);
     /// [`GpuTrainer::finish_step`] waits for it.
     pub fn launch_step(&mut self, cfg: &StepConfig) -> Result<(), GpuError> {
+        self.launch_step_poisoned(cfg, None)
+    }
+
+    /// Test support, not for training: [`GpuTrainer::launch_step`] with the flat gradient
+    /// entry `entry` made NaN after the reduction, to prove the guard that skips the update.
+    #[doc(hidden)]
+    pub fn launch_step_with_nan_gradient(
+        &mut self,
+        cfg: &StepConfig,
+        entry: usize,
+    ) -> Result<(), GpuError> {
+        if entry >= self.layout.len() {
+            return Err(GpuError::shape("entry", "outside the parameters"));
+        }
+        self.launch_step_poisoned(cfg, Some(entry))
+    }
+
+    fn launch_step_poisoned(
+        &mut self,
+        cfg: &StepConfig,
+        poison: Option<usize>,
+    ) -> Result<(), GpuError> {
         self.gpu.make_current()?;
         if cfg.step == 0 {
             return Err(GpuError::shape("step", "updates are numbered from 1"));
         }
-        if let Some(p) = cfg.poison {
-            if p >= self.layout.len() {
-                return Err(GpuError::shape("poison", "outside the parameters"));
-            }
-        }
         self.set.clear(&self.gpu)?;
         self.queue_forward(true)?;
-        self.queue_gradients(cfg.poison)?;
+        self.queue_gradients(poison)?;
         let syn = self.syn_target();
         self.set.launch_update(&self.gpu, cfg, syn)?;
         self.set.launch_reconnect(&self.gpu, cfg, syn)?;

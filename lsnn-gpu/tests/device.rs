@@ -374,7 +374,6 @@ fn adam_and_sgd_follow_the_host_rules_bit_for_bit() {
             step,
             rewiring: None,
             key: step,
-            poison: None,
         };
         let (got, n) = set.step(&g, &cfg).unwrap();
         adam_reference(&mut x, &mut m, &mut v, &g, 0.01, step as i32);
@@ -402,7 +401,6 @@ fn adam_and_sgd_follow_the_host_rules_bit_for_bit() {
         step: 1,
         rewiring: None,
         key: 0,
-        poison: None,
     };
     let (got, _) = sgd.step(&g, &cfg).unwrap();
     for k in 0..len {
@@ -461,7 +459,6 @@ fn deep_r_keeps_the_budget_and_the_signs() {
             step,
             rewiring: Some((1e-2, 1e-4)),
             key: 1000 + step,
-            poison: None,
         };
         let (after, n) = set.step(&g, &cfg).unwrap();
         assert_eq!(n, Some(budget), "step {step}: connections after rewiring");

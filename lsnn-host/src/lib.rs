@@ -80,7 +80,11 @@
 //! - training ([`train::TrainerOptions`]): the device at run time (cpu, or cuda in a build
 //!   with the `cuda` feature), Adam or SGD, a learning-rate [`train::Schedule`], DEEP R's
 //!   settings. A NaN or infinite loss or gradient stops a step with an error and changes
-//!   nothing; results do not depend on the number of threads.
+//!   nothing; results do not depend on the number of threads. Tasks whose batches continue
+//!   one another carry their states ([`Trainer::step_carrying`](train::Trainer::step_carrying));
+//!   the next batch can be drawn while a step runs, from the trainer's generator if the data
+//!   should share it ([`Trainer::step_overlapped`](train::Trainer::step_overlapped)): the two
+//!   tutorials train through these calls.
 //! - run folders ([`runs::TaskRun`]): checkpoints that resume exactly, `results.json`, a
 //!   progress bar, the learning curve and the raster / threshold figure.
 //! - export ([`export`]): `.lsnn` model files with f32, i16 or i8 weights, run through

@@ -25,11 +25,7 @@ fn small_flags(results: &Path) -> StoreRecallFlags {
 
 fn trained_run(tmp: &Path) -> std::path::PathBuf {
     let mut s = Session::new(small_flags(tmp)).unwrap();
-    s.run(Hooks {
-        quiet: true,
-        ..Hooks::default()
-    })
-    .unwrap();
+    s.run(Hooks { quiet: true }).unwrap();
     s.run_dir.unwrap()
 }
 

@@ -22,7 +22,7 @@ fn bin() -> PathBuf {
 mod overlap {
     use super::*;
 
-    use lsnn_host::runs::Hooks;
+    use lsnn_host::train::device::faults::nan_gradient_engine;
     use lsnn_host::train::device::Device;
     use lsnn_host::tutorials::smnist::{SmnistFlags, SmnistOutcome, SmnistSession};
     use lsnn_host::HostError;
@@ -45,15 +45,20 @@ mod overlap {
         }
     }
 
-    /// A run of `flags` with or without drawing batches during steps.
+    /// A run of `flags` with or without drawing batches during steps, with a NaN gradient
+    /// at iteration `nan_gradient_at` if given.
     pub fn run(
         flags: SmnistFlags,
         overlap_batches: bool,
-        hooks: Hooks,
+        nan_gradient_at: Option<usize>,
     ) -> (SmnistSession, Result<SmnistOutcome, HostError>) {
+        let device = flags.device;
         let mut s = SmnistSession::new(flags).unwrap();
         s.overlap_batches = overlap_batches;
-        let outcome = s.run(hooks);
+        let outcome = match nan_gradient_at {
+            Some(at) => s.run_on(nan_gradient_engine(device, at).unwrap(), common::quiet()),
+            None => s.run(common::quiet()),
+        };
         (s, outcome)
     }
 
@@ -76,11 +81,7 @@ mod overlap {
     /// after the error holds that state.
     pub fn an_interrupted_run_keeps_the_latest_state(device: Device) {
         let tmp = tempfile::tempdir().unwrap();
-        let quiet = common::quiet();
-        let failing = Hooks {
-            nan_gradient_at: Some(6),
-            quiet: true,
-        };
+        let (quiet, failing) = (None, Some(6));
         let (reference, done) = run(flags(&tmp.path().join("ref"), device, 6), true, quiet);
         done.unwrap();
         let (mut failed, err) = run(flags(&tmp.path().join("a"), device, 12), true, failing);
@@ -110,7 +111,7 @@ mod overlap {
     #[test]
     fn drawing_batches_during_steps_changes_nothing_on_the_cpu() {
         let tmp = tempfile::tempdir().unwrap();
-        let quiet = common::quiet();
+        let quiet = None;
         let (a, ra) = run(flags(&tmp.path().join("a"), Device::Cpu, 23), true, quiet);
         let (b, rb) = run(flags(&tmp.path().join("b"), Device::Cpu, 23), false, quiet);
         let (ra, rb) = (ra.unwrap(), rb.unwrap());
@@ -163,12 +164,10 @@ mod cuda {
     use lsnn_host::input::random_spikes;
     use lsnn_host::loss::{LossTerm, RateRegulariser, Target};
     use lsnn_host::network::Weights;
-    use lsnn_host::runs::Hooks;
     use lsnn_host::tasks::store_recall::generate;
     use lsnn_host::train::deepr::budget;
-    use lsnn_host::train::device::{
-        engine, train_step_on as train_step, Device, Engine, Faults, States,
-    };
+    use lsnn_host::train::device::faults::nan_gradient_engine;
+    use lsnn_host::train::device::{engine, train_step_on as train_step, Device, Engine, States};
     use lsnn_host::train::optim::Optimizer;
     use lsnn_host::train::step::TrainStep;
     use lsnn_host::train::{zero_states, HostState};
@@ -589,10 +588,9 @@ mod cuda {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();
-        let quiet = common::quiet();
         let run = |device: Device, name: &str, overlap: bool| {
             let flags = super::overlap::flags(&tmp.path().join(name), device, 23);
-            let (s, outcome) = super::overlap::run(flags, overlap, quiet);
+            let (s, outcome) = super::overlap::run(flags, overlap, None);
             (s, outcome.unwrap())
         };
         let (gpu, gpu_out) = run(Device::Cuda, "gpu", true);
@@ -646,7 +644,7 @@ mod cuda {
             staged: None,
         };
         let mut optimizer = Optimizer::adam();
-        let mut trainer = engine(Device::Cuda, Faults::default()).unwrap();
+        let mut trainer = engine(Device::Cuda).unwrap();
         let mut step_once = |trainer: &mut dyn Engine, weights: &mut _, optimizer: &mut _| {
             trainer
                 .step(
@@ -719,12 +717,8 @@ mod cuda {
         }
         let tmp = tempfile::tempdir().unwrap();
         let mut s = Session::new(small_flags(tmp.path(), 6, Device::Cuda)).unwrap();
-        let err = s
-            .run(Hooks {
-                nan_gradient_at: Some(3),
-                quiet: true,
-            })
-            .unwrap_err();
+        let failing = nan_gradient_engine(Device::Cuda, 3).unwrap();
+        let err = s.run_on(failing, common::quiet()).unwrap_err();
         match &err {
             HostError::Training { iteration, message } => {
                 assert_eq!(*iteration, 3);

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use lsnn_host::export::run_model;
 use lsnn_host::runs::checkpoint::{Checkpoint, Tensor};
-use lsnn_host::runs::Hooks;
 use lsnn_host::tasks::store_recall::{generate, StoreRecallParams};
+use lsnn_host::train::device::faults::nan_gradient_engine;
+use lsnn_host::train::device::Device;
 use lsnn_host::train::{run_pass, zero_states, PassOptions};
 use lsnn_host::tutorials::store_recall::{loss_terms, Session, StoreRecallFlags};
 use lsnn_host::HostError;
@@ -69,12 +70,8 @@ fn a_nan_gradient_stops_training_and_keeps_the_last_good_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Session::new(small_flags(tmp.path(), 6)).unwrap();
     let dir = s.run_dir.clone().unwrap();
-    let err = s
-        .run(Hooks {
-            nan_gradient_at: Some(3),
-            quiet: true,
-        })
-        .unwrap_err();
+    let failing = nan_gradient_engine(Device::Cpu, 3).unwrap();
+    let err = s.run_on(failing, quiet()).unwrap_err();
     match &err {
         HostError::Training { iteration, message } => {
             assert_eq!(*iteration, 3);

@@ -74,7 +74,6 @@ fn train(fx: &TrainingFixture) -> Result<TrainingOutputs, HostError> {
             step: k as u64 + 1,
             rewiring: run.rewiring.map(|r| (r.l1, r.temperature)),
             key: 0,
-            poison: None,
         });
         // The host's copy of the weights, as GpuNetwork::sync_to_host writes it.
         let layout = emu.layout;

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::HostError;
+use crate::network::{Network, Weights};
 use crate::train::optim::Optimizer;
-use crate::train::PassResult;
+use crate::train::{PassResult, Trainer, TrainerOptions, TrainerState};
 
 /// Resolves the original's `seed = -1` (random) convention to a concrete, recorded seed.
 pub fn resolve_seed(seed: i64) -> u64 {
@@ -94,11 +95,9 @@ pub fn mean_last(values: &[f64], k: usize) -> f64 {
     tail.iter().sum::<f64>() / tail.len().max(1) as f64
 }
 
-/// Test-only faults, to prove the NaN guard, and quiet runs.
+/// How a tutorial run talks.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Hooks {
-    /// Poison the gradient of w_rec with NaN at this iteration.
-    pub nan_gradient_at: Option<usize>,
     /// No progress bar and no prints.
     pub quiet: bool,
 }
@@ -200,6 +199,31 @@ impl<T> Progress<T> {
             last_train_s: 0.0,
             task,
         }
+    }
+
+    /// A [`Trainer`] of `network` at this point of the run; its generator is the run's (the
+    /// tutorials draw data and DEEP R's numbers from one generator, as the original).
+    pub fn trainer(&self, network: Network, options: TrainerOptions) -> Result<Trainer, HostError> {
+        let state = TrainerState {
+            iteration: self.iteration,
+            optimizer: self.optimizer.clone(),
+            rng: self.rng.clone(),
+        };
+        Trainer::resume(network, options, state)
+    }
+
+    /// Brings the optimiser, the generator and (into `weights`) the network back from
+    /// `trainer`.
+    pub fn take_from(
+        &mut self,
+        trainer: &mut Trainer,
+        weights: &mut Weights<f32>,
+    ) -> Result<(), HostError> {
+        let state = trainer.state()?;
+        weights.clone_from(trainer.weights()?);
+        self.optimizer = state.optimizer;
+        self.rng = state.rng;
+        Ok(())
     }
 
     /// Multiplies the learning rate by `factor` and says so, in the tutorials' words.

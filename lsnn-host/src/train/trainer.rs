@@ -5,11 +5,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::device::{engine, Device, Engine, Faults, Staged, Stager, States};
+use super::device::{engine, Device, Engine, Staged, Stager, States};
 use super::optim::{Optimizer, OptimizerKind};
 use super::step::TrainStep;
 use super::update::Rewiring;
-use super::{run_pass_in, zero_states, PassOptions, PassResult, Workspace};
+use super::{run_pass_in, zero_states, HostState, PassOptions, PassResult, Workspace};
 use crate::error::HostError;
 use crate::input::InputBatch;
 use crate::loss::{RateRegulariser, Target};
@@ -88,6 +88,7 @@ pub struct Trainer {
     options: TrainerOptions,
     iteration: usize,
     workspace: Workspace<f32>,
+    last_step_seconds: f64,
 }
 
 /// The outputs and loss of `spec` with `params` on `input` against `target` (forward only, every
@@ -148,6 +149,14 @@ fn evaluate_in(
     )
 }
 
+/// One step's batch, initial states and staged form.
+struct StepRun<'s, 'a> {
+    input: &'a InputBatch,
+    target: &'a Target,
+    states: States<'s>,
+    staged: Option<&'a Staged>,
+}
+
 /// A trainer's state besides its network: what a checkpoint saves for an exact resume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
@@ -191,11 +200,20 @@ impl Trainer {
             weights: network.weights,
             optimizer,
             rng: ChaCha8Rng::seed_from_u64(options.seed),
-            engine: engine(options.device, Faults::default())?,
+            engine: engine(options.device)?,
             options,
             iteration: 0,
             workspace: Workspace::default(),
+            last_step_seconds: 0.0,
         })
+    }
+
+    /// This trainer with its steps run by `engine` from now on (a device of one's own, say),
+    /// the network and optimiser brought back from the old engine first.
+    pub fn with_engine(mut self, engine: Box<dyn Engine>) -> Result<Trainer, HostError> {
+        self.sync()?;
+        self.engine = engine;
+        Ok(self)
     }
 
     /// One training iteration on `input` against `target`, every element from the zero
@@ -210,8 +228,50 @@ impl Trainer {
             .map(|(result, _)| result)
     }
 
-    /// [`Trainer::step`] on a batch `staged` for the device ahead, running `overlap` (the
-    /// next batch) while the device computes; its value comes back with the step's result.
+    /// [`Trainer::step`] from the states `states` (one per element), which become the
+    /// final states: a task whose batches continue one another (store-recall).
+    pub fn step_carrying(
+        &mut self,
+        input: &InputBatch,
+        target: &Target,
+        states: &mut [HostState<f32>],
+    ) -> Result<PassResult<f32>, HostError> {
+        let run = StepRun {
+            input,
+            target,
+            states: States::Carried(states),
+            staged: None,
+        };
+        self.step_run(run, |_, _| Ok(())).0
+    }
+
+    /// [`Trainer::step`] on a batch `staged` for the device ahead (see [`Stager`]), running
+    /// `overlap` while the device computes, after DEEP R drew from the trainer's generator:
+    /// `overlap` gets that generator (a task drawing its data from DEEP R's generator, as
+    /// the tutorials do) and the device's stager for the next batch. Returns the step's
+    /// result and the overlap's value, None when the step failed before the overlap ran; a
+    /// failed step leaves the generator as the overlap left it.
+    #[allow(clippy::type_complexity)]
+    pub fn step_overlapped<X>(
+        &mut self,
+        input: &InputBatch,
+        target: &Target,
+        staged: Option<&Staged>,
+        overlap: impl FnOnce(&mut ChaCha8Rng, &mut dyn Stager) -> Result<X, HostError>,
+    ) -> (
+        Result<PassResult<f32>, HostError>,
+        Option<Result<X, HostError>>,
+    ) {
+        let run = StepRun {
+            input,
+            target,
+            states: States::Zero,
+            staged,
+        };
+        self.step_run(run, overlap)
+    }
+
+    /// [`Trainer::step_overlapped`] with the overlap's error folded into the result.
     fn step_overlapping<X>(
         &mut self,
         input: &InputBatch,
@@ -219,30 +279,63 @@ impl Trainer {
         staged: Option<&Staged>,
         overlap: impl FnOnce(&mut dyn Stager) -> Result<X, HostError>,
     ) -> Result<(PassResult<f32>, X), HostError> {
+        let (result, value) = self.step_overlapped(input, target, staged, |_, s| overlap(s));
+        let result = result?;
+        let value = value.ok_or_else(|| {
+            HostError::Network("the device did not run the step's overlap work".into())
+        })??;
+        Ok((result, value))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn step_run<X>(
+        &mut self,
+        run: StepRun<'_, '_>,
+        overlap: impl FnOnce(&mut ChaCha8Rng, &mut dyn Stager) -> Result<X, HostError>,
+    ) -> (
+        Result<PassResult<f32>, HostError>,
+        Option<Result<X, HostError>>,
+    ) {
         let step = TrainStep {
             spec: &self.spec,
-            input,
-            target,
+            input: run.input,
+            target: run.target,
             reg: self.options.regulariser.as_ref(),
             lr: self.options.schedule.at(self.iteration),
             rewiring: self.options.rewiring,
             iteration: self.iteration,
-            staged,
+            staged: run.staged,
         };
         let (stepped, value) = self.engine.step_with(
             &step,
             &mut self.weights,
             &mut self.optimizer,
             &mut self.rng,
-            States::Zero,
-            |_, stager| overlap(stager),
+            run.states,
+            overlap,
         );
-        let result = stepped.result?;
-        let value = value.ok_or_else(|| {
-            HostError::Network("the device did not run the step's overlap work".into())
-        })??;
-        self.iteration += 1;
-        Ok((result, value))
+        self.last_step_seconds = stepped.seconds;
+        if stepped.result.is_ok() {
+            self.iteration += 1;
+        }
+        (stepped.result, value)
+    }
+
+    /// The generator DEEP R draws from (saved by [`Trainer::state`]): a task may draw its
+    /// data from it too, as the original tutorials do.
+    pub fn rng_mut(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    /// Seconds of the last step's computation (without its overlap work).
+    pub fn last_step_seconds(&self) -> f64 {
+        self.last_step_seconds
+    }
+
+    /// The weights as trained so far (brought back from the device first).
+    pub fn weights(&mut self) -> Result<&Weights<f32>, HostError> {
+        self.sync()?;
+        Ok(&self.weights)
     }
 
     /// The network's outputs and loss on `input` against `target` (no update; the same

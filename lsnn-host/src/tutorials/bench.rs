@@ -264,7 +264,6 @@ pub fn bench_cuda(
             step: i as u64 + 1,
             rewiring: rewired.then_some((l1, temperature)),
             key: i as u64,
-            poison: None,
         };
         g.trainer.launch_step(&cfg).map_err(gpu_err)?;
         // The next batch's events (the same synthetic ones) go up while this step runs.

@@ -19,6 +19,7 @@ use crate::error::HostError;
 use crate::export::export_model;
 use crate::files::write_json;
 use crate::loss::{LossTerm, RateRegulariser, Target};
+use crate::network::Network;
 use crate::network::{Delays, Matrix, NetworkBuilder, Population, Sparse, Spec, Weights};
 use crate::runs::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
@@ -28,10 +29,12 @@ use crate::runs::printer::Printer;
 use crate::runs::traces::ElementTraces;
 use crate::runs::{mean_hz, new_run_dir, resolve_seed, stats, use_threads, Clock, Hooks};
 use crate::tasks::smnist::{SmnistBatch, SmnistEncoding};
-use crate::train::device::{check_device, engine, Device, Engine, Faults, Staged, Stager, States};
-use crate::train::step::TrainStep;
+use crate::train::device::{check_device, engine, Device, Engine, Staged, Stager};
+use crate::train::optim::OptimizerKind;
 use crate::train::update::Rewiring;
-use crate::train::{run_pass, zero_states, PassOptions, PassResult};
+use crate::train::{
+    run_pass, zero_states, PassOptions, PassResult, Schedule, Trainer, TrainerOptions,
+};
 
 /// The tutorial's flags (same names in kebab case, same defaults), plus lsnn-rs's own.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -549,15 +552,25 @@ impl SmnistSession {
 
     /// Trains to `n_iter`, then evaluates the whole test set.
     pub fn run(&mut self, hooks: Hooks) -> Result<SmnistOutcome, HostError> {
+        let engine = engine(self.flags.device)?;
+        self.run_on(engine, hooks)
+    }
+
+    /// [`SmnistSession::run`] with the steps run by `engine` (a device of one's own, or a
+    /// test engine injecting a fault) instead of the flags' device's.
+    pub fn run_on(
+        &mut self,
+        engine: Box<dyn Engine>,
+        hooks: Hooks,
+    ) -> Result<SmnistOutcome, HostError> {
         use_threads(self.flags.threads);
         let clock = Clock::start(self.progress.elapsed_s);
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let faults = Faults {
-            nan_gradient_at: hooks.nan_gradient_at,
-        };
-        let mut trainer = engine(self.flags.device, faults)?;
-        let trained = self.train(trainer.as_mut(), &printer, &clock);
-        trainer.finish_loop(trained, &mut self.weights, &mut self.progress.optimizer)?;
+        let mut trainer = self.trainer()?.with_engine(engine)?;
+        let trained = self.train(&mut trainer, &printer, &clock);
+        let synced = self.take_from(&mut trainer);
+        trained?;
+        synced?;
         printer.bar.finish_and_clear();
         self.progress.elapsed_s = clock.elapsed();
         self.save_checkpoint()?;
@@ -587,11 +600,37 @@ impl SmnistSession {
         Ok(outcome)
     }
 
-    /// The training loop. The host's weights are brought up to date from the device before
-    /// every validation and checkpoint; the caller syncs them at the end.
+    /// The library's [`Trainer`] at this session's state.
+    fn trainer(&self) -> Result<Trainer, HostError> {
+        let network = Network {
+            spec: self.spec.clone(),
+            weights: self.weights.clone(),
+        };
+        let options = TrainerOptions {
+            device: self.flags.device,
+            optimizer: OptimizerKind::Adam,
+            schedule: Schedule::Constant(self.progress.learning_rate),
+            rewiring: self.flags.rewired().then_some(Rewiring {
+                l1: self.flags.l1,
+                temperature: self.flags.rewiring_temperature,
+            }),
+            regulariser: Some(self.regulariser()),
+            seed: 0,
+        };
+        self.progress.trainer(network, options)
+    }
+
+    /// Brings the weights, the optimiser and the generator back from `trainer`.
+    fn take_from(&mut self, trainer: &mut Trainer) -> Result<(), HostError> {
+        self.progress.take_from(trainer, &mut self.weights)
+    }
+
+    /// The training loop. The session's weights and generator are brought up to date from
+    /// the trainer before every validation and checkpoint (the validation draws from the
+    /// run's generator); the caller takes them back at the end.
     fn train(
         &mut self,
-        trainer: &mut dyn Engine,
+        trainer: &mut Trainer,
         printer: &Printer,
         clock: &Clock,
     ) -> Result<(), HostError> {
@@ -606,17 +645,13 @@ impl SmnistSession {
                     .decay_learning_rate(self.flags.lr_decay, |text| printer.say(text));
             }
             if k.is_multiple_of(self.flags.print_every) {
-                trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
+                self.take_from(trainer)?;
                 self.validate(k, printer, clock.elapsed())?;
+                *trainer.rng_mut() = self.progress.rng.clone();
             }
             let batch = match next.take() {
                 Some(b) => b,
-                None => draw_batch(
-                    &mut self.data.train,
-                    &mut self.progress.rng,
-                    &self.flags,
-                    None,
-                )?,
+                None => draw_batch(&mut self.data.train, trainer.rng_mut(), &self.flags, None)?,
             };
             let (result, prefetched) = self.train_iteration(trainer, k, &batch)?;
             self.progress.iteration = k + 1;
@@ -633,7 +668,7 @@ impl SmnistSession {
                 .is_multiple_of(self.flags.print_every)
             {
                 self.progress.elapsed_s = clock.elapsed();
-                trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
+                self.take_from(trainer)?;
                 self.save_checkpoint()?;
             }
         }
@@ -656,32 +691,17 @@ impl SmnistSession {
     /// of the sequential loop.
     fn train_iteration(
         &mut self,
-        trainer: &mut dyn Engine,
+        trainer: &mut Trainer,
         k: usize,
         batch: &TrainBatch,
     ) -> Result<(PassResult<f32>, Option<NextBatch>), HostError> {
-        let reg = self.regulariser();
-        let step = TrainStep {
-            spec: &self.spec,
-            input: &batch.batch.input,
-            target: &batch.target,
-            reg: Some(&reg),
-            lr: self.progress.learning_rate,
-            rewiring: self.flags.rewired().then_some(Rewiring {
-                l1: self.flags.l1,
-                temperature: self.flags.rewiring_temperature,
-            }),
-            iteration: k,
-            staged: Some(&batch.staged),
-        };
+        trainer.options_mut().schedule = Schedule::Constant(self.progress.learning_rate);
         let prefetch = self.may_prefetch(k + 1);
         let (train, flags) = (&mut self.data.train, &self.flags);
-        let (stepped, overlapped) = trainer.step_with(
-            &step,
-            &mut self.weights,
-            &mut self.progress.optimizer,
-            &mut self.progress.rng,
-            States::Zero,
+        let (stepped, overlapped) = trainer.step_overlapped(
+            &batch.batch.input,
+            &batch.target,
+            Some(&batch.staged),
             |rng, stager| {
                 Ok(prefetch.then(|| Prefetched {
                     before: (rng.clone(), train.position()),
@@ -689,9 +709,9 @@ impl SmnistSession {
                 }))
             },
         );
-        self.progress.last_train_s = stepped.seconds;
+        self.progress.last_train_s = trainer.last_step_seconds();
         let prefetched = overlapped.and_then(Result::ok).flatten();
-        match stepped.result {
+        match stepped {
             Ok(result) => Ok((result, prefetched.map(|p| p.next))),
             Err(e) => {
                 if let Some(Prefetched {
@@ -699,7 +719,7 @@ impl SmnistSession {
                     ..
                 }) = prefetched
                 {
-                    self.progress.rng = rng;
+                    *trainer.rng_mut() = rng;
                     self.data.train.restore(position)?;
                 }
                 Err(e)

@@ -18,6 +18,7 @@ use crate::error::HostError;
 use crate::export::export_model;
 use crate::files::write_json;
 use crate::loss::{LossTerm, RateRegulariser, Target};
+use crate::network::Network;
 use crate::network::{Delays, Matrix, NetworkBuilder, Params, Population, Sparse, Spec, Weights};
 use crate::runs::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
@@ -27,10 +28,12 @@ use crate::runs::printer::Printer;
 use crate::runs::traces::ElementTraces;
 use crate::runs::{mean_last, new_run_dir, resolve_seed, stats, use_threads, Clock, Hooks};
 use crate::tasks::store_recall::{generate, recall_error, StoreRecallBatch, StoreRecallParams};
-use crate::train::device::{check_device, engine, Device, Engine, Faults, States};
-use crate::train::step::TrainStep;
+use crate::train::device::{check_device, engine, Device, Engine};
+use crate::train::optim::OptimizerKind;
 use crate::train::update::Rewiring;
-use crate::train::{run_pass, zero_states, HostState, PassOptions, PassResult};
+use crate::train::{
+    run_pass, zero_states, HostState, PassOptions, PassResult, Schedule, Trainer, TrainerOptions,
+};
 
 /// The tutorial's flags (same names in kebab case, same defaults), plus lsnn-rs's own.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -504,15 +507,21 @@ impl Session {
 
     /// Runs the training loop to `n_iter` or the stop criterion, then the final test.
     pub fn run(&mut self, hooks: Hooks) -> Result<Outcome, HostError> {
+        let engine = engine(self.flags.device)?;
+        self.run_on(engine, hooks)
+    }
+
+    /// [`Session::run`] with the steps run by `engine` (a device of one's own, or a test
+    /// engine injecting a fault) instead of the flags' device's.
+    pub fn run_on(&mut self, engine: Box<dyn Engine>, hooks: Hooks) -> Result<Outcome, HostError> {
         use_threads(self.flags.threads);
         let clock = Clock::start(self.progress.elapsed_s);
         let printer = Printer::new(self.flags.n_iter, self.progress.iteration, hooks.quiet);
-        let faults = Faults {
-            nan_gradient_at: hooks.nan_gradient_at,
-        };
-        let mut trainer = engine(self.flags.device, faults)?;
-        let trained = self.train(trainer.as_mut(), &printer, &clock);
-        trainer.finish_loop(trained, &mut self.weights, &mut self.progress.optimizer)?;
+        let mut trainer = self.trainer()?.with_engine(engine)?;
+        let trained = self.train(&mut trainer, &printer, &clock);
+        let synced = self.progress.take_from(&mut trainer, &mut self.weights);
+        trained?;
+        synced?;
         printer.bar.finish_and_clear();
         self.progress.elapsed_s = clock.elapsed();
         self.save_checkpoint()?;
@@ -528,12 +537,30 @@ impl Session {
         })
     }
 
-    /// The training loop. The host's weights are brought up to date from the device before
-    /// every validation (each iteration: the tutorial validates before every step) and
-    /// checkpoint; the caller syncs them at the end.
+    /// The library's [`Trainer`] at this session's state.
+    fn trainer(&self) -> Result<Trainer, HostError> {
+        let network = Network {
+            spec: self.spec.clone(),
+            weights: self.weights.clone(),
+        };
+        let options = TrainerOptions {
+            device: self.flags.device,
+            optimizer: OptimizerKind::Adam,
+            schedule: Schedule::Constant(self.progress.learning_rate),
+            rewiring: self.flags.rewiring(),
+            regulariser: Some(self.regulariser()),
+            seed: 0,
+        };
+        self.progress.trainer(network, options)
+    }
+
+    /// The training loop. The session's weights and generator are brought up to date from
+    /// the trainer before every validation (each iteration: the tutorial validates before
+    /// every step, drawing from the run's generator) and checkpoint; the caller takes them
+    /// back at the end.
     fn train(
         &mut self,
-        trainer: &mut dyn Engine,
+        trainer: &mut Trainer,
         printer: &Printer,
         clock: &Clock,
     ) -> Result<(), HostError> {
@@ -548,8 +575,9 @@ impl Session {
             let printing = k.is_multiple_of(self.flags.print_every);
 
             // Validation before each training step, as the original.
-            trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
+            self.progress.take_from(trainer, &mut self.weights)?;
             let val_batch = generate(&mut self.progress.rng, self.flags.batch_val, &task)?;
+            *trainer.rng_mut() = self.progress.rng.clone();
             let mut val_state = std::mem::take(&mut self.val_state);
             let t_val = Instant::now();
             let val = self.pass(&val_batch, &mut val_state, false, printing)?;
@@ -600,29 +628,12 @@ impl Session {
             }
 
             // Training step.
-            let train_batch = generate(&mut self.progress.rng, self.flags.batch_train, &task)?;
+            trainer.options_mut().schedule = Schedule::Constant(self.progress.learning_rate);
+            let train_batch = generate(trainer.rng_mut(), self.flags.batch_train, &task)?;
             let target = Target::Classes(loss_terms(&train_batch));
-            let reg = self.regulariser();
-            let step = TrainStep {
-                spec: &self.spec,
-                input: &train_batch.input,
-                target: &target,
-                reg: Some(&reg),
-                lr: self.progress.learning_rate,
-                rewiring: self.flags.rewiring(),
-                iteration: k,
-                staged: None,
-            };
-            let stepped = trainer.step(
-                &step,
-                &mut self.weights,
-                &mut self.progress.optimizer,
-                &mut self.progress.rng,
-                States::Carried(&mut self.train_state),
-                &mut |_, _| Ok(()),
-            );
-            self.progress.last_train_s = stepped.seconds;
-            stepped.result?;
+            let stepped = trainer.step_carrying(&train_batch.input, &target, &mut self.train_state);
+            self.progress.last_train_s = trainer.last_step_seconds();
+            stepped?;
             self.progress.iteration = k + 1;
             bar.set_position(self.progress.iteration as u64);
             if self
@@ -631,7 +642,7 @@ impl Session {
                 .is_multiple_of(self.flags.print_every)
             {
                 self.progress.elapsed_s = clock.elapsed();
-                trainer.sync_to_host(&mut self.weights, &mut self.progress.optimizer)?;
+                self.progress.take_from(trainer, &mut self.weights)?;
                 self.save_checkpoint()?;
             }
         }

@@ -33,10 +33,7 @@ pub fn run_cli(args: &[&str]) -> (i32, String) {
 
 /// No progress bar, no prints.
 pub fn quiet() -> Hooks {
-    Hooks {
-        quiet: true,
-        ..Hooks::default()
-    }
+    Hooks { quiet: true }
 }
 
 /// A small but complete store-recall configuration (seconds, not minutes), seed 11.

@@ -12,7 +12,7 @@ use lsnn_gpu::{
 use ndarray::Array2;
 use rand_chacha::ChaCha8Rng;
 
-use super::engine::{Engine, Faults, Overlap, Staged, Stager, States, Stepped};
+use super::engine::{Engine, Overlap, Staged, Stager, States, Stepped};
 use crate::error::HostError;
 use crate::input::InputBatch;
 use crate::loss::{LossTerm, RateRegulariser, Target};
@@ -367,7 +367,7 @@ impl GpuNetwork {
         optimizer: &Optimizer,
         rng: &mut R,
         states: &States<'_>,
-        faults: Faults,
+        nan_gradient_at: Option<usize>,
     ) -> Result<(), HostError> {
         self.upload_batch(step)?;
         match states {
@@ -377,8 +377,6 @@ impl GpuNetwork {
         let rewired = !self.rewired.is_empty();
         let key = if rewired { rng.gen::<u64>() } else { 0 };
         let layout = *self.trainer.layout();
-        let poison = (faults.nan_gradient_at == Some(step.iteration))
-            .then(|| layout.range(Param::WRec).expect("always").start + 1);
         let r = step.rewiring.unwrap_or(Rewiring {
             l1: 0.0,
             temperature: 0.0,
@@ -388,9 +386,15 @@ impl GpuNetwork {
             step: optimizer.step + 1,
             rewiring: rewired.then_some((r.l1, r.temperature)),
             key,
-            poison,
         };
-        self.trainer.launch_step(&cfg).map_err(gpu_err)
+        match nan_gradient_at == Some(step.iteration) {
+            true => {
+                let entry = layout.range(Param::WRec).expect("always").start + 1;
+                self.trainer.launch_step_with_nan_gradient(&cfg, entry)
+            }
+            false => self.trainer.launch_step(&cfg),
+        }
+        .map_err(gpu_err)
     }
 
     /// Waits for the launched iteration: its result, the final states if carried, and the
@@ -656,18 +660,15 @@ impl Stager for CudaStager<'_> {
 }
 
 /// The GPU as an [`Engine`]: the network, uploaded at the first step, stays on the device.
+#[derive(Default)]
 pub struct CudaEngine {
     network: Option<Box<GpuNetwork>>,
-    faults: Faults,
 }
 
 impl CudaEngine {
-    /// An engine injecting `faults`.
-    pub fn new(faults: Faults) -> Self {
-        CudaEngine {
-            network: None,
-            faults,
-        }
+    /// An engine; the network is uploaded at the first step.
+    pub fn new() -> Self {
+        CudaEngine::default()
     }
 }
 
@@ -681,16 +682,9 @@ impl Engine for CudaEngine {
         states: States<'_>,
         overlap: Overlap<'_>,
     ) -> Stepped {
-        let faults = self.faults;
+        let network = &mut self.network;
         run_step(
-            &mut self.network,
-            step,
-            weights,
-            optimizer,
-            rng,
-            states,
-            overlap,
-            faults,
+            network, step, weights, optimizer, rng, states, overlap, None,
         )
     }
 
@@ -699,10 +693,54 @@ impl Engine for CudaEngine {
         weights: &mut Weights<f32>,
         optimizer: &mut Optimizer,
     ) -> Result<(), HostError> {
-        match &mut self.network {
-            Some(g) => g.sync_to_host(weights, optimizer),
-            None => Ok(()),
-        }
+        sync_network(&mut self.network, weights, optimizer)
+    }
+}
+
+/// Test support ([`super::faults`]): the GPU engine with an entry of the gradient of `w_rec`
+/// made NaN at iteration `at`, to prove the guard.
+pub(super) struct NanGradientCuda {
+    network: Option<Box<GpuNetwork>>,
+    at: usize,
+}
+
+impl NanGradientCuda {
+    pub(super) fn new(at: usize) -> Self {
+        NanGradientCuda { network: None, at }
+    }
+}
+
+impl Engine for NanGradientCuda {
+    fn step(
+        &mut self,
+        step: &TrainStep<'_>,
+        weights: &mut Weights<f32>,
+        optimizer: &mut Optimizer,
+        rng: &mut ChaCha8Rng,
+        states: States<'_>,
+        overlap: Overlap<'_>,
+    ) -> Stepped {
+        let (network, at) = (&mut self.network, Some(self.at));
+        run_step(network, step, weights, optimizer, rng, states, overlap, at)
+    }
+
+    fn sync_to_host(
+        &mut self,
+        weights: &mut Weights<f32>,
+        optimizer: &mut Optimizer,
+    ) -> Result<(), HostError> {
+        sync_network(&mut self.network, weights, optimizer)
+    }
+}
+
+fn sync_network(
+    slot: &mut Option<Box<GpuNetwork>>,
+    weights: &mut Weights<f32>,
+    optimizer: &mut Optimizer,
+) -> Result<(), HostError> {
+    match slot {
+        Some(g) => g.sync_to_host(weights, optimizer),
+        None => Ok(()),
     }
 }
 
@@ -717,11 +755,13 @@ fn run_step<R: rand::Rng>(
     rng: &mut R,
     states: States<'_>,
     overlap: &mut dyn FnMut(&mut R, &mut dyn Stager) -> Result<(), HostError>,
-    faults: Faults,
+    nan_gradient_at: Option<usize>,
 ) -> Stepped {
     let t0 = Instant::now();
-    let launched = network(slot, step, weights, optimizer)
-        .and_then(|g| g.launch(step, optimizer, rng, &states, faults).map(|()| g));
+    let launched = network(slot, step, weights, optimizer).and_then(|g| {
+        g.launch(step, optimizer, rng, &states, nan_gradient_at)
+            .map(|()| g)
+    });
     let g = match launched {
         Ok(g) => g,
         Err(result) => {
@@ -779,12 +819,9 @@ pub(super) fn eager_step<R: rand::Rng>(
             rng,
             States::Carried(states),
             &mut |_, _| Ok(()),
-            Faults::default(),
+            None,
         );
-        let synced = match slot.as_mut() {
-            Some(g) => g.sync_to_host(weights, optimizer),
-            None => Ok(()),
-        };
+        let synced = sync_network(&mut slot, weights, optimizer);
         let result = stepped.result?;
         synced.map(|()| result)
     })

@@ -21,14 +21,6 @@ pub enum States<'a> {
     Carried(&'a mut [HostState<f32>]),
 }
 
-/// Test-only faults a device injects into its steps, to prove the guards that stop a run
-/// (never set by training runs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Faults {
-    /// Make an entry of the gradient of `w_rec` NaN at this iteration.
-    pub nan_gradient_at: Option<usize>,
-}
-
 /// Handed to a step's `overlap` work: prepares the next batch for the device while the
 /// current step runs.
 pub trait Stager {

@@ -18,11 +18,13 @@ mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod engine;
+#[doc(hidden)]
+pub mod faults;
 
 use serde::{Deserialize, Serialize};
 
 pub use cpu::CpuEngine;
-pub use engine::{Engine, Faults, Overlap, Staged, Stager, States, Stepped};
+pub use engine::{Engine, Overlap, Staged, Stager, States, Stepped};
 
 use crate::error::HostError;
 use crate::network::Weights;
@@ -76,23 +78,22 @@ pub fn no_cuda_build() -> HostError {
     }
 }
 
-/// The engine of `device` (see [`check_device`]), injecting `faults` (tests only; else
-/// `Faults::default()`).
-pub fn engine(device: Device, faults: Faults) -> Result<Box<dyn Engine>, HostError> {
+/// The engine of `device` (see [`check_device`]).
+pub fn engine(device: Device) -> Result<Box<dyn Engine>, HostError> {
     check_device(device)?;
     match device {
-        Device::Cpu => Ok(Box::new(CpuEngine::new(faults))),
-        Device::Cuda => cuda_engine(faults),
+        Device::Cpu => Ok(Box::new(CpuEngine::new())),
+        Device::Cuda => cuda_engine(),
     }
 }
 
 #[cfg(feature = "cuda")]
-fn cuda_engine(faults: Faults) -> Result<Box<dyn Engine>, HostError> {
-    Ok(Box::new(cuda::CudaEngine::new(faults)))
+fn cuda_engine() -> Result<Box<dyn Engine>, HostError> {
+    Ok(Box::new(cuda::CudaEngine::new()))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda_engine(_: Faults) -> Result<Box<dyn Engine>, HostError> {
+fn cuda_engine() -> Result<Box<dyn Engine>, HostError> {
     Err(no_cuda_build())
 }
 
