@@ -17,9 +17,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::HostError;
+use crate::loss::RateRegulariser;
 use crate::network::{Network, Weights};
-use crate::train::optim::Optimizer;
-use crate::train::{PassResult, Trainer, TrainerOptions, TrainerState};
+use crate::train::device::Device;
+use crate::train::optim::{Optimizer, OptimizerKind};
+use crate::train::update::Rewiring;
+use crate::train::{PassResult, Schedule, Trainer, TrainerOptions, TrainerState};
 
 /// Resolves the original's `seed = -1` (random) convention to a concrete, recorded seed.
 pub fn resolve_seed(seed: i64) -> u64 {
@@ -201,9 +204,25 @@ impl<T> Progress<T> {
         }
     }
 
-    /// A [`Trainer`] of `network` at this point of the run; its generator is the run's (the
-    /// tutorials draw data and DEEP R's numbers from one generator, as the original).
-    pub fn trainer(&self, network: Network, options: TrainerOptions) -> Result<Trainer, HostError> {
+    /// A [`Trainer`] of `network` on `device` at this point of the run, as the tutorials
+    /// train: Adam at the run's learning rate, the regulariser `reg`, DEEP R's `rewiring`; its
+    /// generator is the run's (the tutorials draw data and DEEP R's numbers from one
+    /// generator, as the original).
+    pub fn trainer(
+        &self,
+        network: Network,
+        device: Device,
+        rewiring: Option<Rewiring>,
+        reg: RateRegulariser<f32>,
+    ) -> Result<Trainer, HostError> {
+        let options = TrainerOptions {
+            device,
+            optimizer: OptimizerKind::Adam,
+            schedule: Schedule::Constant(self.learning_rate),
+            rewiring,
+            regulariser: Some(reg),
+            seed: 0,
+        };
         let state = TrainerState {
             iteration: self.iteration,
             optimizer: self.optimizer.clone(),

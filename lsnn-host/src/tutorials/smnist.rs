@@ -30,11 +30,8 @@ use crate::runs::traces::ElementTraces;
 use crate::runs::{mean_hz, new_run_dir, resolve_seed, stats, use_threads, Clock, Hooks};
 use crate::tasks::smnist::{SmnistBatch, SmnistEncoding};
 use crate::train::device::{check_device, engine, Device, Engine, Staged, Stager};
-use crate::train::optim::OptimizerKind;
 use crate::train::update::Rewiring;
-use crate::train::{
-    run_pass, zero_states, PassOptions, PassResult, Schedule, Trainer, TrainerOptions,
-};
+use crate::train::{run_pass, zero_states, PassOptions, PassResult, Schedule, Trainer};
 
 /// The tutorial's flags (same names in kebab case, same defaults), plus lsnn-rs's own.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -606,18 +603,12 @@ impl SmnistSession {
             spec: self.spec.clone(),
             weights: self.weights.clone(),
         };
-        let options = TrainerOptions {
-            device: self.flags.device,
-            optimizer: OptimizerKind::Adam,
-            schedule: Schedule::Constant(self.progress.learning_rate),
-            rewiring: self.flags.rewired().then_some(Rewiring {
-                l1: self.flags.l1,
-                temperature: self.flags.rewiring_temperature,
-            }),
-            regulariser: Some(self.regulariser()),
-            seed: 0,
-        };
-        self.progress.trainer(network, options)
+        let rewiring = self.flags.rewired().then_some(Rewiring {
+            l1: self.flags.l1,
+            temperature: self.flags.rewiring_temperature,
+        });
+        let reg = self.regulariser();
+        (self.progress).trainer(network, self.flags.device, rewiring, reg)
     }
 
     /// Brings the weights, the optimiser and the generator back from `trainer`.

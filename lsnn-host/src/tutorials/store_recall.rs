@@ -29,11 +29,8 @@ use crate::runs::traces::ElementTraces;
 use crate::runs::{mean_last, new_run_dir, resolve_seed, stats, use_threads, Clock, Hooks};
 use crate::tasks::store_recall::{generate, recall_error, StoreRecallBatch, StoreRecallParams};
 use crate::train::device::{check_device, engine, Device, Engine};
-use crate::train::optim::OptimizerKind;
 use crate::train::update::Rewiring;
-use crate::train::{
-    run_pass, zero_states, HostState, PassOptions, PassResult, Schedule, Trainer, TrainerOptions,
-};
+use crate::train::{run_pass, zero_states, HostState, PassOptions, PassResult, Schedule, Trainer};
 
 /// The tutorial's flags (same names in kebab case, same defaults), plus lsnn-rs's own.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -543,15 +540,8 @@ impl Session {
             spec: self.spec.clone(),
             weights: self.weights.clone(),
         };
-        let options = TrainerOptions {
-            device: self.flags.device,
-            optimizer: OptimizerKind::Adam,
-            schedule: Schedule::Constant(self.progress.learning_rate),
-            rewiring: self.flags.rewiring(),
-            regulariser: Some(self.regulariser()),
-            seed: 0,
-        };
-        self.progress.trainer(network, options)
+        let (rewiring, reg) = (self.flags.rewiring(), self.regulariser());
+        (self.progress).trainer(network, self.flags.device, rewiring, reg)
     }
 
     /// The training loop. The session's weights and generator are brought up to date from
