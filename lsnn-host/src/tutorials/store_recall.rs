@@ -18,8 +18,9 @@ use crate::error::HostError;
 use crate::export::export_model;
 use crate::files::write_json;
 use crate::loss::{LossTerm, RateRegulariser, Target};
-use crate::network::Network;
-use crate::network::{Delays, Matrix, NetworkBuilder, Params, Population, Sparse, Spec, Weights};
+use crate::network::{
+    Delays, Matrix, Network, NetworkBuilder, Params, Population, Sparse, Spec, Weights,
+};
 use crate::runs::checkpoint::{
     checkpoint_error, load_run, read_flags, restore_network, save_run, CHECKPOINT_FILE,
 };
