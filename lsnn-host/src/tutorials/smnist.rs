@@ -615,9 +615,9 @@ impl SmnistSession {
         self.progress.take_from(trainer, &mut self.weights)
     }
 
-    /// The training loop. The session's weights and generator are brought up to date from
-    /// the trainer before every validation and checkpoint (the validation draws from the
-    /// run's generator); the caller takes them back at the end.
+    /// The training loop. Validations read the trainer's weights (copied into the session)
+    /// and draw from its generator, the run's; checkpoints take the whole state back, and so
+    /// does the caller at the end.
     fn train(
         &mut self,
         trainer: &mut Trainer,
@@ -635,9 +635,8 @@ impl SmnistSession {
                     .decay_learning_rate(self.flags.lr_decay, |text| printer.say(text));
             }
             if k.is_multiple_of(self.flags.print_every) {
-                self.take_from(trainer)?;
-                self.validate(k, printer, clock.elapsed())?;
-                *trainer.rng_mut() = self.progress.rng.clone();
+                self.weights.clone_from(trainer.weights()?);
+                self.validate(k, printer, clock.elapsed(), trainer.rng_mut())?;
             }
             let batch = match next.take() {
                 Some(b) => b,
@@ -717,11 +716,18 @@ impl SmnistSession {
         }
     }
 
-    fn validate(&mut self, k: usize, printer: &Printer, elapsed: f64) -> Result<(), HostError> {
+    /// Validation at iteration `k` on a batch drawn from `rng` (the run's generator).
+    fn validate(
+        &mut self,
+        k: usize,
+        printer: &Printer,
+        elapsed: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(), HostError> {
         let images = self
             .data
             .validation
-            .next_batch(&mut self.progress.rng, self.flags.n_batch_validation)?;
+            .next_batch(rng, self.flags.n_batch_validation)?;
         let batch = self.encode(&images)?;
         let pass = self.evaluate(&batch, self.flags.do_plot)?;
         let correct = pass

@@ -545,10 +545,9 @@ impl Session {
         (self.progress).trainer(network, self.flags.device, rewiring, reg)
     }
 
-    /// The training loop. The session's weights and generator are brought up to date from
-    /// the trainer before every validation (each iteration: the tutorial validates before
-    /// every step, drawing from the run's generator) and checkpoint; the caller takes them
-    /// back at the end.
+    /// The training loop. Validations (before every step, as the tutorial) read the
+    /// trainer's weights (copied into the session) and draw from its generator, the run's;
+    /// checkpoints take the whole state back, and so does the caller at the end.
     fn train(
         &mut self,
         trainer: &mut Trainer,
@@ -566,9 +565,8 @@ impl Session {
             let printing = k.is_multiple_of(self.flags.print_every);
 
             // Validation before each training step, as the original.
-            self.progress.take_from(trainer, &mut self.weights)?;
-            let val_batch = generate(&mut self.progress.rng, self.flags.batch_val, &task)?;
-            *trainer.rng_mut() = self.progress.rng.clone();
+            self.weights.clone_from(trainer.weights()?);
+            let val_batch = generate(trainer.rng_mut(), self.flags.batch_val, &task)?;
             let mut val_state = std::mem::take(&mut self.val_state);
             let t_val = Instant::now();
             let val = self.pass(&val_batch, &mut val_state, false, printing)?;
