@@ -816,6 +816,9 @@ pub fn csr_arrival_offsets<F: Copy>(syn: CsrRef<'_, F>) -> Vec<u32> {
 /// Steps of a block whose weight-gradient rows are updated together.
 const BLOCK: usize = 64;
 
+/// How many events ahead a lane's weight-gradient rows are fetched into cache.
+const AHEAD: usize = 2;
+
 /// dL/di of the steps the backward is at, kept twice: all lanes of a neuron together, for the
 /// recurrent adjoints, over the last D steps (a ring small enough for the cache), and lane by
 /// lane, for the weight gradients, over a block of steps and the `D - 1` after it (where the
@@ -847,6 +850,28 @@ pub struct AdjointWindow<F> {
     base: usize,
     /// First step of the current block.
     t0: usize,
+    /// Per lane, the block's events in the order its rows take them (buffers kept across
+    /// blocks and passes).
+    events: Vec<Vec<RowEvent<F>>>,
+}
+
+/// One event of a block as the weight-gradient rows take it: `x * dL/di` from step `t0 +
+/// step` on into row `row` of `w_in` (`input`) or `w_rec`.
+#[derive(Clone, Copy, Debug)]
+struct RowEvent<F> {
+    input: bool,
+    row: u16,
+    step: u16,
+    value: F,
+}
+
+impl<F> RowEvent<F> {
+    /// Where its row is in a matrix of N = `n` columns.
+    #[inline(always)]
+    fn columns(&self, n: usize) -> core::ops::Range<usize> {
+        let row = usize::from(self.row);
+        row * n..(row + 1) * n
+    }
 }
 
 impl<F: Real> AdjointWindow<F> {
@@ -955,36 +980,14 @@ impl<F: Real> AdjointWindow<F> {
         spike: F,
         grads: &mut [ElementGrads<F>],
     ) {
-        let (n, row_len, stride, t0) = (self.n, self.row, self.stride, self.t0);
-        let end = trace.steps.min(t0 + BLOCK);
-        let mut rows: Vec<(&mut [F], &mut [F])> = grads
-            .iter_mut()
-            .map(|g| {
-                let w_in = g.w_in.as_slice_mut().expect("standard layout");
-                let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
-                (w_in, w_rec)
-            })
-            .collect();
-        // Latest step first, and in a step inputs before spikes: each lane's rows get their
-        // terms in the order of the one-element backward.
-        for t in (t0..end).rev() {
-            let from = (t - t0) * row_len;
-            let window = |l: usize| {
-                let at = self.base + l * stride + from;
-                &self.lanes[at..at + self.reach]
-            };
-            for e in trace.inputs(t) {
-                let (l, row) = (usize::from(e.lane), usize::from(e.channel));
-                let w = &mut rows[l].0[row * n..(row + 1) * n];
-                ctx.delays_in.add_row(x, w, row, window(l), e.value);
-            }
-            for (k, bits) in trace.spikes(t) {
-                let z = trace.spike_value(t, k, spike);
-                for_lanes(bits, |l| {
-                    let w = &mut rows[l].1[k * n..(k + 1) * n];
-                    ctx.delays_rec.add_row(x, w, k, window(l), z.0[l]);
-                });
-            }
+        let (row_len, stride, t0) = (self.row, self.stride, self.t0);
+        let steps = t0..trace.steps.min(t0 + BLOCK);
+        if self.n.div_ceil(LANES) < NARROW {
+            // Narrow rows are cheap to add: listing the events would cost more than it saves.
+            self.add_rows_step_by_step(x, ctx, trace, steps, spike, grads);
+        } else {
+            self.list_events(trace, steps, spike);
+            self.add_rows_lane_by_lane(x, ctx, grads);
         }
         if t0 > 0 {
             // Steps t0 .. t0 + D - 2 are where the block before delivers last.
@@ -994,6 +997,116 @@ impl<F: Real> AdjointWindow<F> {
                 lane.copy_within(0..keep, BLOCK * row_len);
             }
             self.t0 = t0 - BLOCK;
+        }
+    }
+
+    /// Lane `l`'s window from step `t0 + step` on.
+    #[inline(always)]
+    fn lane_window(&self, l: usize, step: usize) -> &[F] {
+        let at = self.base + l * self.stride + step * self.row;
+        &self.lanes[at..at + self.reach]
+    }
+
+    /// The weight-gradient rows of the block's `steps`, latest step first, in a step inputs
+    /// before spikes: each lane's rows get their terms in the order of the one-element
+    /// backward.
+    #[inline(always)]
+    fn add_rows_step_by_step<X: Reg<Scalar = F>>(
+        &self,
+        x: X,
+        ctx: &BackwardContext<'_, F>,
+        trace: &GroupTrace<F>,
+        steps: core::ops::Range<usize>,
+        spike: F,
+        grads: &mut [ElementGrads<F>],
+    ) {
+        let (n, t0) = (self.n, steps.start);
+        let mut rows: Vec<(&mut [F], &mut [F])> = grads
+            .iter_mut()
+            .map(|g| {
+                let w_in = g.w_in.as_slice_mut().expect("standard layout");
+                let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
+                (w_in, w_rec)
+            })
+            .collect();
+        for t in steps.rev() {
+            for e in trace.inputs(t) {
+                let (l, row) = (usize::from(e.lane), usize::from(e.channel));
+                let w = &mut rows[l].0[row * n..(row + 1) * n];
+                let window = self.lane_window(l, t - t0);
+                ctx.delays_in.add_row(x, w, row, window, e.value);
+            }
+            for (k, bits) in trace.spikes(t) {
+                let z = trace.spike_value(t, k, spike);
+                for_lanes(bits, |l| {
+                    let w = &mut rows[l].1[k * n..(k + 1) * n];
+                    let window = self.lane_window(l, t - t0);
+                    ctx.delays_rec.add_row(x, w, k, window, z.0[l]);
+                });
+            }
+        }
+    }
+
+    /// Lists each lane's events of the block's `steps` in the order of
+    /// [`Self::add_rows_step_by_step`].
+    fn list_events(&mut self, trace: &GroupTrace<F>, steps: core::ops::Range<usize>, spike: F) {
+        let t0 = steps.start;
+        self.events.resize_with(LANES, Vec::new);
+        for list in &mut self.events {
+            list.clear();
+        }
+        for t in steps.rev() {
+            let step = (t - t0) as u16;
+            for e in trace.inputs(t) {
+                self.events[usize::from(e.lane)].push(RowEvent {
+                    input: true,
+                    row: e.channel,
+                    step,
+                    value: e.value,
+                });
+            }
+            for (k, bits) in trace.spikes(t) {
+                let z = trace.spike_value(t, k, spike);
+                for_lanes(bits, |l| {
+                    self.events[l].push(RowEvent {
+                        input: false,
+                        // The trace keeps neurons as u16.
+                        row: k as u16,
+                        step,
+                        value: z.0[l],
+                    });
+                });
+            }
+        }
+    }
+
+    /// The listed events' weight-gradient rows, lane by lane: one lane's window stays in
+    /// cache, and the rows of the events ahead are fetched while the current one is added
+    /// (they are far apart in memory).
+    #[inline(always)]
+    fn add_rows_lane_by_lane<X: Reg<Scalar = F>>(
+        &self,
+        x: X,
+        ctx: &BackwardContext<'_, F>,
+        grads: &mut [ElementGrads<F>],
+    ) {
+        let n = self.n;
+        for (l, (list, g)) in self.events.iter().zip(grads.iter_mut()).enumerate() {
+            let w_in = g.w_in.as_slice_mut().expect("standard layout");
+            let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
+            for (i, e) in list.iter().enumerate() {
+                if let Some(ahead) = list.get(i + AHEAD) {
+                    let rows = if ahead.input { &*w_in } else { &*w_rec };
+                    x.prefetch(&rows[ahead.columns(n)]);
+                }
+                let window = self.lane_window(l, usize::from(e.step));
+                let (w, delays) = if e.input {
+                    (&mut w_in[e.columns(n)], &ctx.delays_in)
+                } else {
+                    (&mut w_rec[e.columns(n)], &ctx.delays_rec)
+                };
+                delays.add_row(x, w, usize::from(e.row), window, e.value);
+            }
         }
     }
 }

@@ -33,6 +33,11 @@ pub trait Reg: Value + Send + Sync {
         self.store(&mut m);
         out[..LANES].copy_from_slice(&m.0);
     }
+    /// Asks the CPU to bring `x` into its caches (a hint; nothing where there is none).
+    #[inline(always)]
+    fn prefetch(self, x: &[Self::Scalar]) {
+        let _ = x;
+    }
     /// The mask of the lanes set in `bits` (lane `l` is bit `l`).
     fn mask(self, bits: u16) -> Self::Mask;
     /// The lanes set in `mask` as bits.
@@ -284,6 +289,10 @@ mod avx512 {
             *out = pulp::cast(self.v);
         }
         #[inline(always)]
+        fn prefetch(self, x: &[f32]) {
+            prefetch_lines(self.simd, x);
+        }
+        #[inline(always)]
         fn mask(self, bits: u16) -> Bits16 {
             Bits16(bits)
         }
@@ -294,6 +303,19 @@ mod avx512 {
         #[inline(always)]
         fn ne(self, other: Self) -> Bits16 {
             Bits16(self.simd.cmp_not_eq_f32x16(self.v, other.v).0)
+        }
+    }
+
+    /// Prefetches every cache line of `x` (64 bytes each) into all cache levels.
+    #[inline(always)]
+    fn prefetch_lines<T>(simd: V4, x: &[T]) {
+        let bytes = core::mem::size_of_val(x);
+        let first = x.as_ptr().cast::<i8>();
+        for at in (0..bytes).step_by(64) {
+            // The address stays inside `x` (`wrapping_add` is only arithmetic); a prefetch
+            // reads nothing the program sees.
+            simd.sse
+                ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(first.wrapping_add(at));
         }
     }
 
@@ -354,6 +376,10 @@ mod avx512 {
         #[inline(always)]
         fn store(self, out: &mut Mem<f64>) {
             out.0 = pulp::cast(self.v);
+        }
+        #[inline(always)]
+        fn prefetch(self, x: &[f64]) {
+            prefetch_lines(self.simd, x);
         }
         #[inline(always)]
         fn mask(self, bits: u16) -> Bits16 {
