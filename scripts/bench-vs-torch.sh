@@ -9,6 +9,9 @@
 # PYTHON: a python with torch and numpy (default: a venv in ~/.cache/lsnn-rs/torchenv, created
 #   with `pip install torch numpy` when missing).
 # ITERS: timed iterations of lsnn-rs per configuration (default 5; the peer runs 3, 2 and 1).
+# ROUNDS: how many times lsnn-rs and the baseline are timed, alternately, per configuration
+#   (default 1); the table gives the median of their rounds' medians (this VM's speed drifts
+#   by tens of percent over minutes: alternating puts both in the same phases).
 # Each timing is the median of its iterations after one warm-up, as `lsnn-host bench` prints.
 # PAUSE: seconds between runs (default 5). On a shared machine run it as
 #   `chrt -f 50 scripts/bench-vs-torch.sh` (real-time priority keeps other jobs off the cores).
@@ -16,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PEER=${1:-../shared/bench/torch_lsnn.py}
 ITERS=${ITERS:-5}
+ROUNDS=${ROUNDS:-1}
 PAUSE=${PAUSE:-5}
 [ -f "$PEER" ] || { echo "error: PyTorch peer not found at $PEER (pass its path)" >&2; exit 2; }
 if [ -z "${PYTHON:-}" ]; then
@@ -47,18 +51,24 @@ fi
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readlines()[-1])['$1'])"; }
 ratio() { python3 -c "print(f'{float($1)/float($2):.1f}x')"; }
 ms() { python3 -c "print(f'{float($1):.0f} ms')"; }
+median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
 
 row() { # name, torch args, lsnn args
   local torch_ms ours_ms base_ms
   # Ours first: a run right after one that allocated and freed a lot of memory (the peer, the
   # baseline's per-pass trace buffers) is measurably slower on some VMs while the kernel
   # reclaims; a pause between runs for the same reason.
-  ours_ms=$($BIN bench --device cpu $3 --iters "$ITERS" | field ms_median)
-  sleep "$PAUSE"
-  if [ -n "$BASE_BIN" ]; then
-    base_ms=$($BASE_BIN bench --device cpu $3 --iters 3 | field ms_median)
+  local ours=() base=()
+  for _ in $(seq "$ROUNDS"); do
+    ours+=("$($BIN bench --device cpu $3 --iters "$ITERS" | field ms_median)")
     sleep "$PAUSE"
-  fi
+    if [ -n "$BASE_BIN" ]; then
+      base+=("$($BASE_BIN bench --device cpu $3 --iters 3 | field ms_median)")
+      sleep "$PAUSE"
+    fi
+  done
+  ours_ms=$(median "${ours[@]}")
+  [ -z "$BASE_BIN" ] || base_ms=$(median "${base[@]}")
   torch_ms=$("$PYTHON" "$PEER" --device cpu $2 2>/dev/null | field ms_median)
   sleep "$PAUSE"
   if [ -n "$BASE_BIN" ]; then
