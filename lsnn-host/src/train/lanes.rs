@@ -982,13 +982,8 @@ impl<F: Real> AdjointWindow<F> {
     ) {
         let (row_len, stride, t0) = (self.row, self.stride, self.t0);
         let steps = t0..trace.steps.min(t0 + BLOCK);
-        if self.n.div_ceil(LANES) < NARROW {
-            // Narrow rows are cheap to add: listing the events would cost more than it saves.
-            self.add_rows_step_by_step(x, ctx, trace, steps, spike, grads);
-        } else {
-            self.list_events(trace, steps, spike);
-            self.add_rows_lane_by_lane(x, ctx, grads);
-        }
+        self.list_events(trace, steps, spike);
+        self.add_rows_lane_by_lane(x, ctx, grads);
         if t0 > 0 {
             // Steps t0 .. t0 + D - 2 are where the block before delivers last.
             let keep = (self.window - BLOCK) * row_len;
@@ -1007,48 +1002,8 @@ impl<F: Real> AdjointWindow<F> {
         &self.lanes[at..at + self.reach]
     }
 
-    /// The weight-gradient rows of the block's `steps`, latest step first, in a step inputs
-    /// before spikes: each lane's rows get their terms in the order of the one-element
-    /// backward.
-    #[inline(always)]
-    fn add_rows_step_by_step<X: Reg<Scalar = F>>(
-        &self,
-        x: X,
-        ctx: &BackwardContext<'_, F>,
-        trace: &GroupTrace<F>,
-        steps: core::ops::Range<usize>,
-        spike: F,
-        grads: &mut [ElementGrads<F>],
-    ) {
-        let (n, t0) = (self.n, steps.start);
-        let mut rows: Vec<(&mut [F], &mut [F])> = grads
-            .iter_mut()
-            .map(|g| {
-                let w_in = g.w_in.as_slice_mut().expect("standard layout");
-                let w_rec = g.w_rec.as_slice_mut().expect("standard layout");
-                (w_in, w_rec)
-            })
-            .collect();
-        for t in steps.rev() {
-            for e in trace.inputs(t) {
-                let (l, row) = (usize::from(e.lane), usize::from(e.channel));
-                let w = &mut rows[l].0[row * n..(row + 1) * n];
-                let window = self.lane_window(l, t - t0);
-                ctx.delays_in.add_row(x, w, row, window, e.value);
-            }
-            for (k, bits) in trace.spikes(t) {
-                let z = trace.spike_value(t, k, spike);
-                for_lanes(bits, |l| {
-                    let w = &mut rows[l].1[k * n..(k + 1) * n];
-                    let window = self.lane_window(l, t - t0);
-                    ctx.delays_rec.add_row(x, w, k, window, z.0[l]);
-                });
-            }
-        }
-    }
-
-    /// Lists each lane's events of the block's `steps` in the order of
-    /// [`Self::add_rows_step_by_step`].
+    /// Lists each lane's events of the block's `steps` in the order its rows take their terms:
+    /// latest step first, and in a step inputs before spikes (the one-element backward's).
     fn list_events(&mut self, trace: &GroupTrace<F>, steps: core::ops::Range<usize>, spike: F) {
         let t0 = steps.start;
         self.events.resize_with(LANES, Vec::new);
