@@ -957,14 +957,26 @@ impl<F: Real> AdjointWindow<F> {
         }
     }
 
-    /// Copies step t's dL/di into the lanes' windows.
+    /// Copies step t's dL/di into the lanes' windows, 16 neurons at a time through a
+    /// transpose (the padding after N gets zeros).
     #[inline(always)]
-    fn spread(&mut self, t: usize) {
+    fn spread<X: Reg<Scalar = F>>(&mut self, x: X, t: usize) {
         let (n, stride) = (self.n, self.stride);
         let (from, row) = (self.at(t, 0), (t - self.t0) * self.row);
-        for (j, g) in self.all[from..from + n].iter().enumerate() {
-            for (l, &x) in g.0.iter().enumerate() {
-                self.lanes[self.base + l * stride + row + j] = x;
+        for j0 in (0..n).step_by(LANES) {
+            let len = LANES.min(n - j0);
+            let neurons = &self.all[from + j0..from + j0 + len];
+            let lanes = match <&[V<F>; LANES]>::try_from(neurons) {
+                Ok(tile) => x.transpose(tile),
+                Err(_) => {
+                    let mut tile = [V::default(); LANES];
+                    tile[..len].copy_from_slice(neurons);
+                    x.transpose(&tile)
+                }
+            };
+            for (l, lane) in lanes.into_iter().enumerate() {
+                let at = self.base + l * stride + row + j0;
+                lane.store_slice(&mut self.lanes[at..at + LANES]);
             }
         }
     }
@@ -1157,11 +1169,15 @@ impl DelayMasks {
         let masks = &self.masks[k * chunks * d_slots..(k + 1) * chunks * d_slots];
         let zero = x.splat(F::zero());
         let v = x.splat(value);
+        // As registers, a power of two of them: the mask changes no index but spares the
+        // bounds checks.
+        let (registers, _) = window.as_chunks::<LANES>();
+        let mask = registers.len() - 1;
         let picked = |c: usize, masks: &[u16]| {
             let mut h = zero;
             for (d, &m) in masks.iter().enumerate() {
-                let from = (d * chunks + c) * LANES;
-                h = X::select(x.mask(m), x.load_slice(&window[from..]), h);
+                let register = &registers[(d * chunks + c) & mask];
+                h = X::select(x.mask(m), x.load_slice(register), h);
             }
             h
         };
@@ -1351,7 +1367,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
 
             // 3. Synapses: what was delivered at step t arrives at step t + d. The weight
             // gradients are added block by block (see `AdjointWindow`).
-            g_i.spread(t);
+            g_i.spread(x, t);
             // dL/dz_{t-1} through the recurrent synapses (masked at step t - 1, where its
             // pseudo-derivative is known). Connected synapses, j ascending: lsnn-gpu's backward
             // sums in this order too.

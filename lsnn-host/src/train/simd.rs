@@ -38,6 +38,11 @@ pub trait Reg: Value + Send + Sync {
     fn prefetch(self, x: &[Self::Scalar]) {
         let _ = x;
     }
+    /// The transpose of `tile`: lane `l` of register `j` becomes lane `j` of register `l`.
+    #[inline(always)]
+    fn transpose(self, tile: &[Mem<Self::Scalar>; LANES]) -> [Self; LANES] {
+        core::array::from_fn(|l| self.load(&Lanes(core::array::from_fn(|j| tile[j].0[l]))))
+    }
     /// The mask of the lanes set in `bits` (lane `l` is bit `l`).
     fn mask(self, bits: u16) -> Self::Mask;
     /// The lanes set in `mask` as bits.
@@ -292,6 +297,24 @@ mod avx512 {
         fn prefetch(self, x: &[f32]) {
             prefetch_lines(self.simd, x);
         }
+        /// Four rounds of two-register permutes, each swapping the off-diagonal blocks of
+        /// size 8, 4, 2 and 1 (64 instructions instead of 256 scalar moves).
+        #[inline(always)]
+        fn transpose(self, tile: &[Mem<f32>; LANES]) -> [Self; LANES] {
+            let mut r = [self.v; LANES];
+            for j in 0..LANES {
+                r[j] = pulp::cast(tile[j].0);
+            }
+            swap_blocks(self.simd, &mut r, 8);
+            swap_blocks(self.simd, &mut r, 4);
+            swap_blocks(self.simd, &mut r, 2);
+            swap_blocks(self.simd, &mut r, 1);
+            let mut out = [self; LANES];
+            for j in 0..LANES {
+                out[j] = self.with(r[j]);
+            }
+            out
+        }
         #[inline(always)]
         fn mask(self, bits: u16) -> Bits16 {
             Bits16(bits)
@@ -303,6 +326,45 @@ mod avx512 {
         #[inline(always)]
         fn ne(self, other: Self) -> Bits16 {
             Bits16(self.simd.cmp_not_eq_f32x16(self.v, other.v).0)
+        }
+    }
+
+    /// Where a permute of rows `i` and `i + b` (bit b of `i` clear) takes each column from
+    /// (16 and above: the second row) when it swaps their off-diagonal blocks of size b: for
+    /// the upper row its own column c where bit b of c is clear, else the lower row's c - b;
+    /// for the lower row the upper's c + b, else its own c.
+    const fn block_swap(b: usize, upper: bool) -> [i32; LANES] {
+        let mut index = [0; LANES];
+        let mut c = 0;
+        while c < LANES {
+            let from = match (upper, c & b == 0) {
+                (true, true) => c,
+                (true, false) => LANES + c - b,
+                (false, true) => c + b,
+                (false, false) => LANES + c,
+            };
+            index[c] = from as i32;
+            c += 1;
+        }
+        index
+    }
+
+    /// Swaps the off-diagonal blocks of size `b` of every `2b x 2b` block of `r`.
+    #[inline(always)]
+    fn swap_blocks(simd: V4, r: &mut [f32x16; LANES], b: usize) {
+        const TABLES: [[[i32; LANES]; 2]; 4] = [
+            [block_swap(1, true), block_swap(1, false)],
+            [block_swap(2, true), block_swap(2, false)],
+            [block_swap(4, true), block_swap(4, false)],
+            [block_swap(8, true), block_swap(8, false)],
+        ];
+        let [upper, lower] = TABLES[b.trailing_zeros() as usize].map(pulp::cast);
+        for i in 0..LANES {
+            if i & b == 0 {
+                let (a, c) = (pulp::cast(r[i]), pulp::cast(r[i + b]));
+                r[i] = pulp::cast(simd.avx512f._mm512_permutex2var_ps(a, upper, c));
+                r[i + b] = pulp::cast(simd.avx512f._mm512_permutex2var_ps(a, lower, c));
+            }
         }
     }
 
@@ -484,5 +546,43 @@ mod tests {
     fn every_lane_computes_the_scalar_bits() {
         lanes_match_scalar::<f32>();
         lanes_match_scalar::<f64>();
+    }
+
+    struct Transpose<F>([Mem<F>; LANES]);
+
+    impl<F: SimdReal> Kernel<F> for Transpose<F> {
+        type Output = [Mem<F>; LANES];
+        fn run<X: Reg<Scalar = F>>(self, like: X) -> Self::Output {
+            let mut out = [Mem::default(); LANES];
+            for (m, r) in out.iter_mut().zip(like.transpose(&self.0)) {
+                r.store(m);
+            }
+            out
+        }
+    }
+
+    fn transposes<F: SimdReal>() {
+        let corner = corner_cases();
+        let tile: [Mem<F>; LANES] = core::array::from_fn(|j| {
+            Lanes(core::array::from_fn(|l| match (j + l) % 3 {
+                0 => F::of(corner[(j * 7 + l) % LANES]),
+                _ => F::of((j * LANES + l) as f64),
+            }))
+        });
+        for isa in [Isa::Best, Isa::Portable] {
+            let out = dispatch(isa, Transpose(tile));
+            for (j, row) in tile.iter().enumerate() {
+                for (l, want) in row.0.iter().enumerate() {
+                    let got = out[l].0[j];
+                    assert_eq!(got.to_bits_u64(), want.to_bits_u64(), "{isa:?}, ({j}, {l})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_moves_lane_l_of_register_j_to_lane_j_of_register_l() {
+        transposes::<f32>();
+        transposes::<f64>();
     }
 }
