@@ -1158,12 +1158,9 @@ impl DelayMasks {
         let chunks = n.div_ceil(LANES);
         if chunks < NARROW {
             // `window.len()` is a power of two beyond every offset: the mask changes no index
-            // but spares the bounds check (which needs the length known not to be 0).
-            let Some(mask) = window.len().checked_sub(1) else {
-                return;
-            };
-            let mask = mask as u32;
-            let window = &window[..mask as usize + 1];
+            // but, on the window sliced to `mask + 1`, spares the bounds check.
+            let mask = (window.len() - 1) as u32;
+            let window = &window[..=mask as usize];
             let arrive = &self.arrive[k * n..(k + 1) * n];
             for (g, &a) in row.iter_mut().zip(arrive) {
                 *g = *g + value * window[(a & mask) as usize];
