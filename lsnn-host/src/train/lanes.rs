@@ -285,7 +285,8 @@ struct LaneState<F> {
     /// Refractory steps left, as floats (small integers, exact), so that they are counted down
     /// in the registers.
     left: Vec<V<F>>,
-    /// `D` slots of `N`; the slot that arrives in `d` steps is `(head + d) mod D`.
+    /// Slots of `N`, sliding: the slot that arrives in `d` steps is `head + d` (no wrap per
+    /// synapse); when the D slots from `head` on would pass the end, they move to the start.
     ring: Vec<V<F>>,
     d_slots: usize,
     head: usize,
@@ -299,8 +300,9 @@ impl<F: Real> LaneState<F> {
             z: vec![V::default(); n],
             b: vec![V::default(); n],
             left: vec![V::default(); n],
-            // A power of two, so that delivery can mask its indices (see `deliver_inputs`).
-            ring: vec![V::default(); (d_slots * n).next_power_of_two()],
+            // A power of two, so that delivery can mask its indices (see `Ring::entry`), with
+            // room for the D slots to slide about 2 D steps between moves.
+            ring: vec![V::default(); (3 * d_slots * n).next_power_of_two()],
             d_slots,
             head: 0,
         };
@@ -334,10 +336,25 @@ impl<F: Real> LaneState<F> {
                 );
                 state.set_refractory_left(j, self.left[j].0[l].to_f64() as u16);
                 for d in 0..d_slots {
-                    let slot = (self.head + d) % d_slots;
+                    let slot = self.head + d;
                     state.set_i_future(j, d, self.ring[slot * n + j].0[l]);
                 }
             }
+        }
+    }
+
+    /// The next step's slots: `head + 1`, or, where its D slots would pass the end, the D - 1
+    /// slots that hold deliveries moved to the start (zeros left behind; every slot after
+    /// them is zero: it was cleared when its step read it).
+    fn advance(&mut self) {
+        let n = self.v.len();
+        self.head += 1;
+        if (self.head + self.d_slots) * n > self.ring.len() {
+            let live = self.head * n..(self.head + self.d_slots - 1) * n;
+            let len = live.len();
+            self.ring.copy_within(live.clone(), 0);
+            self.ring[live.start.max(len)..live.end].fill(V::default());
+            self.head = 0;
         }
     }
 }
@@ -429,7 +446,6 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
             readout,
         } = self;
         let n = ctx.neurons.len();
-        let d_slots = ctx.n_delay;
         let k = ctx.consts.splat(x);
         let noise_std = (ctx.noise_std > F::zero()).then(|| x.splat(ctx.noise_std));
         let zero = x.splat(F::zero());
@@ -437,10 +453,7 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
         let n_refractory = x.splat(F::of(f64::from(ctx.n_refractory)));
 
         for t in 0..steps {
-            let ring = Ring {
-                at: s.head * n,
-                size: d_slots * n,
-            };
+            let ring = Ring { at: s.head * n };
             deliver_inputs(ctx, trace.inputs(t), ring, &mut s.ring);
             deliver_spikes(x, ctx, trace, t, &s.z, ring, &mut s.ring);
             let now = s.head * n;
@@ -481,7 +494,7 @@ impl<F: Real, N: CurrentNoise<F>> Kernel<F> for Forward<'_, '_, '_, '_, F, N> {
                 }
             }
             trace.spike_offsets.push(trace.spike_neurons.len() as u32);
-            s.head = (s.head + 1) % d_slots;
+            s.advance();
             readout.step(x, ctx, t, &s.z, trace.spikes(t + 1));
         }
     }
@@ -543,22 +556,19 @@ fn deliver_spikes<F: Real, X: Reg<Scalar = F>>(
 }
 
 /// Where in the ring a delivery lands during one step: the slot that arrives in d steps
-/// starts `d N` entries after `at` (the slot of this step), wrapping at `size` (`D N`).
+/// starts `d N` entries after `at` (the slot of this step; see `LaneState::advance`).
 #[derive(Clone, Copy, Debug)]
 struct Ring {
     at: usize,
-    size: usize,
 }
 
 impl Ring {
     /// The entry of offset `d N + j` ([`csr_arrival_offsets`]), masked by `mask` (the ring's
-    /// length minus 1, a power of two at least `size`: it changes no index but spares the
-    /// bounds check).
+    /// length minus 1, a power of two beyond every entry of the D slots from `at`: it changes
+    /// no index but spares the bounds check).
     #[inline(always)]
     fn entry(self, arrive: u32, mask: usize) -> usize {
-        let at = self.at + arrive as usize;
-        let at = if at >= self.size { at - self.size } else { at };
-        at & mask
+        (self.at + arrive as usize) & mask
     }
 }
 
@@ -876,8 +886,9 @@ impl<F> RowEvent<F> {
 
 impl<F: Real> AdjointWindow<F> {
     /// Ready for a backward over `steps` steps of N = `n` neurons and D = `d_slots` delays:
-    /// zeros, in the buffers of the last pass where they are large enough.
-    fn reset(&mut self, n: usize, d_slots: usize, steps: usize) {
+    /// zeros, in the buffers of the last pass where they are large enough; the lanes' windows
+    /// only if `windows` (rows that are not narrow).
+    fn reset(&mut self, n: usize, d_slots: usize, steps: usize, windows: bool) {
         let window = BLOCK + d_slots - 1;
         let row = n.div_ceil(LANES) * LANES;
         let reach = (d_slots * row).next_power_of_two();
@@ -892,8 +903,10 @@ impl<F: Real> AdjointWindow<F> {
         self.all
             .resize((2 * d_slots * n).next_power_of_two(), V::default());
         self.lanes.clear();
-        // One register more, to start the windows on a register's (cache line's) boundary.
-        self.lanes.resize(LANES * stride + LANES, F::zero());
+        if windows {
+            // One register more, to start the windows on a register's (cache line's) boundary.
+            self.lanes.resize(LANES * stride + LANES, F::zero());
+        }
         self.base = self.lanes.as_ptr().align_offset(64).min(LANES);
         self.t0 = steps.saturating_sub(1) / BLOCK * BLOCK;
     }
@@ -1007,6 +1020,38 @@ impl<F: Real> AdjointWindow<F> {
         }
     }
 
+    /// For narrow rows: the weight-gradient rows of the events delivered at step t, added
+    /// right after step t's dL/di is known (the D steps from t on are in `all`). Per lane and
+    /// row the same order as through the windows: later steps first.
+    #[inline(always)]
+    fn add_narrow_rows(
+        &self,
+        ctx: &BackwardContext<'_, F>,
+        trace: &GroupTrace<F>,
+        t: usize,
+        spike: F,
+        grads: &mut [ElementGrads<F>],
+    ) {
+        let (n, base) = (self.n, self.at(t, 0));
+        for e in trace.inputs(t) {
+            let l = usize::from(e.lane);
+            let w_in = grads[l].w_in.as_slice_mut().expect("standard layout");
+            let row = usize::from(e.channel);
+            let g = &mut w_in[row * n..(row + 1) * n];
+            ctx.delays_in
+                .add_narrow_row(g, row, &self.all, base, l, e.value);
+        }
+        for (k, bits) in trace.spikes(t) {
+            let z = trace.spike_value(t, k, spike);
+            for_lanes(bits, |l| {
+                let w_rec = grads[l].w_rec.as_slice_mut().expect("standard layout");
+                let g = &mut w_rec[k * n..(k + 1) * n];
+                ctx.delays_rec
+                    .add_narrow_row(g, k, &self.all, base, l, z.0[l]);
+            });
+        }
+    }
+
     /// Lane `l`'s window from step `t0 + step` on.
     #[inline(always)]
     fn lane_window(&self, l: usize, step: usize) -> &[F] {
@@ -1096,13 +1141,14 @@ pub struct DelayMasks {
     d_slots: usize,
     /// `[rows][ceil(N / LANES)][D]`.
     masks: Vec<u16>,
-    /// `[rows, N]`: `d R + j` for the synapse to neuron j with delay d, where R is N rounded
-    /// up to a multiple of [`LANES`] (a row of a lane's window).
+    /// `[rows, N]`, for narrow rows: `d N + j` for the synapse to neuron j with delay d (where
+    /// its delivery arrives in the adjoint ring, counted from the step it was delivered in).
     arrive: Vec<u32>,
 }
 
 /// Rows narrower than this many registers are added column by column: picking each register
-/// from D rows costs more than reading its columns one by one.
+/// from D rows costs more than reading its columns one by one, and the lanes' windows, their
+/// event lists and copies more than reading the adjoint ring where it is.
 const NARROW: usize = 3;
 
 impl DelayMasks {
@@ -1121,17 +1167,7 @@ impl DelayMasks {
                 }
             }
         }
-        let row = chunks * LANES;
-        let arrive = delays
-            .rows()
-            .into_iter()
-            .flat_map(|r| {
-                r.into_iter()
-                    .enumerate()
-                    .map(|(j, &d)| (usize::from(d) * row + j) as u32)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let arrive = arrival_offsets(delays);
         DelayMasks {
             n,
             d_slots,
@@ -1140,11 +1176,39 @@ impl DelayMasks {
         }
     }
 
+    /// Whether the rows are narrow: added column by column, straight from the adjoint ring
+    /// ([`Self::add_narrow_row`]), not through the lanes' windows.
+    fn narrow(&self) -> bool {
+        self.n.div_ceil(LANES) < NARROW
+    }
+
+    /// `row[j] += x * dL/di` of lane `l` at the step where synapse j's delivery arrives, for
+    /// the synapses of matrix row `k` delivered at the step whose slots start at `base` in the
+    /// adjoint ring `all` (a power of two entries, holding the D steps from there on).
+    #[inline(always)]
+    fn add_narrow_row<F: Real>(
+        &self,
+        row: &mut [F],
+        k: usize,
+        all: &[V<F>],
+        base: usize,
+        l: usize,
+        value: F,
+    ) {
+        let n = self.n;
+        // The masks change no index but spare the bounds checks.
+        let (mask, l) = (all.len() - 1, l & (LANES - 1));
+        let arrive = &self.arrive[k * n..(k + 1) * n];
+        for (g, &a) in row.iter_mut().zip(arrive) {
+            *g = *g + value * all[(base + a as usize) & mask].0[l];
+        }
+    }
+
     /// `row[j] += x * dL/di` of the step where synapse j's delivery arrives, for the synapses
     /// of matrix row `k` delivered at the first step of `window` (a lane's D rows of dL/di from
     /// that step on, rows of N rounded up to a multiple of [`LANES`], a power of two floats in
-    /// all). Wide rows pick each register of columns from the D rows by the columns' delays
-    /// (one masked move a delay); narrow ones gather column by column.
+    /// all): each register of columns picked from the D rows by the columns' delays (one
+    /// masked move a delay). Rows that are not [narrow](Self::narrow).
     #[inline(always)]
     fn add_row<F: Real, X: Reg<Scalar = F>>(
         &self,
@@ -1156,17 +1220,6 @@ impl DelayMasks {
     ) {
         let (n, d_slots) = (self.n, self.d_slots);
         let chunks = n.div_ceil(LANES);
-        if chunks < NARROW {
-            // `window.len()` is a power of two beyond every offset: the mask changes no index
-            // but, on the window sliced to `mask + 1`, spares the bounds check.
-            let mask = (window.len() - 1) as u32;
-            let window = &window[..=mask as usize];
-            let arrive = &self.arrive[k * n..(k + 1) * n];
-            for (g, &a) in row.iter_mut().zip(arrive) {
-                *g = *g + value * window[(a & mask) as usize];
-            }
-            return;
-        }
         let masks = &self.masks[k * chunks * d_slots..(k + 1) * chunks * d_slots];
         let zero = x.splat(F::zero());
         let v = x.splat(value);
@@ -1280,7 +1333,8 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let mut g_z_rec = vec![V::default(); n];
         let mut z_prev = vec![V::default(); n];
         let g_i = window;
-        g_i.reset(n, ctx.n_delay, steps);
+        let narrow = ctx.delays_in.narrow();
+        g_i.reset(n, ctx.n_delay, steps, !narrow);
         let rec_rows = ctx.w_rec.offsets();
 
         for t in (0..steps).rev() {
@@ -1367,8 +1421,13 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             }
 
             // 3. Synapses: what was delivered at step t arrives at step t + d. The weight
-            // gradients are added block by block (see `AdjointWindow`).
-            g_i.spread(x, t);
+            // gradients are added block by block (see `AdjointWindow`), or, for narrow rows,
+            // now.
+            if narrow {
+                g_i.add_narrow_rows(ctx, trace, t, spike, grads);
+            } else {
+                g_i.spread(x, t);
+            }
             // dL/dz_{t-1} through the recurrent synapses (masked at step t - 1, where its
             // pseudo-derivative is known). Connected synapses, j ascending: lsnn-gpu's backward
             // sums in this order too.
@@ -1388,7 +1447,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                     }
                 }
             }
-            if t == g_i.t0 {
+            if t == g_i.t0 && !narrow {
                 g_i.flush(x, ctx, trace, spike, grads);
             }
             for (j, _) in trace.spikes(t) {
