@@ -1241,14 +1241,10 @@ impl DelayMasks {
             (x.load_slice(g) + v * picked(c, masks)).store_slice(g);
         }
         if full < chunks {
-            // The last columns, through a register's worth of memory (the others add 0 there).
+            // The last columns, in the first lanes of a register.
             let tail = &mut row[full * LANES..];
-            let mut g = Mem::default();
-            g.0[..tail.len()].copy_from_slice(tail);
             let masks = &masks[full * d_slots..];
-            (x.load(&g) + v * picked(full, masks)).store(&mut g);
-            let len = tail.len();
-            tail.copy_from_slice(&g.0[..len]);
+            (x.load_partial(tail) + v * picked(full, masks)).store_partial(tail);
         }
     }
 }

@@ -33,6 +33,22 @@ pub trait Reg: Value + Send + Sync {
         self.store(&mut m);
         out[..LANES].copy_from_slice(&m.0);
     }
+    /// The values of `x` (fewer than [`LANES`]) in the first lanes of a register like `self`,
+    /// zeros in the others.
+    #[inline(always)]
+    fn load_partial(self, x: &[Self::Scalar]) -> Self {
+        let mut m = Mem::default();
+        m.0[..x.len()].copy_from_slice(x);
+        self.load(&m)
+    }
+    /// Writes the first `out.len()` (fewer than [`LANES`]) lanes to `out`.
+    #[inline(always)]
+    fn store_partial(self, out: &mut [Self::Scalar]) {
+        let mut m = Mem::default();
+        self.store(&mut m);
+        let len = out.len();
+        out.copy_from_slice(&m.0[..len]);
+    }
     /// Asks the CPU to bring `x` into its caches (a hint; nothing where there is none).
     #[inline(always)]
     fn prefetch(self, x: &[Self::Scalar]) {
@@ -154,7 +170,7 @@ mod avx512 {
 
     use lsnn_core::{Mask, Value};
     use pulp::x86::V4;
-    use pulp::{b16, b8, f32x16, f64x8};
+    use pulp::{b16, b8, f32x16, f64x8, Simd as _};
 
     use super::{Mem, Reg, LANES};
 
@@ -292,6 +308,16 @@ mod avx512 {
         fn store_slice(self, out: &mut [f32]) {
             let out: &mut [f32; LANES] = (&mut out[..LANES]).try_into().expect("sliced to LANES");
             *out = pulp::cast(self.v);
+        }
+        /// One masked move: no copy through memory (and no call to `memcpy`).
+        #[inline(always)]
+        fn load_partial(self, x: &[f32]) -> Self {
+            self.with(self.simd.partial_load_f32s(&x[..x.len().min(LANES)]))
+        }
+        #[inline(always)]
+        fn store_partial(self, out: &mut [f32]) {
+            let len = out.len().min(LANES);
+            self.simd.partial_store_f32s(&mut out[..len], self.v);
         }
         #[inline(always)]
         fn prefetch(self, x: &[f32]) {
@@ -584,5 +610,52 @@ mod tests {
     fn transpose_moves_lane_l_of_register_j_to_lane_j_of_register_l() {
         transposes::<f32>();
         transposes::<f64>();
+    }
+
+    /// Loads `len` values partially, adds 1 in every lane, stores `len` lanes back.
+    struct Partial<F>(Vec<F>, usize);
+
+    impl<F: SimdReal> Kernel<F> for Partial<F> {
+        type Output = (Mem<F>, Vec<F>);
+        fn run<X: Reg<Scalar = F>>(self, like: X) -> Self::Output {
+            let Partial(mut values, len) = self;
+            let r = like.load_partial(&values[..len]);
+            let mut loaded = Mem::default();
+            r.store(&mut loaded);
+            (r + like.splat(F::one())).store_partial(&mut values[..len]);
+            (loaded, values)
+        }
+    }
+
+    fn partial_moves<F: SimdReal>() {
+        let corner = corner_cases();
+        for len in 0..LANES {
+            let values: Vec<F> = (0..LANES + 1).map(|i| F::of(corner[i % LANES])).collect();
+            for isa in [Isa::Best, Isa::Portable] {
+                let (loaded, stored) = dispatch(isa, Partial(values.clone(), len));
+                for (l, (&got, &value)) in loaded.0.iter().zip(&values).enumerate() {
+                    let want = if l < len { value } else { F::zero() };
+                    assert_eq!(
+                        got.to_bits_u64(),
+                        want.to_bits_u64(),
+                        "{isa:?} load {len}: {l}"
+                    );
+                }
+                for (i, (&got, &was)) in stored.iter().zip(&values).enumerate() {
+                    let want = if i < len { was + F::one() } else { was };
+                    assert_eq!(
+                        got.to_bits_u64(),
+                        want.to_bits_u64(),
+                        "{isa:?} store {len}: {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partial_moves_touch_only_the_first_values() {
+        partial_moves::<f32>();
+        partial_moves::<f64>();
     }
 }
