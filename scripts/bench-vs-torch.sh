@@ -9,9 +9,10 @@
 # PYTHON: a python with torch and numpy (default: a venv in ~/.cache/lsnn-rs/torchenv, created
 #   with `pip install torch numpy` when missing).
 # ITERS: timed iterations of lsnn-rs per configuration (default 5; the peer runs 3, 2 and 1).
-# ROUNDS: how many times lsnn-rs and the baseline are timed, alternately, per configuration
-#   (default 1); the table gives the median of their rounds' medians (this VM's speed drifts
-#   by tens of percent over minutes: alternating puts both in the same phases).
+# ROUNDS: how many times lsnn-rs, the baseline and the peer are timed, alternately, per
+#   configuration (default 1). Two tables: the fastest round of each program (this VM's speed
+#   drops by up to 40 % for minutes while its neighbours are busy: the fastest round is the one
+#   closest to an idle machine), then the median of the rounds.
 # Each timing is the median of its iterations after one warm-up, as `lsnn-host bench` prints.
 # PAUSE: seconds between runs (default 5). On a shared machine run it as
 #   `chrt -f 50 scripts/bench-vs-torch.sh` (real-time priority keeps other jobs off the cores).
@@ -52,13 +53,26 @@ field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readlines()[-1
 ratio() { python3 -c "print(f'{float($1)/float($2):.1f}x')"; }
 ms() { python3 -c "print(f'{float($1):.0f} ms')"; }
 median() { python3 -c "import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
+fastest() { python3 -c "import sys; print(min(map(float, sys.argv[1:])))" "$@"; }
+
+FASTEST=() MEDIAN=() RAW=()
+line() { # name, statistic, ours, baseline, peer timings (the baseline's may be empty)
+  local name=$1 stat=$2 ours base torch
+  ours=$($stat $3)
+  torch=$($stat $5)
+  if [ -n "$BASE_BIN" ]; then
+    base=$($stat $4)
+    echo "| $name | $(ms "$ours") | $(ms "$base") | $(ms "$torch") | $(ratio "$base" "$ours") | $(ratio "$torch" "$ours") |"
+  else
+    echo "| $name | $(ms "$ours") | $(ms "$torch") | $(ratio "$torch" "$ours") |"
+  fi
+}
 
 row() { # name, torch args, lsnn args
-  local torch_ms ours_ms base_ms
   # Ours first: a run right after one that allocated and freed a lot of memory (the peer, the
   # baseline's per-pass trace buffers) is measurably slower on some VMs while the kernel
   # reclaims; a pause between runs for the same reason.
-  local ours=() base=()
+  local ours=() base=() torch=()
   for _ in $(seq "$ROUNDS"); do
     ours+=("$($BIN bench --device cpu $3 --iters "$ITERS" | field ms_median)")
     sleep "$PAUSE"
@@ -66,26 +80,34 @@ row() { # name, torch args, lsnn args
       base+=("$($BASE_BIN bench --device cpu $3 --iters 3 | field ms_median)")
       sleep "$PAUSE"
     fi
+    torch+=("$("$PYTHON" "$PEER" --device cpu $2 2>/dev/null | field ms_median)")
+    sleep "$PAUSE"
   done
-  ours_ms=$(median "${ours[@]}")
-  [ -z "$BASE_BIN" ] || base_ms=$(median "${base[@]}")
-  torch_ms=$("$PYTHON" "$PEER" --device cpu $2 2>/dev/null | field ms_median)
-  sleep "$PAUSE"
-  if [ -n "$BASE_BIN" ]; then
-    echo "| $1 | $(ms "$ours_ms") | $(ms "$base_ms") | $(ms "$torch_ms") | $(ratio "$base_ms" "$ours_ms") | $(ratio "$torch_ms" "$ours_ms") |"
-  else
-    echo "| $1 | $(ms "$ours_ms") | $(ms "$torch_ms") | $(ratio "$torch_ms" "$ours_ms") |"
-  fi
+  RAW+=("$1: lsnn-rs ${ours[*]}; baseline ${base[*]:-none}; peer ${torch[*]}")
+  FASTEST+=("$(line "$1" fastest "${ours[*]}" "${base[*]}" "${torch[*]}")")
+  MEDIAN+=("$(line "$1" median "${ours[*]}" "${base[*]}" "${torch[*]}")")
 }
 
 torch_version=$("$PYTHON" -c 'import torch; print(torch.__version__)')
 if [ -n "$BASE_BIN" ]; then
-  echo "| config | lsnn-rs | lsnn-rs $commit | PyTorch $torch_version | vs $commit | vs PyTorch |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  header="| config | lsnn-rs | lsnn-rs $commit | PyTorch $torch_version | vs $commit | vs PyTorch |
+|---|---:|---:|---:|---:|---:|"
 else
-  echo "| config | lsnn-rs | PyTorch $torch_version | ratio |"
-  echo "|---|---:|---:|---:|"
+  header="| config | lsnn-rs | PyTorch $torch_version | ratio |
+|---|---:|---:|---:|"
 fi
 row "store-recall (B 128, T 2400, 100 in, 10+10 rec, D 10, R 3)" "--config storerecall --iters 3" "--task store-recall"
 row "sMNIST (B 64, T 840, 80 in, 120+100 rec, D 10, R 5)" "--config smnist --iters 2 --batch 64" "--task smnist --batch 64"
 row "sMNIST (B 256, same network)" "--config smnist --iters 1 --batch 256" "--task smnist --batch 256"
+echo "Fastest of $ROUNDS rounds:"
+echo
+echo "$header"
+printf '%s\n' "${FASTEST[@]}"
+echo
+echo "Median of $ROUNDS rounds:"
+echo
+echo "$header"
+printf '%s\n' "${MEDIAN[@]}"
+echo
+echo "Every round's median (ms):"
+printf '%s\n' "${RAW[@]}"
