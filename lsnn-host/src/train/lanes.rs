@@ -1167,7 +1167,12 @@ impl DelayMasks {
                 }
             }
         }
-        let arrive = arrival_offsets(delays);
+        let narrow = chunks < NARROW;
+        let arrive = if narrow {
+            arrival_offsets(delays)
+        } else {
+            Vec::new()
+        };
         DelayMasks {
             n,
             d_slots,
