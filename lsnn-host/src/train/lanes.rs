@@ -838,6 +838,9 @@ const AHEAD: usize = 2;
 #[derive(Debug, Default)]
 pub struct AdjointWindow<F> {
     n: usize,
+    /// Rows of N columns are narrow ([`is_narrow`]): their weight gradients are added at each
+    /// step from `all`, and the lanes' windows are not used.
+    narrow: bool,
     d_slots: usize,
     /// Rows of N values of a lane's window: the block's steps and the `D - 1` after it.
     window: usize,
@@ -886,14 +889,15 @@ impl<F> RowEvent<F> {
 
 impl<F: Real> AdjointWindow<F> {
     /// Ready for a backward over `steps` steps of N = `n` neurons and D = `d_slots` delays:
-    /// zeros, in the buffers of the last pass where they are large enough; the lanes' windows
-    /// only if `windows` (rows that are not narrow).
-    fn reset(&mut self, n: usize, d_slots: usize, steps: usize, windows: bool) {
+    /// zeros, in the buffers of the last pass where they are large enough (the lanes' windows
+    /// only for rows that are not narrow).
+    fn reset(&mut self, n: usize, d_slots: usize, steps: usize) {
         let window = BLOCK + d_slots - 1;
         let row = n.div_ceil(LANES) * LANES;
         let reach = (d_slots * row).next_power_of_two();
         let stride = window * row + reach + LANES;
         self.n = n;
+        self.narrow = is_narrow(n);
         self.d_slots = d_slots;
         self.window = window;
         self.row = row;
@@ -903,7 +907,7 @@ impl<F: Real> AdjointWindow<F> {
         self.all
             .resize((2 * d_slots * n).next_power_of_two(), V::default());
         self.lanes.clear();
-        if windows {
+        if !self.narrow {
             // One register more, to start the windows on a register's (cache line's) boundary.
             self.lanes.resize(LANES * stride + LANES, F::zero());
         }
@@ -1139,7 +1143,7 @@ fn for_lanes(mut bits: Bits, mut f: impl FnMut(usize)) {
 pub struct DelayMasks {
     n: usize,
     d_slots: usize,
-    /// `[rows][ceil(N / LANES)][D]`.
+    /// `[rows][ceil(N / LANES)][D]`, for rows that are not narrow.
     masks: Vec<u16>,
     /// `[rows, N]`, for narrow rows: `d N + j` for the synapse to neuron j with delay d (where
     /// its delivery arrives in the adjoint ring, counted from the step it was delivered in).
@@ -1151,40 +1155,39 @@ pub struct DelayMasks {
 /// event lists and copies more than reading the adjoint ring where it is.
 const NARROW: usize = 3;
 
+/// Whether rows of `n` columns are narrow: added column by column, straight from the adjoint
+/// ring ([`DelayMasks::add_narrow_row`]), not through the lanes' windows.
+fn is_narrow(n: usize) -> bool {
+    n.div_ceil(LANES) < NARROW
+}
+
 impl DelayMasks {
     /// The masks of `delays` (`[rows, N]`, each below `d_slots`).
     pub fn new(delays: ArrayView2<'_, u8>, d_slots: usize) -> Self {
         let n = delays.ncols();
-        let chunks = n.div_ceil(LANES);
-        let mut masks = Vec::with_capacity(delays.nrows() * chunks * d_slots);
-        for row in delays.rows() {
-            for c in 0..chunks {
-                for d in 0..d_slots {
-                    let bits = (c * LANES..n.min((c + 1) * LANES))
-                        .filter(|&j| usize::from(row[j]) == d)
-                        .fold(0u16, |m, j| m | 1 << (j - c * LANES));
-                    masks.push(bits);
+        let (mut masks, mut arrive) = (Vec::new(), Vec::new());
+        if is_narrow(n) {
+            arrive = arrival_offsets(delays);
+        } else {
+            let chunks = n.div_ceil(LANES);
+            masks.reserve(delays.nrows() * chunks * d_slots);
+            for row in delays.rows() {
+                for c in 0..chunks {
+                    for d in 0..d_slots {
+                        let bits = (c * LANES..n.min((c + 1) * LANES))
+                            .filter(|&j| usize::from(row[j]) == d)
+                            .fold(0u16, |m, j| m | 1 << (j - c * LANES));
+                        masks.push(bits);
+                    }
                 }
             }
         }
-        let narrow = chunks < NARROW;
-        let arrive = if narrow {
-            arrival_offsets(delays)
-        } else {
-            Vec::new()
-        };
         DelayMasks {
             n,
             d_slots,
             masks,
             arrive,
         }
-    }
-
-    /// Whether the rows are narrow: added column by column, straight from the adjoint ring
-    /// ([`Self::add_narrow_row`]), not through the lanes' windows.
-    fn narrow(&self) -> bool {
-        self.n.div_ceil(LANES) < NARROW
     }
 
     /// `row[j] += x * dL/di` of lane `l` at the step where synapse j's delivery arrives, for
@@ -1213,7 +1216,7 @@ impl DelayMasks {
     /// of matrix row `k` delivered at the first step of `window` (a lane's D rows of dL/di from
     /// that step on, rows of N rounded up to a multiple of [`LANES`], a power of two floats in
     /// all): each register of columns picked from the D rows by the columns' delays (one
-    /// masked move a delay). Rows that are not [narrow](Self::narrow).
+    /// masked move a delay). Rows that are not narrow ([`is_narrow`]).
     #[inline(always)]
     fn add_row<F: Real, X: Reg<Scalar = F>>(
         &self,
@@ -1334,8 +1337,9 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let mut g_z_rec = vec![V::default(); n];
         let mut z_prev = vec![V::default(); n];
         let g_i = window;
-        let narrow = ctx.delays_in.narrow();
-        g_i.reset(n, ctx.n_delay, steps, !narrow);
+        g_i.reset(n, ctx.n_delay, steps);
+        // Read once: a local the compiler can take the branch on out of the step loop.
+        let narrow = g_i.narrow;
         let rec_rows = ctx.w_rec.offsets();
 
         for t in (0..steps).rev() {
@@ -1422,12 +1426,16 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
             }
 
             // 3. Synapses: what was delivered at step t arrives at step t + d. The weight
-            // gradients are added block by block (see `AdjointWindow`), or, for narrow rows,
-            // now.
+            // gradients are added block by block, or for narrow rows now (see
+            // `AdjointWindow`).
             if narrow {
                 g_i.add_narrow_rows(ctx, trace, t, spike, grads);
             } else {
                 g_i.spread(x, t);
+                if t == g_i.t0 {
+                    // Touches only the windows: it may come before the recurrent sums.
+                    g_i.flush(x, ctx, trace, spike, grads);
+                }
             }
             // dL/dz_{t-1} through the recurrent synapses (masked at step t - 1, where its
             // pseudo-derivative is known). Connected synapses, j ascending: lsnn-gpu's backward
@@ -1447,9 +1455,6 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
                         g_i.weighted_sum(x, t, synapses(k1)).store(&mut g_z_rec[k1]);
                     }
                 }
-            }
-            if t == g_i.t0 && !narrow {
-                g_i.flush(x, ctx, trace, spike, grads);
             }
             for (j, _) in trace.spikes(t) {
                 z_prev[j] = V::default();

@@ -33,21 +33,22 @@ pub trait Reg: Value + Send + Sync {
         self.store(&mut m);
         out[..LANES].copy_from_slice(&m.0);
     }
-    /// The values of `x` (fewer than [`LANES`]) in the first lanes of a register like `self`,
-    /// zeros in the others.
+    /// The first values of `x` (up to [`LANES`]) in the first lanes of a register like
+    /// `self`, zeros in the others.
     #[inline(always)]
     fn load_partial(self, x: &[Self::Scalar]) -> Self {
+        let x = &x[..x.len().min(LANES)];
         let mut m = Mem::default();
         m.0[..x.len()].copy_from_slice(x);
         self.load(&m)
     }
-    /// Writes the first `out.len()` (fewer than [`LANES`]) lanes to `out`.
+    /// Writes the first lanes to `out` (up to [`LANES`] of them, as many as it holds).
     #[inline(always)]
     fn store_partial(self, out: &mut [Self::Scalar]) {
+        let len = out.len().min(LANES);
         let mut m = Mem::default();
         self.store(&mut m);
-        let len = out.len();
-        out.copy_from_slice(&m.0[..len]);
+        out[..len].copy_from_slice(&m.0[..len]);
     }
     /// Asks the CPU to bring `x` into its caches (a hint; nothing where there is none).
     #[inline(always)]
