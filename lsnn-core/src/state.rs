@@ -493,7 +493,7 @@ where
     /// The summary bit of the group of neuron `j`.
     #[inline(always)]
     fn group_bit(&self, j: usize) -> u64 {
-        1 << ((j >> self.group_shift) & 63)
+        group_bit(j, self.group_shift)
     }
 
     /// After a counter was set by hand: the list of refractory neurons is rebuilt by the next
@@ -840,6 +840,20 @@ pub(crate) struct StepView<'a, F, A> {
     pub rows: Option<&'a RowTable>,
     /// The clock of the stamps (lean steps, see [`Stamps`]).
     pub clock: u16,
+}
+
+/// The summary bit of the group of neuron `j` (groups of `1 << shift` neurons; bit
+/// `(j >> shift) mod 64`): a 32-bit shift and a choice of half, where a 64-bit shift by a
+/// variable costs about ten instructions on a 32-bit core.
+#[inline(always)]
+pub(crate) fn group_bit(j: usize, shift: u32) -> u64 {
+    let g = (j >> shift) as u32;
+    let bit = u64::from(1u32 << (g & 31));
+    if g & 32 == 0 {
+        bit
+    } else {
+        bit << 32
+    }
 }
 
 /// The non-zero entries of `z`, ascending: the listed ones, or (when the list is not valid)

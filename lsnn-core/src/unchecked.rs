@@ -196,22 +196,23 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
             return None;
         }
         let base = slots.as_mut_ptr();
-        let mut rows = [MaybeUninit::uninit(); RING_ROWS];
         // `head < n_delay <= RING_ROWS`: the window lies within the table's `2 RING_ROWS`
         // entries; entry `d` is `((head + d) mod n_delay) n`.
         let window = table.rows.get(head..head + table.n_delay)?;
-        for (row, &start) in rows.iter_mut().zip(window) {
-            // SAFETY: `start <= (n_delay - 1) n` (`RowTable::new`) and `n_delay n <=
-            // slots.len()` (tested above): `start` lies within `slots`.
-            *row = MaybeUninit::new(unsafe { base.add(start as usize) });
-        }
-        Some(DelayRing {
-            rows,
+        // Filled in place (a table filled first was copied into the value).
+        let mut ring = DelayRing {
+            rows: [MaybeUninit::uninit(); RING_ROWS],
             n: table.n,
             n_delay: table.n_delay,
             _slots: PhantomData,
             _f: PhantomData,
-        })
+        };
+        for (row, &start) in ring.rows.iter_mut().zip(window) {
+            // SAFETY: `start <= (n_delay - 1) n` (`RowTable::new`) and `n_delay n <=
+            // slots.len()` (tested above): `start` lies within `slots`.
+            *row = MaybeUninit::new(unsafe { base.add(start as usize) });
+        }
+        Some(ring)
     }
 
     /// Adds `x` to what arrives at `target` in `delay` steps; nothing when `target` or `delay`

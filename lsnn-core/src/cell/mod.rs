@@ -6,7 +6,7 @@ use core::marker::PhantomData;
 
 use crate::error::check_len;
 use crate::neuron::allows_shortcuts;
-use crate::state::{Accumulator, RingStore, StepView};
+use crate::state::{group_bit, Accumulator, RingStore, StepView};
 use crate::synapse::{self, DelayRing, Synapses};
 use crate::{neuron_step, CellConfig, CellState, CoreError, Neuron, NeuronState, Real, StepConsts};
 use quiet::Segments;
@@ -335,11 +335,13 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
         match view.rows {
             Some(table) => {
                 let got = slots.len();
-                let mut ring = DelayRing::new(slots, table, head).ok_or(CoreError::Length {
-                    what: "state ring storage (D N)",
-                    expected: n_delay * n,
-                    got,
-                })?;
+                let Some(mut ring) = DelayRing::new(slots, table, head) else {
+                    return Err(CoreError::Length {
+                        what: "state ring storage (D N)",
+                        expected: n_delay * n,
+                        got,
+                    });
+                };
                 self.deliver_all(&mut ring, events, spikes)?
             }
             None => {
@@ -440,7 +442,7 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
             v[j] = out.state.v;
             z[j] = out.state.z;
             b[j] = out.state.b;
-            let bit = 1 << ((j >> shift) & 63);
+            let bit = group_bit(j, shift);
             if out.spiked {
                 refractory_left[j] = n_refractory;
                 groups |= bit;
