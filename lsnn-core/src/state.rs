@@ -935,3 +935,21 @@ pub fn fixed_state<F: Real, const FL: usize, const N: usize>(
 ) -> Result<FixedCellState<F, FL, N>, CoreError> {
     CellState::new([F::zero(); FL], [0u16; N], N, n_delay)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::group_bit;
+
+    #[test]
+    fn group_bits_are_the_64_bit_shift_they_stand_for() {
+        for shift in [0, 1, 2, 3, 5, 8] {
+            for j in (0..1024).chain([usize::MAX, usize::MAX / 3, 1 << 31, (1 << 32) + 37]) {
+                assert_eq!(
+                    group_bit(j, shift),
+                    1u64 << ((j >> shift) & 63),
+                    "{j} {shift}"
+                );
+            }
+        }
+    }
+}
