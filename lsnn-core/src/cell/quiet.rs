@@ -211,7 +211,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
             spiked: &mut *view.spiked,
             marks: Marks {
                 old_spikes,
-                spikes: 0,
+                spikes: GroupBits::default(),
                 woke: 0,
                 shift: view.group_shift,
             },
@@ -286,7 +286,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
         if !LEAN {
             list.count_down(before, &mut view.refractory_left[..n], &view.z[..n]);
         }
-        *view.spike_groups = marks.spikes;
+        *view.spike_groups = marks.spikes.get();
         *view.active_groups = old_active | marks.woke;
     }
 }
@@ -312,7 +312,7 @@ fn chunk_bits(groups: u64, shift: u32, first: usize) -> u32 {
 #[derive(Clone, Copy)]
 struct Marks {
     old_spikes: u64,
-    spikes: u64,
+    spikes: GroupBits,
     woke: u64,
     shift: u32,
 }
@@ -321,6 +321,24 @@ impl Marks {
     #[inline(always)]
     fn bit(&self, j: usize) -> u64 {
         group_bit(j, self.shift)
+    }
+}
+
+/// 64 group bits being set, as two 32-bit words: setting one is a shift and an OR (in a
+/// `u64`, a shift by a variable is about ten instructions on a 32-bit core).
+#[derive(Clone, Copy, Default)]
+struct GroupBits([u32; 2]);
+
+impl GroupBits {
+    /// Sets the bit of the group of neuron `j` (groups of `1 << shift`).
+    #[inline(always)]
+    fn set(&mut self, j: usize, shift: u32) {
+        let g = (j >> shift) as u32;
+        self.0[((g >> 5) & 1) as usize] |= 1 << (g & 31);
+    }
+
+    fn get(self) -> u64 {
+        u64::from(self.0[0]) | u64::from(self.0[1]) << 32
     }
 }
 
@@ -482,7 +500,7 @@ impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
             }
         }
         if fired {
-            self.marks.spikes |= self.marks.bit(at);
+            self.marks.spikes.set(at, self.marks.shift);
         }
     }
 
@@ -612,7 +630,7 @@ impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
                 if !STAMPS && q.n_refractory > 0 {
                     self.list.push(first + j);
                 }
-                self.marks.spikes |= self.marks.bit(first + j);
+                self.marks.spikes.set(first + j, self.marks.shift);
             }
         }
     }
@@ -775,6 +793,19 @@ mod tests {
                 let mut c = x;
                 let tc = take_term(same, n, &mut c, 1.0);
                 assert!(tc.to_bits() == tb.to_bits() || (tc.is_nan() && tb.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn group_bits_in_halves_are_the_bits_of_the_groups() {
+        for shift in [0, 2, 3, 6] {
+            let mut halves = GroupBits::default();
+            let mut plain = 0u64;
+            for j in (0..300).step_by(7).chain([4095, 1 << 20]) {
+                halves.set(j, shift);
+                plain |= group_bit(j, shift);
+                assert_eq!(halves.get(), plain, "{j} {shift}");
             }
         }
     }
