@@ -843,17 +843,24 @@ pub(crate) struct StepView<'a, F, A> {
 }
 
 /// The summary bit of the group of neuron `j` (groups of `1 << shift` neurons; bit
-/// `(j >> shift) mod 64`): a 32-bit shift and a choice of half, where a 64-bit shift by a
-/// variable costs about ten instructions on a 32-bit core.
+/// `(j >> shift) mod 64`): a 32-bit shift and a choice of half ([`group_half_bit`]), where a
+/// 64-bit shift by a variable costs about ten instructions on a 32-bit core.
 #[inline(always)]
 pub(crate) fn group_bit(j: usize, shift: u32) -> u64 {
-    let g = (j >> shift) as u32;
-    let bit = u64::from(1u32 << (g & 31));
-    if g & 32 == 0 {
-        bit
+    let (half, bit) = group_half_bit(j, shift);
+    if half == 0 {
+        u64::from(bit)
     } else {
-        bit << 32
+        u64::from(bit) << 32
     }
+}
+
+/// The bit of [`group_bit`] as the half of the `u64` it lies in (0: low, 1: high) and the bit
+/// within that half.
+#[inline(always)]
+pub(crate) fn group_half_bit(j: usize, shift: u32) -> (usize, u32) {
+    let g = (j >> shift) as u32;
+    (((g >> 5) & 1) as usize, 1 << (g & 31))
 }
 
 /// The non-zero entries of `z`, ascending: the listed ones, or (when the list is not valid)

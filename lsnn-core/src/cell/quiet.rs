@@ -16,7 +16,7 @@ use crate::neuron::{
     add_previous_spike, add_previous_spike_lif, lif_step_with, neuron_step_with, NoSpikeFinite,
     One, PrevSpike,
 };
-use crate::state::{group_bit, Accumulator, NeuronList, StepView};
+use crate::state::{group_bit, group_half_bit, Accumulator, NeuronList, StepView};
 use crate::unchecked::quads_mut;
 use crate::{rare, Neuron, Real, StepConsts};
 
@@ -333,8 +333,8 @@ impl GroupBits {
     /// Sets the bit of the group of neuron `j` (groups of `1 << shift`).
     #[inline(always)]
     fn set(&mut self, j: usize, shift: u32) {
-        let g = (j >> shift) as u32;
-        self.0[((g >> 5) & 1) as usize] |= 1 << (g & 31);
+        let (half, bit) = group_half_bit(j, shift);
+        self.0[half] |= bit;
     }
 
     fn get(self) -> u64 {

@@ -838,9 +838,6 @@ const AHEAD: usize = 2;
 #[derive(Debug, Default)]
 pub struct AdjointWindow<F> {
     n: usize,
-    /// Rows of N columns are narrow ([`is_narrow`]): their weight gradients are added at each
-    /// step from `all`, and the lanes' windows are not used.
-    narrow: bool,
     d_slots: usize,
     /// Rows of N values of a lane's window: the block's steps and the `D - 1` after it.
     window: usize,
@@ -897,7 +894,6 @@ impl<F: Real> AdjointWindow<F> {
         let reach = (d_slots * row).next_power_of_two();
         let stride = window * row + reach + LANES;
         self.n = n;
-        self.narrow = is_narrow(n);
         self.d_slots = d_slots;
         self.window = window;
         self.row = row;
@@ -907,7 +903,7 @@ impl<F: Real> AdjointWindow<F> {
         self.all
             .resize((2 * d_slots * n).next_power_of_two(), V::default());
         self.lanes.clear();
-        if !self.narrow {
+        if !self.narrow() {
             // One register more, to start the windows on a register's (cache line's) boundary.
             self.lanes.resize(LANES * stride + LANES, F::zero());
         }
@@ -1022,6 +1018,12 @@ impl<F: Real> AdjointWindow<F> {
             }
             self.t0 = t0 - BLOCK;
         }
+    }
+
+    /// Whether rows of N columns are narrow ([`is_narrow`]): their weight gradients are added
+    /// at each step from `all`, and the lanes' windows are not used.
+    fn narrow(&self) -> bool {
+        is_narrow(self.n)
     }
 
     /// For narrow rows: the weight-gradient rows of the events delivered at step t, added
@@ -1339,7 +1341,7 @@ impl<F: Real> Kernel<F> for Backward<'_, '_, '_, F> {
         let g_i = window;
         g_i.reset(n, ctx.n_delay, steps);
         // Read once: a local the compiler can take the branch on out of the step loop.
-        let narrow = g_i.narrow;
+        let narrow = g_i.narrow();
         let rec_rows = ctx.w_rec.offsets();
 
         for t in (0..steps).rev() {
