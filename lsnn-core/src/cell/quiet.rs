@@ -411,13 +411,7 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
                 }
                 s.marks.woke |= s.marks.bit(this);
             }
-            let above = chunk::<F, A, C, ADAPT>(&quiet, c, (vc, bc, ec), s.neurons, this);
-            if above != 0 {
-                rare();
-                if s.some_free(this, above) {
-                    s.fire(this, above);
-                }
-            }
+            chunk::<F, A, C, ADAPT, STAMPS>(s, &quiet, c, (vc, bc, ec), this);
         }
     }
 }
@@ -426,50 +420,58 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
 /// [`Sweep::fix_spike`] for the others): bit `j` of the result tells whether neuron `at + j`
 /// is above its threshold.
 #[inline(always)]
-fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool>(
+fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const STAMPS: bool>(
+    s: &mut Sweep<'_, F, STAMPS>,
     q: &Quiet<F>,
     c: C,
     (vc, bc, ec): (&mut [F; 4], &mut [F; 4], &mut [A; 4]),
-    neurons: &[Neuron<F>],
     at: usize,
-) -> u32 {
-    let mut above = 0u32;
+) {
     if ADAPT {
         four!(j => {
-            let n = c.neuron(neurons, at + j);
+            let n = c.neuron(s.neurons, at + j);
             if q.adapting(c, &n, &mut vc[j], &mut bc[j], &mut ec[j], NoSpikeFinite) {
-                above |= 1 << j;
+                s.above(at + j);
             }
         });
     } else {
         four!(j => {
-            let n = c.neuron(neurons, at + j);
+            let n = c.neuron(s.neurons, at + j);
             if q.lif(c, &n, &mut vc[j], &mut ec[j], NoSpikeFinite) {
-                above |= 1 << j;
+                s.above(at + j);
             }
         });
     }
-    above
 }
 
 impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
-    /// Whether some neuron `at + j` for the bits `j` of `above` is not refractory (so that
-    /// [`Sweep::fire`] has something to do; most neurons above their thresholds spiked in the
-    /// last steps and are refractory, and this test is cheaper than the call).
+    /// Neuron `j` was above its threshold: it spikes unless it is refractory (most neurons
+    /// above their thresholds spiked in the last steps: tested here, before the call).
     #[inline(always)]
-    fn some_free(&self, at: usize, above: u32) -> bool {
-        let Some(left) = self.left.get(at..at + 4) else {
-            return true;
-        };
-        let mut bits = above;
-        while bits != 0 {
-            let j = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if left.get(j).is_none_or(|&l| self.q.free::<STAMPS>(l)) {
-                return true;
-            }
+    fn above(&mut self, j: usize) {
+        rare();
+        if self.left.get(j).is_none_or(|&l| self.q.free::<STAMPS>(l)) {
+            self.fire_one(j);
         }
-        false
+    }
+
+    /// Neuron `j` was above its threshold: it spikes unless it is refractory.
+    #[inline(never)]
+    #[cold]
+    fn fire_one(&mut self, j: usize) {
+        let q = &self.q;
+        let (Some(z), Some(left)) = (self.z.get_mut(j), self.left.get_mut(j)) else {
+            return;
+        };
+        if q.free::<STAMPS>(*left) {
+            *z = q.k.spike;
+            *left = q.mark::<STAMPS>();
+            self.spiked.push(j);
+            if !STAMPS && q.n_refractory > 0 {
+                self.list.push(j);
+            }
+            self.marks.spikes.set(j, self.marks.shift);
+        }
     }
 
     /// The neurons `at + j` for the bits `j` of `above` were above their thresholds: those
