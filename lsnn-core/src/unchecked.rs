@@ -175,6 +175,36 @@ impl<'a> CheckedRows<'a> {
     }
 }
 
+/// The synapses of a row as the model format stores them (see [`CheckedRows`]), read one
+/// after the other without bounds checks.
+struct RowReader {
+    targets: *const u8,
+    delays: *const u8,
+    weights: *const u8,
+}
+
+impl RowReader {
+    /// The target, delay and weight bytes of the next synapse.
+    ///
+    /// # Safety
+    ///
+    /// A synapse of the row the pointers started at is left.
+    #[inline(always)]
+    unsafe fn take<const W: usize>(&mut self) -> (usize, usize, &[u8; W]) {
+        // SAFETY: the next synapse is in the row (the caller's bound): two target bytes, a
+        // delay and `W` weight bytes at the pointers.
+        unsafe {
+            let t = self.targets.cast::<[u8; 2]>().read();
+            let d = *self.delays;
+            let w = &*self.weights.cast::<[u8; W]>();
+            self.targets = self.targets.add(2);
+            self.delays = self.delays.add(1);
+            self.weights = self.weights.add(W);
+            (usize::from(u16::from_le_bytes(t)), usize::from(d), w)
+        }
+    }
+}
+
 /// The delay ring of a state during one step's delivery (rings of at most 16 slots): adds a
 /// synapse's value to the entry of its target in the slot that arrives after its delay.
 pub struct DelayRing<'s, F, A> {
@@ -272,18 +302,36 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
             }
             return;
         }
-        let synapses = targets
-            .chunks_exact(2)
-            .zip(delays)
-            .zip(weights.chunks_exact(W));
-        for ((t, &d), w) in synapses {
-            let (Ok(t), Ok(w)) = (<[u8; 2]>::try_from(t), w.try_into()) else {
-                continue;
-            };
-            let target = usize::from(u16::from_le_bytes(t));
-            // SAFETY: `target < rows.n_post = n` and `d < rows.n_delay <= n_delay`
+        // `targets`, `delays` and `weights` hold 2, 1 and W bytes for each of the row's `len`
+        // synapses (`CheckedRows::parts`, the `get` above).
+        let len = delays.len().min(targets.len() / 2).min(weights.len() / W);
+        let mut next = RowReader {
+            targets: targets.as_ptr(),
+            delays: delays.as_ptr(),
+            weights: weights.as_ptr(),
+        };
+        // Four synapses a round: the loop's count and branch are paid once for them.
+        for _ in 0..len / 4 {
+            // SAFETY (all four): four of the `len` synapses are left (the round's count), the
+            // targets are `< rows.n_post = n` and the delays `< rows.n_delay <= n_delay`
             // (`CheckedRows::new`, the test above).
-            unsafe { self.add_unchecked(target, usize::from(d), value(w)) };
+            unsafe {
+                let (t, d, w) = next.take::<W>();
+                self.add_unchecked(t, d, value(w));
+                let (t, d, w) = next.take::<W>();
+                self.add_unchecked(t, d, value(w));
+                let (t, d, w) = next.take::<W>();
+                self.add_unchecked(t, d, value(w));
+                let (t, d, w) = next.take::<W>();
+                self.add_unchecked(t, d, value(w));
+            }
+        }
+        for _ in 0..len % 4 {
+            // SAFETY: as above, for the last ones.
+            unsafe {
+                let (t, d, w) = next.take::<W>();
+                self.add_unchecked(t, d, value(w));
+            }
         }
     }
 }
@@ -292,6 +340,7 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
 mod tests {
     use super::*;
     extern crate std;
+    use std::vec;
     use std::vec::Vec;
 
     #[test]
@@ -395,5 +444,43 @@ mod tests {
         assert!(DelayRing::<f32, i32>::new(&mut short, &table, 0).is_none());
         let mut slots = [0i32; 15];
         assert!(DelayRing::<f32, i32>::new(&mut slots, &table, n_delay).is_none());
+    }
+
+    /// Rows of every length from 0 to 9 (the four-at-a-time part and every remainder), with
+    /// one- and two-byte weights: every synapse lands where the plain ring puts it.
+    #[test]
+    fn rows_of_any_length_land_where_the_plain_ring_puts_them() {
+        let (n, n_delay) = (7usize, 4usize);
+        let mut offsets = vec![0u32];
+        let (mut targets, mut delays, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+        for len in 0..10u32 {
+            for k in 0..len {
+                targets.push(((3 * len + 5 * k) % n as u32) as u16);
+                delays.push(((len + k) % n_delay as u32) as u8);
+                weights.push(((7 * k + len) % 23) as i16 - 11);
+            }
+            offsets.push(targets.len() as u32);
+        }
+        let (o, t) = csr(&offsets, &targets);
+        let rows = CheckedRows::new(&o, &t, &delays, n, n_delay).unwrap();
+        let w1: Vec<u8> = weights.iter().map(|&q| q as i8 as u8).collect();
+        let w2: Vec<u8> = weights.iter().flat_map(|&q| (q * 300).to_le_bytes()).collect();
+        let table = RowTable::new(n, n_delay).unwrap();
+        for head in 0..n_delay {
+            for pre in 0..10 {
+                let mut want = vec![0i32; n * n_delay];
+                rows.for_each_in_row(pre, |t, d, k| {
+                    want[(head + d) % n_delay * n + t] += i32::from(weights[k]) * 300;
+                });
+                let mut slots = vec![0i32; n * n_delay];
+                let mut ring = DelayRing::<f32, i32>::new(&mut slots, &table, head).unwrap();
+                ring.add_row::<1>(&rows, pre, &w1, |b| i32::from(b[0] as i8) * 300);
+                assert_eq!(slots, want, "head {head}, row {pre}, i8");
+                let mut slots = vec![0i32; n * n_delay];
+                let mut ring = DelayRing::<f32, i32>::new(&mut slots, &table, head).unwrap();
+                ring.add_row::<2>(&rows, pre, &w2, |b| i32::from(i16::from_le_bytes(*b)));
+                assert_eq!(slots, want, "head {head}, row {pre}, i16");
+            }
+        }
     }
 }
