@@ -464,7 +464,10 @@ mod tests {
         let (o, t) = csr(&offsets, &targets);
         let rows = CheckedRows::new(&o, &t, &delays, n, n_delay).unwrap();
         let w1: Vec<u8> = weights.iter().map(|&q| q as i8 as u8).collect();
-        let w2: Vec<u8> = weights.iter().flat_map(|&q| (q * 300).to_le_bytes()).collect();
+        let w2: Vec<u8> = weights
+            .iter()
+            .flat_map(|&q| (q * 300).to_le_bytes())
+            .collect();
         let table = RowTable::new(n, n_delay).unwrap();
         for head in 0..n_delay {
             for pre in 0..10 {

@@ -380,9 +380,10 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
     let quiet = s.q;
     let mut i = 0;
     while i < n_q {
-        // Bit `k`: chunk `base + i + k` is special (one shift and test a chunk).
-        let mut bits = chunk_bits(s.special, s.marks.shift, base + i);
-        let end = n_q.min(i + 32);
+        // Bit `30 - k`: chunk `base + i + k` is special; a shift by one brings it to the sign
+        // bit, and the shift's own flags test it (two instructions a chunk).
+        let mut bits = chunk_bits(s.special, s.marks.shift, base + i).reverse_bits() >> 1;
+        let end = n_q.min(i + 31);
         let mut at = 4 * (base + i);
         let (Some(vr), Some(br), Some(er)) =
             (vq.get_mut(i..end), bq.get_mut(i..end), eq.get_mut(i..end))
@@ -391,8 +392,8 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
         };
         i = end;
         for ((vc, bc), ec) in vr.iter_mut().zip(br).zip(er) {
-            let special = bits & 1 != 0;
-            bits >>= 1;
+            bits <<= 1;
+            let special = (bits as i32) < 0;
             let this = at;
             at += 4;
             if special {
