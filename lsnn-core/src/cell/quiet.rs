@@ -451,12 +451,13 @@ impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
     #[inline(always)]
     fn above(&mut self, j: usize) {
         rare();
-        if self.left.get(j).is_none_or(|&l| self.q.free::<STAMPS>(l)) {
+        if self.left.get(j).is_some_and(|&l| self.q.free::<STAMPS>(l)) {
             self.fire_one(j);
         }
     }
 
-    /// Neuron `j` was above its threshold: it spikes unless it is refractory.
+    /// Neuron `j`, not refractory ([`Sweep::above`] tested it), was above its threshold: it
+    /// spikes.
     #[inline(never)]
     #[cold]
     fn fire_one(&mut self, j: usize) {
@@ -464,15 +465,13 @@ impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
         let (Some(z), Some(left)) = (self.z.get_mut(j), self.left.get_mut(j)) else {
             return;
         };
-        if q.free::<STAMPS>(*left) {
-            *z = q.k.spike;
-            *left = q.mark::<STAMPS>();
-            self.spiked.push(j);
-            if !STAMPS && q.n_refractory > 0 {
-                self.list.push(j);
-            }
-            self.marks.spikes.set(j, self.marks.shift);
+        *z = q.k.spike;
+        *left = q.mark::<STAMPS>();
+        self.spiked.push(j);
+        if !STAMPS && q.n_refractory > 0 {
+            self.list.push(j);
         }
+        self.marks.spikes.set(j, self.marks.shift);
     }
 
     /// The neurons `at + j` for the bits `j` of `above` were above their thresholds: those
