@@ -925,6 +925,25 @@ impl<F: Real> Iterator for Spikes<'_, F> {
             self.end = ((g + 1) << self.shift).min(self.z.len());
         }
     }
+
+    /// The listed spikes in a loop of their own (delivery's `for_each`: its state in
+    /// registers), then the rest as `next` gives them.
+    #[inline(always)]
+    fn fold<B, G: FnMut(B, Self::Item) -> B>(mut self, init: B, mut g: G) -> B {
+        let mut acc = init;
+        for &j in self.ids {
+            let j = usize::from(j);
+            let Some(&zj) = self.z.get(j) else {
+                return acc;
+            };
+            acc = g(acc, (j, zj));
+        }
+        self.ids = &[];
+        while let Some(spike) = self.next() {
+            acc = g(acc, spike);
+        }
+        acc
+    }
 }
 
 /// A [`CellState`] in fixed arrays: no allocator, capacity known at compile time.

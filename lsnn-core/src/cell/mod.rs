@@ -391,9 +391,7 @@ impl<F: Real, A: Accumulator<F>, In: Synapses<A>, Rec: Synapses<A>, Ns: AsRef<[N
             }
             deliver(&self.w_in, i, ring, |w| A::input(xi, w));
         }
-        for (k, zk) in spikes {
-            deliver(&self.w_rec, k, ring, |w| A::spike(zk, w));
-        }
+        spikes.for_each(|(k, zk)| deliver(&self.w_rec, k, ring, |w| A::spike(zk, w)));
         Ok(())
     }
 
