@@ -177,10 +177,8 @@ impl WeightSource<f32> for LeWeights<'_> {
 
     #[inline(always)]
     fn add_to(&self, x: &[f32], out: &mut [f32]) {
-        let n = out.len().min(x.len());
-        let Some(part) = self.part(0, n) else {
-            return;
-        };
+        // (The zip below stops at the end of `out`, `x` or the source.)
+        let part = self.bytes;
         let scale = self.scale;
         let pairs = out.iter_mut().zip(x);
         match self.kind {
