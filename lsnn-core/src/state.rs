@@ -413,22 +413,31 @@ where
         self.n_delay
     }
 
+    // `v`, `z`, `b`: `floats` holds at least `3 N` (checked by `CellState::with_ring`), so
+    // the `get`s never fall back; they keep a panic out of the step's code.
+
     /// Membrane voltages.
     #[inline]
     pub fn v(&self) -> &[F] {
-        &self.floats.as_ref()[..self.n_rec]
+        self.floats.as_ref().get(..self.n_rec).unwrap_or_default()
     }
 
     /// Spikes of the last step (0 or 1/dt).
     #[inline]
     pub fn z(&self) -> &[F] {
-        &self.floats.as_ref()[self.n_rec..2 * self.n_rec]
+        self.floats
+            .as_ref()
+            .get(self.n_rec..2 * self.n_rec)
+            .unwrap_or_default()
     }
 
     /// Threshold adaptation variables.
     #[inline]
     pub fn b(&self) -> &[F] {
-        &self.floats.as_ref()[2 * self.n_rec..3 * self.n_rec]
+        self.floats
+            .as_ref()
+            .get(2 * self.n_rec..3 * self.n_rec)
+            .unwrap_or_default()
     }
 
     /// Refractory steps left per neuron, as of the last [`CellState::settle`] or step other
