@@ -148,12 +148,17 @@ impl WeightSource<f32> for LeWeights<'_> {
 
     #[inline(always)]
     fn mul_add_into(&self, start: usize, a: f32, y: &mut [f32]) {
-        // The weights from `start` on (zip stops at the end of `y` or of the source).
+        // The weights from `start` on (zip stops at the end of `y` or of the source): as
+        // many as `y` holds when the source has them (a readout row; the zip's length is then
+        // known), else what is left.
+        let n = y.len();
         let from = |width: usize| {
-            start
-                .checked_mul(width)
-                .and_then(|at| self.bytes.get(at..))
-                .unwrap_or_default()
+            let at = start.checked_mul(width).unwrap_or(usize::MAX);
+            // (`n * width` cannot overflow: `y` spans at most `isize::MAX` bytes, 4 a weight.)
+            let row = at
+                .checked_add(n * width)
+                .and_then(|end| self.bytes.get(at..end));
+            row.or_else(|| self.bytes.get(at..)).unwrap_or_default()
         };
         let scale = self.scale;
         match self.kind {
