@@ -442,3 +442,56 @@ fn decode_int(kind: WeightKind, b: &[u8]) -> Option<i32> {
         WeightKind::I8 => Some(i32::from(b[0] as i8)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    /// `mul_add_into` and `add_to` are the plain loops over `LeWeights::get`, bit for bit, for
+    /// every kind, for whole rows, rows cut by the end of the source and starts past it.
+    #[test]
+    fn weight_rows_are_the_plain_loops() {
+        let q: Vec<i32> = (0..23).map(|k| (k * 37 % 29) - 14).collect();
+        let bytes = |kind: WeightKind| -> Vec<u8> {
+            match kind {
+                WeightKind::F32 => q
+                    .iter()
+                    .flat_map(|&x| (x as f32 * 0.37).to_le_bytes())
+                    .collect(),
+                WeightKind::I16 => q
+                    .iter()
+                    .flat_map(|&x| ((x * 999) as i16).to_le_bytes())
+                    .collect(),
+                WeightKind::I8 => q.iter().map(|&x| x as i8 as u8).collect(),
+            }
+        };
+        for kind in [WeightKind::F32, WeightKind::I16, WeightKind::I8] {
+            let b = bytes(kind);
+            let w = LeWeights::new(&b, kind, 0.013).unwrap();
+            for start in [0usize, 5, 17, 20, 22, 23, 30, usize::MAX / 2] {
+                for n in [0usize, 1, 3, 6] {
+                    let a = 0.71f32;
+                    let mut got: Vec<f32> = (0..n).map(|k| k as f32 * 0.5 - 1.0).collect();
+                    let mut want = got.clone();
+                    w.mul_add_into(start, a, &mut got);
+                    for (k, y) in want.iter_mut().enumerate() {
+                        if let Some(x) = start.checked_add(k).and_then(|i| w.get(i)) {
+                            *y += a * x;
+                        }
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{kind:?} start {start} n {n}");
+                }
+            }
+            let x: Vec<f32> = (0..30).map(|k| k as f32 * 0.25).collect();
+            let mut out = [0f32; 30];
+            w.add_to(&x, &mut out);
+            for (k, &o) in out.iter().enumerate() {
+                let want = w.get(k).map_or(0.0, |b| x[k] + b);
+                assert_eq!(o.to_bits(), want.to_bits(), "{kind:?} bias {k}");
+            }
+        }
+    }
+}
