@@ -948,7 +948,7 @@ impl<F: Real> Iterator for Spikes<'_, F> {
             acc = g(acc, (j, zj));
         }
         self.ids = &[];
-        while let Some(spike) = self.next() {
+        for spike in self {
             acc = g(acc, spike);
         }
         acc

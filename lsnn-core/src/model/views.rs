@@ -153,7 +153,7 @@ impl WeightSource<f32> for LeWeights<'_> {
         // known), else what is left.
         let n = y.len();
         let from = |width: usize| {
-            let at = start.checked_mul(width).unwrap_or(usize::MAX);
+            let at = start.saturating_mul(width);
             // (`n * width` cannot overflow: `y` spans at most `isize::MAX` bytes, 4 a weight.)
             let row = at
                 .checked_add(n * width)
