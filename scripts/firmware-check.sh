@@ -227,7 +227,7 @@ arm-none-eabi-gcc -std=c11 -pedantic -Wall -Wextra -Werror -mcpu=cortex-m4 -mthu
 # lsnn-core/firmware/.cargo/config.toml), one codegen unit and link-time optimisation (less
 # flash, same step), at the release profile's opt-level 3: "s" with lsnn-core at 3, as the
 # Rust firmware, makes the i8 sMNIST-sized step 14 212 instructions instead of 11 592.
-CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUSTFLAGS="-C target-cpu=cortex-m4 -C target-feature=-slowfpvmlx" \
+CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUSTFLAGS="-C target-cpu=cortex-m4 -C target-feature=-slowfpvmlx -C llvm-args=-lsr-exp-narrow" \
   CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   cargo build --release -q -p lsnn-capi --target thumbv7em-none-eabihf
 C_IDENTICAL=true
