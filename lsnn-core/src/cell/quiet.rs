@@ -192,7 +192,7 @@ impl<F: Real, A: Accumulator<F>, In, Rec, Ns: AsRef<[Neuron<F>]>> Cell<'_, F, In
         let list = view.refractory;
         let before = list.len();
         // A neuron that spiked in the last step is refractory now: the sweep steps it as if it
-        // had not spiked, and `fix_spike` adds its spike afterwards, through the list of them
+        // had not spiked, and `fix_spikes` adds its spike afterwards, through the list of them
         // (or, without a valid list, the sweep takes their chunks one by one).
         // The new spikes are listed after them until then.
         let by_list = self.config.n_refractory > 0 && !view.loose_spikes && view.spiked.valid;
@@ -357,7 +357,7 @@ struct Sweep<'p, F, const STAMPS: bool> {
     marks: Marks,
     special: u64,
     q: Quiet<F>,
-    /// The neurons that spiked in the last step get their spike from [`Sweep::fix_spike`].
+    /// The neurons that spiked in the last step get their spike from [`Sweep::fix_spikes`].
     by_list: bool,
 }
 
@@ -418,8 +418,8 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
 }
 
 /// The four neurons at `at`, as if every `z` were `+0` ([`NoSpikeFinite`]; see
-/// [`Sweep::fix_spike`] for the others): bit `j` of the result tells whether neuron `at + j`
-/// is above its threshold.
+/// [`Sweep::fix_spikes`] for the others); a neuron above its threshold branches out to
+/// [`Sweep::above`] (a test and a branch each, where collecting bits cost four).
 #[inline(always)]
 fn chunk<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const STAMPS: bool>(
     s: &mut Sweep<'_, F, STAMPS>,
