@@ -176,21 +176,34 @@ impl<'a> CheckedRows<'a> {
 }
 
 /// The synapses of a row as the model format stores them (see [`CheckedRows`]), read one
-/// after the other without bounds checks.
-struct RowReader {
+/// after the other without bounds checks, from the row's slices (borrowed for `'a`).
+struct RowReader<'a> {
     targets: *const u8,
     delays: *const u8,
     weights: *const u8,
+    _row: PhantomData<&'a [u8]>,
 }
 
-impl RowReader {
+impl<'a> RowReader<'a> {
+    /// Reads the synapses of the row whose targets (two bytes each), delays and weights these
+    /// slices hold, from the first on.
+    #[inline(always)]
+    fn new(targets: &'a [u8], delays: &'a [u8], weights: &'a [u8]) -> Self {
+        RowReader {
+            targets: targets.as_ptr(),
+            delays: delays.as_ptr(),
+            weights: weights.as_ptr(),
+            _row: PhantomData,
+        }
+    }
+
     /// The target, delay and weight bytes of the next synapse.
     ///
     /// # Safety
     ///
     /// A synapse of the row the pointers started at is left.
     #[inline(always)]
-    unsafe fn take<const W: usize>(&mut self) -> (usize, usize, &[u8; W]) {
+    unsafe fn take<const W: usize>(&mut self) -> (usize, usize, &'a [u8; W]) {
         // SAFETY: the next synapse is in the row (the caller's bound): two target bytes, a
         // delay and `W` weight bytes at the pointers.
         unsafe {
@@ -305,11 +318,7 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
         // `targets`, `delays` and `weights` hold 2, 1 and W bytes for each of the row's `len`
         // synapses (`CheckedRows::parts`, the `get` above).
         let len = delays.len().min(targets.len() / 2).min(weights.len() / W);
-        let mut next = RowReader {
-            targets: targets.as_ptr(),
-            delays: delays.as_ptr(),
-            weights: weights.as_ptr(),
-        };
+        let mut next = RowReader::new(targets, delays, weights);
         // Four synapses a round: the loop's count and branch are paid once for them.
         for _ in 0..len / 4 {
             // SAFETY (all four): four of the `len` synapses are left (the round's count), the
