@@ -376,7 +376,8 @@ fn chunks<F: Real, A: Accumulator<F>, C: Constants<F>, const ADAPT: bool, const 
     let n_q = vq.len().min(bq.len()).min(eq.len());
     let (vq, bq, eq) = (&mut vq[..n_q], &mut bq[..n_q], &mut eq[..n_q]);
     let base = first / 4;
-    // A copy in registers (the sweep's own may change in `fire`, as far as the compiler knows).
+    // A copy in registers (the sweep's own may change in `fire_one`, as far as the compiler
+    // knows).
     let quiet = s.q;
     let mut i = 0;
     while i < n_q {
@@ -474,38 +475,6 @@ impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
         self.marks.spikes.set(j, self.marks.shift);
     }
 
-    /// The neurons `at + j` for the bits `j` of `above` were above their thresholds: those
-    /// that are not refractory spike.
-    #[inline(never)]
-    #[cold]
-    fn fire(&mut self, at: usize, above: u32) {
-        let (Some(z), Some(left)) = (self.z.get_mut(at..at + 4), self.left.get_mut(at..at + 4))
-        else {
-            return;
-        };
-        let q = &self.q;
-        let mut fired = false;
-        let mut above = above;
-        while above != 0 {
-            let j = above.trailing_zeros() as usize;
-            above &= above - 1;
-            if let (Some(z), Some(left)) = (z.get_mut(j), left.get_mut(j)) {
-                if q.free::<STAMPS>(*left) {
-                    *z = q.k.spike;
-                    *left = q.mark::<STAMPS>();
-                    self.spiked.push(at + j);
-                    if !STAMPS && q.n_refractory > 0 {
-                        self.list.push(at + j);
-                    }
-                    fired = true;
-                }
-            }
-        }
-        if fired {
-            self.marks.spikes.set(at, self.marks.shift);
-        }
-    }
-
     /// After the sweep, for the first `n_old` neurons listed in `spiked` (those that spiked
     /// in the last step, refractory now): the step with its spike `z`
     /// ([`add_previous_spike`]) from the one the sweep gave it (with [`NoSpikeFinite`]), and
@@ -557,15 +526,11 @@ impl<F: Real, const STAMPS: bool> Sweep<'_, F, STAMPS> {
         }
         self.marks.woke |= g;
         // As `chunk` does, one neuron at a time (a loop: small).
-        let mut above = 0;
         for (j, ((v, b), e)) in vc.iter_mut().zip(bc).zip(ec).enumerate() {
             let n = Each.neuron(self.neurons, at + j);
             if self.q.adapting(Each, &n, v, b, e, NoSpikeFinite) {
-                above |= 1 << j;
+                self.above(at + j);
             }
-        }
-        if above != 0 {
-            self.fire(at, above);
         }
     }
 
