@@ -413,30 +413,33 @@ where
         self.n_delay
     }
 
-    // `v`, `z`, `b`: `floats` holds at least `3 N` (checked by `CellState::with_ring`), so
-    // the `get`s never fall back; they keep a panic out of the step's code.
-
     /// Membrane voltages.
     #[inline]
     pub fn v(&self) -> &[F] {
-        self.floats.as_ref().get(..self.n_rec).unwrap_or_default()
+        self.row_of_n(0)
     }
 
     /// Spikes of the last step (0 or 1/dt).
     #[inline]
     pub fn z(&self) -> &[F] {
-        self.floats
-            .as_ref()
-            .get(self.n_rec..2 * self.n_rec)
-            .unwrap_or_default()
+        self.row_of_n(1)
     }
 
     /// Threshold adaptation variables.
     #[inline]
     pub fn b(&self) -> &[F] {
+        self.row_of_n(2)
+    }
+
+    /// Row `k` of N floats (`v`, `z`, `b`). `floats` holds at least `3 N` (checked by
+    /// `CellState::with_ring`), so the `get` never falls back; it keeps a panic out of the
+    /// step's code.
+    #[inline(always)]
+    fn row_of_n(&self, k: usize) -> &[F] {
+        let n = self.n_rec;
         self.floats
             .as_ref()
-            .get(2 * self.n_rec..3 * self.n_rec)
+            .get(k * n..(k + 1) * n)
             .unwrap_or_default()
     }
 

@@ -148,18 +148,9 @@ impl WeightSource<f32> for LeWeights<'_> {
 
     #[inline(always)]
     fn mul_add_into(&self, start: usize, a: f32, y: &mut [f32]) {
-        // The weights from `start` on (zip stops at the end of `y` or of the source): as
-        // many as `y` holds when the source has them (a readout row; the zip's length is then
-        // known), else what is left.
+        // The weights `start..start + y.len()` (fewer at the end; zip stops there).
         let n = y.len();
-        let from = |width: usize| {
-            let at = start.saturating_mul(width);
-            // (`n * width` cannot overflow: `y` spans at most `isize::MAX` bytes, 4 a weight.)
-            let row = at
-                .checked_add(n * width)
-                .and_then(|end| self.bytes.get(at..end));
-            row.or_else(|| self.bytes.get(at..)).unwrap_or_default()
-        };
+        let from = |width: usize| self.part(start, n, width).unwrap_or_default();
         let scale = self.scale;
         match self.kind {
             WeightKind::F32 => {
@@ -207,20 +198,23 @@ impl WeightSource<f32> for LeWeights<'_> {
 }
 
 impl<'a> LeWeights<'a> {
-    /// The bytes of weights `start..start + n` (fewer at the end).
+    /// The bytes of weights `start..start + n` (fewer at the end; `None` when `start` is past
+    /// it), `width` bytes each: all `n` when the source holds them, so that a loop over a whole
+    /// row (a readout row) knows its length.
     #[inline(always)]
-    fn part(&self, start: usize, n: usize) -> Option<&'a [u8]> {
-        let w = self.kind.width();
-        let end = start.saturating_add(n).min(LeWeights::len(self));
-        self.bytes
-            .get(start.saturating_mul(w)..end.saturating_mul(w))
+    fn part(&self, start: usize, n: usize, width: usize) -> Option<&'a [u8]> {
+        let at = start.saturating_mul(width);
+        let row = at
+            .checked_add(n.saturating_mul(width))
+            .and_then(|end| self.bytes.get(at..end));
+        row.or_else(|| self.bytes.get(at..))
     }
 
     /// Calls `f(w)` for the weights `start..start + n` in order (stopping early at the end),
     /// decoded as [`LeWeights::get`] does, with the kind decided once.
     #[inline(always)]
     fn each_in(&self, start: usize, n: usize, mut f: impl FnMut(f32)) {
-        let Some(part) = self.part(start, n) else {
+        let Some(part) = self.part(start, n, self.kind.width()) else {
             return;
         };
         let scale = self.scale;
@@ -449,8 +443,9 @@ mod tests {
     extern crate std;
     use std::vec::Vec;
 
-    /// `mul_add_into` and `add_to` are the plain loops over `LeWeights::get`, bit for bit, for
-    /// every kind, for whole rows, rows cut by the end of the source and starts past it.
+    /// `mul_add_into`, `for_each_in` and `add_to` are the plain loops over `LeWeights::get`, bit
+    /// for bit, for every kind, for whole rows, rows cut by the end of the source and starts
+    /// past it.
     #[test]
     fn weight_rows_are_the_plain_loops() {
         let q: Vec<i32> = (0..23).map(|k| (k * 37 % 29) - 14).collect();
@@ -483,6 +478,14 @@ mod tests {
                     }
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&got), bits(&want), "{kind:?} start {start} n {n}");
+                }
+                for n in [0usize, 1, 3, 6, usize::MAX / 2 + 1, usize::MAX] {
+                    let mut got = Vec::new();
+                    w.for_each_in(start, n, |k, x| got.push((k, x.to_bits())));
+                    let want: Vec<(usize, u32)> = (0..n)
+                        .map_while(|k| Some((k, w.get(start.checked_add(k)?)?.to_bits())))
+                        .collect();
+                    assert_eq!(got, want, "{kind:?} for_each_in start {start} n {n}");
                 }
             }
             let x: Vec<f32> = (0..30).map(|k| k as f32 * 0.25).collect();
