@@ -325,22 +325,35 @@ impl<'s, F, A: Accumulator<F>> DelayRing<'s, F, A> {
             // targets are `< rows.n_post = n` and the delays `< rows.n_delay <= n_delay`
             // (`CheckedRows::new`, the test above).
             unsafe {
-                let (t, d, w) = next.take::<W>();
-                self.add_unchecked(t, d, value(w));
-                let (t, d, w) = next.take::<W>();
-                self.add_unchecked(t, d, value(w));
-                let (t, d, w) = next.take::<W>();
-                self.add_unchecked(t, d, value(w));
-                let (t, d, w) = next.take::<W>();
-                self.add_unchecked(t, d, value(w));
+                self.add_next(&mut next, &value);
+                self.add_next(&mut next, &value);
+                self.add_next(&mut next, &value);
+                self.add_next(&mut next, &value);
             }
         }
         for _ in 0..len % 4 {
             // SAFETY: as above, for the last ones.
-            unsafe {
-                let (t, d, w) = next.take::<W>();
-                self.add_unchecked(t, d, value(w));
-            }
+            unsafe { self.add_next(&mut next, &value) };
+        }
+    }
+
+    /// Adds the next synapse of `next`'s row: `value` of its weight bytes, to its target in
+    /// its delay.
+    ///
+    /// # Safety
+    ///
+    /// A synapse of the row is left ([`RowReader::take`]), and the row's targets are `< n` and
+    /// its delays `< n_delay` ([`DelayRing::add_unchecked`]).
+    #[inline(always)]
+    unsafe fn add_next<const W: usize>(
+        &mut self,
+        next: &mut RowReader<'_>,
+        value: &impl Fn(&[u8; W]) -> A,
+    ) {
+        // SAFETY: the caller's bounds.
+        unsafe {
+            let (target, delay, w) = next.take::<W>();
+            self.add_unchecked(target, delay, value(w));
         }
     }
 }
