@@ -238,24 +238,23 @@ impl<'a> LeWeights<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct ModelSynapses<'a> {
     rows: CheckedRows<'a>,
-    kind: WeightKind,
-    scale: f32,
-    weights: &'a [u8],
+    weights: LeWeights<'a>,
 }
 
 impl<'a> ModelSynapses<'a> {
+    /// `weights` holds whole weights of `kind` (the parser cut it at `nnz * kind.width()`).
     pub(super) fn from_parts(
         rows: CheckedRows<'a>,
         kind: WeightKind,
         scale: f32,
         weights: &'a [u8],
     ) -> Self {
-        ModelSynapses {
-            rows,
+        let weights = LeWeights {
+            bytes: weights,
             kind,
             scale,
-            weights,
-        }
+        };
+        ModelSynapses { rows, weights }
     }
 
     /// Number of synapses.
@@ -265,12 +264,12 @@ impl<'a> ModelSynapses<'a> {
 
     /// How the weights are stored.
     pub fn kind(&self) -> WeightKind {
-        self.kind
+        self.weights.kind
     }
 
     /// The matrix scale: a weight is `scale * q` (1 for f32 weights).
     pub fn scale(&self) -> f32 {
-        self.scale
+        self.weights.scale
     }
 
     /// The index range of the synapses of presynaptic neuron `pre` (`None` out of range).
@@ -281,32 +280,19 @@ impl<'a> ModelSynapses<'a> {
     /// Synapse `k` as `(target, delay, weight as f32)`, or `None` past the end.
     pub fn synapse(&self, k: usize) -> Option<(usize, usize, f32)> {
         let (target, delay) = self.rows.synapse(k)?;
-        Some((target, delay, self.weight(k)?))
-    }
-
-    /// Weight `k` as f32 (`None` past the end).
-    fn weight(&self, k: usize) -> Option<f32> {
-        let w = self.kind.width();
-        let at = k.checked_mul(w)?;
-        let b = self.weights.get(at..at.checked_add(w)?)?;
-        Some(match decode_int(self.kind, b) {
-            Some(q) => self.scale * q as f32,
-            None => decode_f32(b),
-        })
+        Some((target, delay, self.weights.get(k)?))
     }
 
     /// The stored integer of synapse `k` (`None` for f32 weights or past the end).
     pub fn raw_weight(&self, k: usize) -> Option<i32> {
-        let w = self.kind.width();
-        let at = k.checked_mul(w)?;
-        decode_int(self.kind, self.weights.get(at..at.checked_add(w)?)?)
+        self.weights.raw(k)
     }
 
     /// Calls `f(target, delay, q)` with the stored integer `q` of every outgoing synapse of
     /// `pre` (nothing for f32 weights).
     #[inline(always)]
     pub fn for_each_outgoing_raw(&self, pre: usize, mut f: impl FnMut(usize, usize, i32)) {
-        if self.kind.is_integer() {
+        if self.kind().is_integer() {
             self.rows.for_each_in_row(pre, |t, d, k| {
                 if let Some(q) = self.raw_weight(k) {
                     f(t, d, q);
@@ -336,7 +322,7 @@ impl Synapses<f32> for ModelSynapses<'_> {
     #[inline]
     fn for_each_outgoing(&self, pre: usize, mut f: impl FnMut(usize, usize, f32)) {
         self.rows.for_each_in_row(pre, |t, d, k| {
-            if let Some(w) = self.weight(k) {
+            if let Some(w) = self.weights.get(k) {
                 f(t, d, w);
             }
         });
@@ -347,8 +333,13 @@ impl Synapses<f32> for ModelSynapses<'_> {
     where
         f32: Accumulator<R>,
     {
-        let (rows, weights, scale) = (&self.rows, self.weights, self.scale);
-        match self.kind {
+        let LeWeights {
+            bytes: weights,
+            kind,
+            scale,
+        } = self.weights;
+        let rows = &self.rows;
+        match kind {
             WeightKind::F32 => {
                 ring.add_row::<4>(rows, pre, weights, |b| value(f32::from_le_bytes(*b)))
             }
@@ -408,8 +399,8 @@ impl Synapses<i32> for IntegerSynapses<'_> {
     where
         i32: Accumulator<R>,
     {
-        let (rows, weights, m) = (&self.syn.rows, self.syn.weights, self.multiplier);
-        match self.syn.kind {
+        let (rows, weights, m) = (&self.syn.rows, self.syn.weights.bytes, self.multiplier);
+        match self.syn.kind() {
             WeightKind::F32 => {}
             WeightKind::I16 => ring.add_row::<2>(rows, pre, weights, |b| {
                 value(i32::from(i16::from_le_bytes(*b)).wrapping_mul(m))
